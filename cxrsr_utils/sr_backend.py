@@ -1,0 +1,38 @@
+"""The one door to basicsr and realesrgan.
+
+basicsr 1.4.2 (the last release) does ``import torchvision.transforms.functional_tensor``
+in ``basicsr/data/degradations.py``. torchvision 0.17 renamed that private module to
+``torchvision.transforms._functional_tensor`` and later releases removed the old name, so
+importing basicsr (and realesrgan, which imports basicsr) fails with ModuleNotFoundError.
+
+This module registers the old name as an alias of the new one *before* basicsr is imported,
+then re-exports everything the study uses from basicsr/realesrgan. Every other module of
+cxrsr_utils imports those names from here, never from basicsr directly, so the shim is
+applied exactly once and in exactly one place. Site-packages are never edited.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+
+def _alias_functional_tensor() -> None:
+    """Make ``torchvision.transforms.functional_tensor`` importable again (see module doc)."""
+    old = "torchvision.transforms.functional_tensor"
+    if old in sys.modules:
+        return
+    try:
+        importlib.import_module(old)
+    except ModuleNotFoundError:
+        sys.modules[old] = importlib.import_module("torchvision.transforms._functional_tensor")
+
+
+_alias_functional_tensor()
+
+# ruff: noqa: E402  (the alias must exist before these imports run)
+from basicsr.archs.discriminator_arch import UNetDiscriminatorSN  # noqa: F401
+from basicsr.archs.rrdbnet_arch import RRDBNet  # noqa: F401
+from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim  # noqa: F401
+
+__all__ = ["RRDBNet", "UNetDiscriminatorSN", "calculate_psnr", "calculate_ssim"]
