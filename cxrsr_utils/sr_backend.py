@@ -31,8 +31,26 @@ def _alias_functional_tensor() -> None:
 _alias_functional_tensor()
 
 # ruff: noqa: E402  (the alias must exist before these imports run)
-from basicsr.archs.discriminator_arch import UNetDiscriminatorSN  # noqa: F401
-from basicsr.archs.rrdbnet_arch import RRDBNet  # noqa: F401
-from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim  # noqa: F401
+from basicsr.archs.discriminator_arch import UNetDiscriminatorSN
+from basicsr.archs.rrdbnet_arch import RRDBNet
+from basicsr.data import degradations
+from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
+from basicsr.utils import DiffJPEG, USMSharp
+from basicsr.utils.img_process_util import filter2D
+from basicsr.utils.matlab_functions import imresize as matlab_imresize
+from realesrgan.data.realesrgan_dataset import RealESRGANDataset
+from realesrgan.models.realesrgan_model import RealESRGANModel
 
-__all__ = ["RRDBNet", "UNetDiscriminatorSN", "calculate_psnr", "calculate_ssim"]
+__all__ = [
+    "DiffJPEG",
+    "RRDBNet",
+    "RealESRGANDataset",
+    "RealESRGANModel",
+    "UNetDiscriminatorSN",
+    "USMSharp",
+    "calculate_psnr",
+    "calculate_ssim",
+    "degradations",
+    "filter2D",
+    "matlab_imresize",
+]
