@@ -125,9 +125,11 @@ def read_radiograph(path: str | os.PathLike[str]) -> Radiograph:
             array = np.asarray(img.convert("RGB"))
         mode = "RGB"
     if mode in {"RGB", "L"} and array.ndim == 3:
-        if mode == "RGB" and (array[..., 0] == array[..., 1]).all() and (
-            array[..., 1] == array[..., 2]
-        ).all():
+        if (
+            mode == "RGB"
+            and (array[..., 0] == array[..., 1]).all()
+            and (array[..., 1] == array[..., 2]).all()
+        ):
             array = array[..., 0]
             note = ", ".join(filter(None, [note, "RGB-stored gray"]))
         elif mode == "RGB":
@@ -175,7 +177,7 @@ def resize(image: np.ndarray, size: tuple[int, int], method: str = "bicubic") ->
     out = Image.fromarray(np.asarray(image, dtype=np.float32), mode="F").resize(
         size, filters[method]
     )
-    return np.asarray(out, dtype=np.float32)
+    return np.array(out, dtype=np.float32)  # a writable copy (PIL buffers are read-only)
 
 
 @contextlib.contextmanager
@@ -204,7 +206,9 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
 def write_png(target: str | os.PathLike[str], pixels: np.ndarray) -> Path:
     """Write a gray ``uint8`` or ``uint16`` array as PNG, atomically (16-bit stays 16-bit)."""
     if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"write_png needs a 2-D uint8/uint16 array, got {pixels.dtype} {pixels.shape}")
+        raise ValueError(
+            f"write_png needs a 2-D uint8/uint16 array, got {pixels.dtype} {pixels.shape}"
+        )
     with atomic_path(target) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
     return Path(target)

@@ -84,9 +84,10 @@ def ncnn_generator_state() -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     sidecar = target.with_name(target.name + ".sha256")
     if target.is_file() and sidecar.is_file():
         expected = json.loads(sidecar.read_text())
-        if expected.get("sha256") == sources.sha256_file(target) and expected.get(
-            "inputs"
-        ) == sources.NCNN_X4PLUS.files:
+        if (
+            expected.get("sha256") == sources.sha256_file(target)
+            and expected.get("inputs") == sources.NCNN_X4PLUS.files
+        ):
             state = load_state_dict_file(target)
             return state, _ncnn_info(target, expected["sha256"])
     param = files["models/REALESRGAN_X4PLUS_UP4X.param"]
@@ -120,7 +121,9 @@ def pretrained_generator_state(
         path = sources.resolve("RealESRGAN_x4plus", download=download)
     except sources.SourceError as exc:
         state, info = ncnn_generator_state()
-        return state, WeightsInfo(**{**info.to_dict(), "note": f"{info.note}; official .pth: {exc}"})
+        return state, WeightsInfo(
+            **{**info.to_dict(), "note": f"{info.note}; official .pth: {exc}"}
+        )
     state = load_state_dict_file(path)
     info = WeightsInfo(
         source="RealESRGAN_x4plus",
@@ -146,6 +149,7 @@ def load_generator_file(path: str | os.PathLike[str]) -> tuple[RRDBNet, WeightsI
         raise sources.SourceError(f"No generator weights at {path}; run notebook 03 first.")
     net = build_generator()
     net.load_state_dict(load_state_dict_file(path), strict=True)
-    info = WeightsInfo(source=path.stem, path=str(path), sha256=sources.sha256_file(path),
-                       fp16_rounded=False)
+    info = WeightsInfo(
+        source=path.stem, path=str(path), sha256=sources.sha256_file(path), fp16_rounded=False
+    )
     return net.eval(), info

@@ -70,8 +70,10 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _hr_divisible(self) -> Params:
-        for name, size in (("nih.eval_hr_size", self.nih.eval_hr_size),
-                           ("kermany.hr_size", self.kermany.hr_size)):
+        for name, size in (
+            ("nih.eval_hr_size", self.nih.eval_hr_size),
+            ("kermany.hr_size", self.kermany.hr_size),
+        ):
             if size % self.scale:
                 raise ValueError(f"{name}={size} must be divisible by scale {self.scale}")
         return self

@@ -239,7 +239,8 @@ def _mismatch(source: FileSource, path: Path) -> str | None:
 
 def _how_to_fix(source: FileSource) -> str:
     return (
-        f"Download {source.url} on a machine with internet access, check its {source.check_text()}, "
+        f"Download {source.url} on a machine with internet access, check its "
+        f"{source.check_text()}, "
         f"and put it at <mirror>/weights/{source.filename} with CXRSR_MIRROR=<mirror> set, "
         f"or at {cache_dir() / 'weights' / source.filename}."
     )
@@ -279,7 +280,9 @@ def download_to_cache(source: FileSource, timeout: float = 60.0) -> Path:
     """Download ``source`` into the cache atomically and verify it; return its path."""
     target = cache_dir() / "weights" / source.filename
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{source.filename}.", suffix=".part", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{source.filename}.", suffix=".part", dir=target.parent
+    )
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -298,7 +301,8 @@ def download_to_cache(source: FileSource, timeout: float = 60.0) -> Path:
         problem = _mismatch(source, tmp)
         if problem:
             raise SourceError(
-                f"Downloaded {source.filename} from {source.url} but it does not match ({problem}); "
+                f"Downloaded {source.filename} from {source.url} but it does not match "
+                f"({problem}); "
                 f"nothing was written to the cache. {_how_to_fix(source)}"
             )
         os.replace(tmp, target)
@@ -412,4 +416,3 @@ def registry_table() -> list[dict[str, str]]:
         for d in DATASETS.values()
     ]
     return rows
-

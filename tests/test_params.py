@@ -1,0 +1,58 @@
+"""Profiles load, overrides apply, and bad keys or values are errors that say what is valid."""
+
+import pytest
+
+from cxrsr_utils.params import ParamsError, load_params
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_profiles_load(profile):
+    p = load_params(profile)
+    assert p.profile == profile
+    assert p.scale == 4
+
+
+def test_paper_profile_counts_match_the_paper():
+    p = load_params("paper")
+    assert p.nih.n_finetune == 3600
+    assert p.nih.multiscale_originals * (len(p.nih.scales) + 1) == 3600
+    assert p.nih.n_crops == 900
+    assert p.kermany.n_per_class == 1000
+
+
+def test_nested_and_dotted_overrides():
+    p = load_params("quick", {"nih": {"n_crops": 3}, "kermany.n_per_class": 5, "seed": 7})
+    assert (p.nih.n_crops, p.kermany.n_per_class, p.seed) == (3, 5, 7)
+    assert p.nih.crop_size == load_params("quick").nih.crop_size  # untouched keys stay
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ParamsError) as err:
+        load_params("quick", {"nih.n_crop": 3})
+    msg = str(err.value)
+    assert "nih.n_crop" in msg and "n_crops" in msg and "crop_size" in msg
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(ParamsError, match="valid keys here: .*kermany"):
+        load_params("quick", {"sed": 1})
+
+
+def test_mistyped_value_is_an_error():
+    with pytest.raises(ParamsError, match="nih.n_crops"):
+        load_params("quick", {"nih.n_crops": "many"})
+
+
+def test_hr_size_must_divide_by_scale():
+    with pytest.raises(ParamsError, match="divisible"):
+        load_params("quick", {"kermany.hr_size": 257})
+
+
+def test_unknown_profile_names_the_known_ones():
+    with pytest.raises(ParamsError, match="quick"):
+        load_params("nope")
+
+
+def test_digest_changes_with_params():
+    assert load_params("quick").digest() == load_params("quick").digest()
+    assert load_params("quick").digest() != load_params("quick", {"seed": 1}).digest()

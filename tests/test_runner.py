@@ -1,0 +1,53 @@
+"""The study runner executes numbered notebooks in order and names a failing notebook and cell."""
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from cxrsr_utils import runner
+
+
+def _book(path, *sources):
+    nb = new_notebook(
+        cells=[
+            new_code_cell("profile = 'quick'\noverrides = {}", metadata={"tags": ["parameters"]})
+        ]
+    )
+    nb.cells += [new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+def test_failing_notebook_is_named_with_its_cell(tmp_path):
+    _book(tmp_path / "01_ok.ipynb", "x = 1")
+    _book(tmp_path / "02_bad.ipynb", "y = 2", "raise ValueError('boom')")
+    _book(tmp_path / "03_never.ipynb", "open('ran', 'w')")
+    with pytest.raises(runner.StudyError) as err:
+        runner.run_study("quick", kernel="python3", folder=tmp_path)
+    msg = str(err.value)
+    assert "02_bad.ipynb" in msg and "cell 2" in msg and "ValueError: boom" in msg
+    assert not (tmp_path / "ran").exists(), "the run stops at the failing notebook"
+
+
+def test_study_notebooks_are_numbered_and_ordered():
+    books = runner.study_notebooks()
+    assert books and books[0].name.startswith("01_")
+    assert [b.name for b in books] == sorted(b.name for b in books)
+    for book in books:
+        nb = nbformat.read(book, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{book.name} needs exactly one cell tagged 'parameters'"
+
+
+def test_only_filter_and_unknown():
+    assert [b.name[:2] for b in runner.study_notebooks(["01"])] == ["01"]
+    with pytest.raises(runner.StudyError):
+        runner.study_notebooks(["99"])
+
+
+def test_set_parsing():
+    assert runner._parse_set(["nih.n_crops=3", "device=cpu"]) == {"nih.n_crops": 3, "device": "cpu"}
