@@ -1,0 +1,401 @@
+"""Image-quality metrics against the HR ground truth, and the statistics that summarise them.
+
+Per image: :func:`psnr`, :func:`ssim`, :func:`mse` (and :func:`image_metrics`, all three at
+once) on gray float images in [0, 1] (or any range given as ``data_range``), with BasicSR's
+``crop_border``; :func:`lr_consistency` (does the SR image downsample back to its LR input?);
+:func:`difference_map`.
+
+PSNR and SSIM equal ``basicsr.metrics.calculate_psnr`` / ``calculate_ssim`` (what the
+Real-ESRGAN literature reports) on the same pixels: PSNR to the last float bit, SSIM to about
+1e-13 (``tests/test_metrics.py`` checks both on a real radiograph).
+
+Over images: :func:`bootstrap_mean_ci` (mean with a percentile-bootstrap CI),
+:func:`paired_test` (method A vs B on the same images: Wilcoxon signed-rank plus the mean
+paired difference with its CI), :func:`summary_table` and :func:`compare_methods` (tidy tables
+from the per-image long table), :func:`round_table` (rounding for stable printing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from skimage.metrics import structural_similarity
+
+from cxrsr_utils import io
+
+# Which direction is better, per metric column of the per-image table.
+HIGHER_IS_BETTER: dict[str, bool] = {"psnr": True, "ssim": True, "mse": False, "lr_psnr": True}
+METRICS: tuple[str, ...] = ("psnr", "ssim", "mse", "lr_psnr")
+# Decimals per metric for round_table: 0.01 dB, 1e-4 SSIM, 1e-6 MSE on [0, 1] images.
+DIGITS: dict[str, int] = {"psnr": 2, "lr_psnr": 2, "ssim": 4, "mse": 6}
+
+
+def _pair(
+    sr: np.ndarray, hr: np.ndarray, crop_border: int, data_range: float | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Validate, crop and cast to float64 (float32 sums lose ~1e-6 of SSIM; basicsr uses 64)."""
+    sr, hr = np.asarray(sr), np.asarray(hr)
+    if sr.shape != hr.shape:
+        raise ValueError(f"Image shapes differ: {sr.shape} vs {hr.shape}.")
+    if sr.ndim != 2:
+        raise ValueError(f"Metrics take 2-D gray images, got shape {sr.shape}.")
+    if data_range is None:
+        if sr.dtype.kind != "f" or hr.dtype.kind != "f":
+            raise ValueError(
+                f"Integer images ({sr.dtype}, {hr.dtype}) need an explicit data_range (255 for "
+                "8-bit, 4095 for 12-bit, ...); or pass floats in [0, 1]."
+            )
+        data_range = 1.0
+    if data_range <= 0:
+        raise ValueError(f"data_range must be > 0, got {data_range}.")
+    if crop_border < 0 or 2 * crop_border >= min(sr.shape):
+        raise ValueError(f"crop_border {crop_border} does not fit an image of shape {sr.shape}.")
+    if crop_border:
+        sr = sr[crop_border:-crop_border, crop_border:-crop_border]
+        hr = hr[crop_border:-crop_border, crop_border:-crop_border]
+    return sr.astype(np.float64), hr.astype(np.float64), float(data_range)
+
+
+def mse(sr: np.ndarray, hr: np.ndarray, *, crop_border: int = 0) -> float:
+    """Mean squared error in the images' own units (on [0, 1] floats: the study's MSE)."""
+    a, b, _ = _pair(sr, hr, crop_border, data_range=1.0)
+    return float(np.mean((a - b) ** 2))
+
+
+def psnr(
+    sr: np.ndarray, hr: np.ndarray, *, data_range: float | None = None, crop_border: int = 0
+) -> float:
+    """PSNR in dB, ``10 log10(data_range^2 / MSE)``; ``inf`` for identical images (as basicsr).
+
+    ``data_range`` defaults to 1 for float images and must be given for integer ones.
+    ``crop_border`` pixels are dropped on every side first (BasicSR uses the scale, 4).
+    """
+    a, b, data_range = _pair(sr, hr, crop_border, data_range)
+    err = float(np.mean((a - b) ** 2))
+    return float("inf") if err == 0 else float(10.0 * np.log10(data_range**2 / err))
+
+
+def ssim(
+    sr: np.ndarray, hr: np.ndarray, *, data_range: float | None = None, crop_border: int = 0
+) -> float:
+    """SSIM (Wang et al. 2004) as BasicSR computes it, via scikit-image.
+
+    ``skimage.metrics.structural_similarity`` with ``gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=data_range`` on float64 pixels: an 11x11 Gaussian
+    window (skimage truncates at 3.5 sigma: radius 5) with population covariances, K1 = 0.01,
+    K2 = 0.03, averaged over the pixels at least 5 from the border. BasicSR's
+    ``calculate_ssim`` uses ``cv2.filter2D`` with the same normalised 11x11 window and crops
+    5 pixels ('valid' mode), so the two border treatments (reflect vs. reflect-101) never
+    enter the mean; both crop ``crop_border`` pixels before filtering. What remains is float
+    summation order, about 1e-13. Two things would break parity: float32 pixels
+    (scikit-image then computes in float32, ~2e-6 off; hence the cast here) and feeding
+    basicsr float32 images scaled by 255 (its own rounding, ~3e-10).
+    """
+    a, b, data_range = _pair(sr, hr, crop_border, data_range)
+    return float(
+        structural_similarity(
+            a,
+            b,
+            data_range=data_range,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
+
+
+def image_metrics(
+    sr: np.ndarray, hr: np.ndarray, *, data_range: float | None = None, crop_border: int = 0
+) -> dict[str, float]:
+    """``{"psnr", "ssim", "mse"}`` of one SR image against its HR ground truth."""
+    return {
+        "psnr": psnr(sr, hr, data_range=data_range, crop_border=crop_border),
+        "ssim": ssim(sr, hr, data_range=data_range, crop_border=crop_border),
+        "mse": mse(sr, hr, crop_border=crop_border),
+    }
+
+
+def lr_consistency(
+    sr: np.ndarray,
+    lr: np.ndarray,
+    *,
+    method: str = "bicubic",
+    data_range: float | None = None,
+    crop_border: int = 0,
+) -> float:
+    """PSNR between the SR image downsampled to the LR size and the LR input itself.
+
+    The downsampling is the one that made the LR images (:func:`io.resize`, ``method``), so a
+    perfectly consistent SR image scores ``inf``; an SR method that invents or moves structure
+    scores lower. (An LR image that was clipped or quantised after resizing cannot be matched
+    exactly, so real values are finite.) ``crop_border`` is in LR pixels.
+    """
+    sr, lr = np.asarray(sr), np.asarray(lr)
+    if sr.ndim != 2 or lr.ndim != 2:
+        raise ValueError(f"lr_consistency takes 2-D images, got {sr.shape} and {lr.shape}.")
+    factor = sr.shape[0] / lr.shape[0]
+    if sr.shape[0] % lr.shape[0] or sr.shape[1] != lr.shape[1] * factor:
+        raise ValueError(
+            f"SR shape {sr.shape} is not an integer multiple of LR shape {lr.shape} on both axes."
+        )
+    if data_range is None:
+        # Decide before resizing: io.resize returns float32 even for integer input.
+        if sr.dtype.kind != "f" or lr.dtype.kind != "f":
+            raise ValueError(
+                f"Integer images ({sr.dtype}, {lr.dtype}) need an explicit data_range; or pass "
+                "floats in [0, 1]."
+            )
+        data_range = 1.0
+    down = io.resize(sr.astype(np.float32), (lr.shape[1], lr.shape[0]), method=method)
+    return psnr(down, lr.astype(np.float32), data_range=data_range, crop_border=crop_border)
+
+
+def difference_map(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """``|SR - HR|`` per pixel as float32 (in the images' units), for error figures."""
+    sr, hr = np.asarray(sr), np.asarray(hr)
+    if sr.shape != hr.shape:
+        raise ValueError(f"Image shapes differ: {sr.shape} vs {hr.shape}.")
+    return np.abs(sr.astype(np.float64) - hr.astype(np.float64)).astype(np.float32)
+
+
+def _values(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64).ravel()
+    if array.size == 0:
+        raise ValueError(f"{what}: no values.")
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"{what}: {np.count_nonzero(~np.isfinite(array))} value(s) are NaN or infinite "
+            "(an infinite PSNR means an SR image equal to HR: check the pipeline)."
+        )
+    return array
+
+
+def bootstrap_mean_ci(
+    values: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int | np.random.Generator = 0,
+) -> dict[str, float]:
+    """Mean with a percentile-bootstrap confidence interval.
+
+    ``scipy.stats.bootstrap(method="percentile")`` resamples the values ``n_resamples``
+    times with a numpy Generator made from ``seed`` (so the CI is reproducible). Returns
+    ``{"n", "mean", "ci_low", "ci_high"}``; with a single value the CI is NaN (there is
+    nothing to resample). NaN or infinite values raise.
+    """
+    array = _values(values, "bootstrap_mean_ci")
+    mean = float(array.mean())
+    if array.size < 2:
+        return {"n": 1, "mean": mean, "ci_low": float("nan"), "ci_high": float("nan")}
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    result = stats.bootstrap(
+        (array,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        rng=rng,
+    )
+    ci = result.confidence_interval
+    return {"n": int(array.size), "mean": mean, "ci_low": float(ci.low), "ci_high": float(ci.high)}
+
+
+def paired_test(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    metric: str = "psnr",
+    name_a: str = "a",
+    name_b: str = "b",
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int | np.random.Generator = 0,
+) -> dict[str, object]:
+    """Compare method A with method B on the same images (``a[i]``, ``b[i]``: image i).
+
+    Two-sided Wilcoxon signed-rank test on the differences ``a - b``
+    (``scipy.stats.wilcoxon``, zero differences dropped, exact p-value for small n without
+    ties) and the mean difference with a percentile-bootstrap CI. ``favours`` names the method
+    with the better mean given the metric's direction (:data:`HIGHER_IS_BETTER`; unknown
+    metrics count as higher-is-better), or ``"tie"``; it says nothing about significance, the
+    p-value does. Returns one tidy row as a dict.
+    """
+    a = _values(a, f"paired_test {name_a}")
+    b = _values(b, f"paired_test {name_b}")
+    if a.shape != b.shape:
+        raise ValueError(f"paired_test needs one value per image for both: {a.size} vs {b.size}.")
+    diff = a - b
+    if np.all(diff == 0):
+        # scipy returns p = 1 here too but warns (0/0); say it without the warning.
+        statistic, p_value = 0.0, 1.0
+    else:
+        test = stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
+        statistic, p_value = float(test.statistic), float(test.pvalue)
+    ci = bootstrap_mean_ci(diff, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    mean_diff = ci["mean"]
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    if mean_diff == 0:
+        favours = "tie"
+    else:
+        favours = name_a if (mean_diff > 0) == higher else name_b
+    return {
+        "metric": metric,
+        "method_a": name_a,
+        "method_b": name_b,
+        "n": int(a.size),
+        "mean_a": float(a.mean()),
+        "mean_b": float(b.mean()),
+        "mean_diff": mean_diff,
+        "diff_ci_low": ci["ci_low"],
+        "diff_ci_high": ci["ci_high"],
+        "median_diff": float(np.median(diff)),
+        "wilcoxon_statistic": statistic,
+        "p_value": p_value,
+        "favours": favours,
+    }
+
+
+def _check_long(per_image: pd.DataFrame, needed: Sequence[str]) -> None:
+    missing = [c for c in needed if c not in per_image.columns]
+    if missing:
+        raise ValueError(
+            f"Per-image table lacks column(s) {missing}; it has {list(per_image.columns)}."
+        )
+
+
+def _present_metrics(per_image: pd.DataFrame, metrics: Sequence[str] | None) -> list[str]:
+    if metrics is not None:
+        return list(metrics)
+    found = [m for m in METRICS if m in per_image.columns]
+    if not found:
+        raise ValueError(f"Per-image table has none of the metric columns {list(METRICS)}.")
+    return found
+
+
+def summary_table(
+    per_image: pd.DataFrame,
+    *,
+    metrics: Sequence[str] | None = None,
+    by: Sequence[str] = ("dataset", "method"),
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Mean with bootstrap CI of each metric per ``by`` group, as a tidy long table.
+
+    ``per_image`` has one row per (dataset, image, method) and a column per metric
+    (``metrics`` defaults to those of :data:`METRICS` present). The result has columns
+    ``[*by, "metric", "n", "mean", "ci_low", "ci_high"]``, sorted by ``by`` then metric. Every
+    cell uses a Generator from the same ``seed``, so a cell's CI does not depend on which other
+    groups are in the table.
+    """
+    by = list(by)
+    metrics = _present_metrics(per_image, metrics)
+    _check_long(per_image, [*by, *metrics])
+    rows = []
+    for keys, group in per_image.groupby(by, sort=True):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        for metric in metrics:
+            ci = bootstrap_mean_ci(
+                group[metric].to_numpy(),
+                confidence=confidence,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            rows.append({**dict(zip(by, keys, strict=True)), "metric": metric, **ci})
+    return pd.DataFrame(rows, columns=[*by, "metric", "n", "mean", "ci_low", "ci_high"])
+
+
+def compare_methods(
+    per_image: pd.DataFrame,
+    method_a: str,
+    method_b: str,
+    *,
+    metrics: Sequence[str] | None = None,
+    by: Sequence[str] = ("dataset",),
+    image_column: str = "image",
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`paired_test` of ``method_a`` vs ``method_b`` per ``by`` group and metric.
+
+    Images are paired on ``[*by, image_column]``; an image scored by only one of the two
+    methods, or twice by one, raises (a silently smaller n would bias the comparison).
+    """
+    by = list(by)
+    metrics = _present_metrics(per_image, metrics)
+    keys = [*by, image_column]
+    _check_long(per_image, [*keys, "method", *metrics])
+    sub = per_image[per_image["method"].isin([method_a, method_b])]
+    if sub.duplicated([*keys, "method"]).any():
+        raise ValueError(f"Some images appear more than once per method in {keys}.")
+    wide = sub.pivot(index=keys, columns="method", values=metrics)
+    for method in (method_a, method_b):
+        if method not in sub["method"].values:
+            raise ValueError(f"No rows for method {method!r}.")
+    unpaired = wide.isna().any(axis=1)
+    if unpaired.any():
+        raise ValueError(
+            f"{int(unpaired.sum())} image(s) lack a score for {method_a!r} or {method_b!r}, "
+            f"e.g. {wide.index[unpaired][0]}."
+        )
+    rows = []
+    for group_keys, group in wide.groupby(level=by, sort=True) if by else [((), wide)]:
+        group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
+        for metric in metrics:
+            row = paired_test(
+                group[(metric, method_a)].to_numpy(),
+                group[(metric, method_b)].to_numpy(),
+                metric=metric,
+                name_a=method_a,
+                name_b=method_b,
+                confidence=confidence,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            rows.append({**dict(zip(by, group_keys, strict=True)), **row})
+    return pd.DataFrame(rows)
+
+
+_ROUNDED = (
+    "mean",
+    "ci_low",
+    "ci_high",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "median_diff",
+)
+
+
+def round_table(
+    table: pd.DataFrame,
+    *,
+    digits: Mapping[str, int] | None = None,
+    default_digits: int = 4,
+    p_significant: int = 3,
+) -> pd.DataFrame:
+    """A copy of a :func:`summary_table` / :func:`compare_methods` table rounded for printing.
+
+    Value columns are rounded to ``digits[metric]`` decimals (default :data:`DIGITS`, other
+    metrics ``default_digits``), ``p_value`` to ``p_significant`` significant figures, so that
+    printed tables and diffs of them do not churn with the last float bits.
+    """
+    if "metric" not in table.columns:
+        raise ValueError("round_table needs a 'metric' column (a summary or comparison table).")
+    digits = {**DIGITS, **(digits or {})}
+    out = table.copy()
+    columns = [c for c in _ROUNDED if c in out.columns]
+    for metric, index in out.groupby("metric", sort=False).groups.items():
+        out.loc[index, columns] = out.loc[index, columns].round(digits.get(metric, default_digits))
+    if "p_value" in out.columns:
+        out["p_value"] = [float(f"{p:.{p_significant}g}") for p in out["p_value"]]
+    return out
