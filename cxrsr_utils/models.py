@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from cxrsr_utils import ncnn, sources
-from cxrsr_utils.sr_backend import RRDBNet, UNetDiscriminatorSN
+from cxrsr_utils.sr_backend import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
 
 NCNN_CONVERTED = "RealESRGAN_x4plus_from_ncnn_fp16.pth"
 
@@ -41,6 +41,13 @@ class WeightsInfo:
 def build_generator() -> RRDBNet:
     """RRDBNet as in RealESRGAN_x4plus: 3 in/out channels, 64 feats, 23 RRDB blocks, grow 32."""
     return RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4)
+
+
+def build_general_v3() -> SRVGGNetCompact:
+    """SRVGGNetCompact as in realesr-general-x4v3: 64 feats, 32 convs, x4, PReLU."""
+    return SRVGGNetCompact(
+        num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4, act_type="prelu"
+    )
 
 
 def build_discriminator() -> UNetDiscriminatorSN:

@@ -58,6 +58,37 @@ class KermanyParams(_Strict):
     hr_size: int = Field(..., ge=16, description="HR square side")
 
 
+class EvaluateParams(_Strict):
+    """SR evaluation (notebook 04): inference settings and statistics."""
+
+    tile: int = Field(0, ge=0, description="tile core side in LR pixels (0: whole image)")
+    tile_pad: int = Field(10, ge=0)
+    pre_pad: int = Field(10, ge=0)
+    batch_size: int = Field(4, ge=1)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    include_general_v3: bool = Field(True, description="also realesr-general-x4v3 if it resolves")
+    n_bootstrap: int = Field(2000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class ClassifierParams(_Strict):
+    """The reference Keras CNN (notebook 05)."""
+
+    model_path: str | None = Field(
+        None, description="an existing .keras/.h5 classifier to evaluate instead of training"
+    )
+    image_size: int = Field(300, ge=94, description="square input side (reference: 300)")
+    epochs: int = Field(..., ge=1)
+    batch_size: int = Field(..., ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    shear_degrees: float = Field(0.2, ge=0, description="ImageDataGenerator shear_range (deg)")
+    zoom: float = Field(0.2, ge=0, lt=1)
+    horizontal_flip: bool = True
+    threshold: float = Field(0.5, gt=0, lt=1)
+    n_bootstrap: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
 class Params(_Strict):
     """All parameters of one run of the study."""
 
@@ -67,6 +98,8 @@ class Params(_Strict):
     scale: Literal[4] = 4
     nih: NIHParams
     kermany: KermanyParams
+    evaluate: EvaluateParams = EvaluateParams()
+    classifier: ClassifierParams
 
     @model_validator(mode="after")
     def _hr_divisible(self) -> Params:

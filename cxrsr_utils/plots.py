@@ -21,3 +21,165 @@ def image_grid(
         ax.set_title(f"{title}\n{img.shape[1]}x{img.shape[0]}", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def zoom_comparison(
+    rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]],
+    box: tuple[float, float, float] = (0.35, 0.3, 0.3),
+    size: float = 2.4,
+) -> plt.Figure:
+    """The paper's Fig 8: per row (one image), each method's output zoomed into one box.
+
+    ``box`` is (x, y, side) as fractions of the image; LR inputs are shown nearest-neighbour
+    enlarged so their pixels stay visible.
+    """
+    ncols = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(
+        len(rows), ncols, figsize=(size * ncols, size * len(rows)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, (row_title, images) in enumerate(rows):
+        for c, (title, img) in enumerate(images):
+            h, w = img.shape
+            x0, y0, side = int(box[0] * w), int(box[1] * h), max(1, int(box[2] * min(h, w)))
+            axes[r, c].imshow(
+                img[y0 : y0 + side, x0 : x0 + side],
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
+            axes[r, c].set_title(f"{title}" if r else f"{title}", fontsize=8)
+        axes[r, 0].text(
+            -0.08,
+            0.5,
+            row_title,
+            transform=axes[r, 0].transAxes,
+            rotation=90,
+            va="center",
+            ha="right",
+            fontsize=8,
+        )
+    fig.tight_layout()
+    return fig
+
+
+def difference_maps(
+    images: Sequence[tuple[str, np.ndarray]], vmax: float = 0.15, size: float = 2.6
+) -> plt.Figure:
+    """|SR - HR| maps side by side, on one colour scale (clipped at ``vmax``)."""
+    fig, axes = plt.subplots(
+        1, len(images), figsize=(size * len(images), size * 1.1), squeeze=False
+    )
+    im = None
+    for ax, (title, diff) in zip(axes[0], images, strict=True):
+        im = ax.imshow(diff, cmap="magma", vmin=0, vmax=vmax)
+        ax.set_title(f"{title}\nmean {diff.mean():.4f}", fontsize=8)
+        ax.axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="|SR - HR|")
+    return fig
+
+
+def metric_distributions(per_image, metrics: Sequence[str] = ("psnr", "ssim")) -> plt.Figure:
+    """Per-image metric distributions per method and data set (seaborn box + points)."""
+    import seaborn as sns
+
+    datasets = sorted(per_image["dataset"].unique())
+    fig, axes = plt.subplots(
+        len(metrics),
+        len(datasets),
+        figsize=(5.5 * len(datasets), 3.2 * len(metrics)),
+        squeeze=False,
+    )
+    order = list(dict.fromkeys(per_image["method"]))
+    for r, metric in enumerate(metrics):
+        for c, dataset in enumerate(datasets):
+            part = per_image[per_image["dataset"] == dataset]
+            ax = axes[r, c]
+            sns.boxplot(
+                data=part, x=metric, y="method", order=order, ax=ax, color="0.85", fliersize=0
+            )
+            sns.stripplot(
+                data=part,
+                x=metric,
+                y="method",
+                order=order,
+                ax=ax,
+                size=3,
+                color="tab:blue",
+                alpha=0.6,
+            )
+            ax.set_title(f"{dataset}: {metric.upper()}", fontsize=9)
+            ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(
+    history, x: str = "epoch", pairs=(("loss", "val_loss"), ("accuracy", "val_accuracy"))
+) -> plt.Figure:
+    """Training vs validation curves (the paper's Fig 6 and 7)."""
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
+    for ax, (train, val) in zip(axes[0], pairs, strict=True):
+        ax.plot(history[x], history[train], marker="o", ms=3, label="training")
+        if val in history and history[val].notna().any():
+            ax.plot(history[x], history[val], marker="o", ms=3, label="validation")
+        ax.set_xlabel(x)
+        ax.set_ylabel(train)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(predictions, form_column: str = "form") -> plt.Figure:
+    """ROC curve of every form (one line each), from per-image probabilities."""
+    from cxrsr_utils.classify import roc_auc
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for form, part in predictions.groupby(form_column, sort=False):
+        y = part["label"].to_numpy()
+        p = part["probability"].to_numpy()
+        thresholds = np.r_[np.inf, np.sort(np.unique(p))[::-1]]
+        tpr = [(p[y == 1] >= t).mean() for t in thresholds]
+        fpr = [(p[y == 0] >= t).mean() for t in thresholds]
+        ax.plot(fpr, tpr, label=f"{form} (AUC {roc_auc(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], color="0.7", ls="--", lw=1)
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("sensitivity")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrices(summary, classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> plt.Figure:
+    """One confusion matrix per form (rows: true class, columns: predicted)."""
+    import seaborn as sns
+
+    n = len(summary)
+    fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 2.7), squeeze=False)
+    for ax, row in zip(axes[0], summary.itertuples(), strict=True):
+        cm = np.array([[row.tn, row.fp], [row.fn, row.tp]])
+        sns.heatmap(
+            cm,
+            annot=True,
+            fmt="d",
+            cbar=False,
+            cmap="Blues",
+            ax=ax,
+            xticklabels=classes,
+            yticklabels=classes,
+        )
+        ax.set_title(row.form, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+def prediction_grid(
+    images: Sequence[np.ndarray], titles: Sequence[str], ncols: int = 5, size: float = 2.4
+) -> plt.Figure:
+    """Sample images with their true label and prediction (the paper's Fig 9)."""
+    return image_grid(list(zip(titles, images, strict=True)), ncols=ncols, size=size)

@@ -1,0 +1,261 @@
+"""Super-resolution evaluation (notebook 04): every method on the same LR inputs, scored against HR.
+
+Methods: ``bicubic`` and ``lanczos`` (:func:`cxrsr_utils.io.resize`), ``pretrained`` (the
+un-tuned RealESRGAN_x4plus), each fine-tuned variant found under ``work/finetune/`` (notebook
+03), and ``realesr-general-x4v3`` when its weights resolve. Inputs: the held-out NIH pairs
+("same dataset") and the Kermany test pairs ("unseen") prepared by notebook 01.
+
+SR outputs are written as PNG (same bit depth as the HR) under ``work/sr/<method>/`` and scored
+from the written file, so a resumed run scores exactly what a fresh run scores, and notebook 05
+classifies the very images scored here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from cxrsr_utils import infer, io, metrics, models, sources
+
+DATASET_LABELS = {"nih": "NIH held-out (same dataset)", "kermany": "Kermany test (unseen)"}
+BASELINES = ("bicubic", "lanczos")
+FINETUNE_DIR = "finetune"
+GENERATOR_FILE = "generator.pth"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of bringing LR to HR size, and where it came from."""
+
+    name: str
+    kind: str  # "resize" or "network"
+    upscale: Callable[[np.ndarray], np.ndarray]
+    source: str
+    sha256: str = ""
+    note: str = ""
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "method": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "sha256": self.sha256,
+            "note": self.note,
+        }
+
+
+def eval_pairs(manifest: pd.DataFrame, data_root: Path) -> pd.DataFrame:
+    """HR/LR pairs to evaluate: NIH held-out and Kermany *test* images.
+
+    Columns: dataset, image (path relative to the dataset's HR folder), hr, lr (absolute
+    paths), label (Kermany: 0/1, NIH: NA).
+    """
+    hr = manifest[(manifest["role"] == "hr") & manifest["split"].isin(["eval", "test"])]
+    rows = []
+    for r in hr.itertuples():
+        rel = Path(r.path)
+        parts = rel.parts  # <dataset>/.../hr/<rest>
+        i = parts.index("hr")
+        rest = Path(*parts[i + 1 :])
+        lr = data_root / Path(*parts[:i]) / "lr" / rest
+        rows.append(
+            {
+                "dataset": r.dataset,
+                "image": rest.as_posix(),
+                "hr": data_root / rel,
+                "lr": lr,
+                "label": r.label,
+            }
+        )
+    if not rows:
+        raise ValueError("The data manifest has no held-out HR images; run notebook 01 first.")
+    return pd.DataFrame(rows).sort_values(["dataset", "image"], ignore_index=True)
+
+
+def finetuned_generators(work: Path) -> dict[str, Path]:
+    """Fine-tuned generators saved by notebook 03: ``work/finetune/<variant>/generator.pth``."""
+    root = work / FINETUNE_DIR
+    if not root.is_dir():
+        return {}
+    return {p.parent.name: p for p in sorted(root.glob(f"*/{GENERATOR_FILE}"))}
+
+
+def available_methods(
+    work: Path, options: infer.InferOptions, *, include_general_v3: bool = True
+) -> tuple[list[Method], list[str]]:
+    """Every method that can run here, and a note for each one that cannot (and why)."""
+    methods = [
+        Method(name, "resize", infer.make_upscaler(name), source=f"io.resize ({name}, PIL)")
+        for name in BASELINES
+    ]
+    skipped: list[str] = []
+    net, info = models.load_pretrained_generator()
+    methods.append(
+        Method(
+            "pretrained",
+            "network",
+            infer.make_upscaler(net, options),
+            info.source,
+            info.sha256,
+            "fp16-rounded weights" if info.fp16_rounded else "",
+        )
+    )
+    for variant, path in finetuned_generators(work).items():
+        net, info = models.load_generator_file(path)
+        methods.append(
+            Method(
+                f"finetuned:{variant}",
+                "network",
+                infer.make_upscaler(net, options),
+                str(path),
+                info.sha256,
+            )
+        )
+    if not finetuned_generators(work):
+        skipped.append("no fine-tuned generator under work/finetune/ (run notebook 03)")
+    if include_general_v3:
+        try:
+            path = sources.resolve("realesr-general-x4v3")
+        except sources.SourceError as exc:
+            skipped.append(f"realesr-general-x4v3: {exc}")
+        else:
+            net = models.build_general_v3()
+            net.load_state_dict(models.load_state_dict_file(path, "params"), strict=True)
+            methods.append(
+                Method(
+                    "realesr-general-x4v3",
+                    "network",
+                    infer.make_upscaler(net.eval(), options),
+                    str(path),
+                    sources.WEIGHTS["realesr-general-x4v3"].sha256 or "",
+                )
+            )
+    return methods, skipped
+
+
+def sr_path(work: Path, method: str, dataset: str, image: str) -> Path:
+    """Where the SR output of ``method`` for one image lives (``:`` is not path-safe)."""
+    return work / "sr" / method.replace(":", "_") / dataset / Path(image).with_suffix(".png")
+
+
+def run_methods(pairs: pd.DataFrame, methods: list[Method], work: Path) -> pd.DataFrame:
+    """Upscale every LR input with every method, write the outputs, score them.
+
+    Returns the per-image long table: dataset, image, label, method, psnr, ssim, mse, lr_psnr.
+    Outputs that already exist are reused (resumable).
+    """
+    rows = []
+    for method in methods:
+        for pair in tqdm(pairs.itertuples(), total=len(pairs), desc=method.name, leave=False):
+            target = sr_path(work, method.name, pair.dataset, pair.image)
+            hr = io.read_radiograph(pair.hr)
+            lr = io.read_radiograph(pair.lr)
+            if not target.is_file():
+                sr = method.upscale(lr.as_float())
+                io.write_png(target, io.to_pixels(sr, hr.max_value))
+            sr = io.read_radiograph(target).as_float()
+            rows.append(
+                {
+                    "dataset": pair.dataset,
+                    "image": pair.image,
+                    "label": pair.label,
+                    "method": method.name,
+                    **metrics.image_metrics(sr, hr.as_float(), data_range=1.0),
+                    "lr_psnr": metrics.lr_consistency(sr, lr.as_float(), data_range=1.0),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def paper_table(pairs: pd.DataFrame, work: Path, methods: list[str]) -> pd.DataFrame:
+    """The paper's Fig 10 table in its own form, for each SR method and dataset.
+
+    The paper compares against the *LR* image, brought to HR size with bicubic here:
+    "Between Original & LR" = metric(HR, bicubic(LR)), "Between SR & LR" =
+    metric(SR, bicubic(LR)), "Improvement (%)" = (SR&LR - Original&LR) / Original&LR x 100.
+    This rewards an SR image for resembling the blurry input rather than the ground truth,
+    so it cannot tell whether SR restored anything; the proper table scores against HR.
+    """
+    rows = []
+    for method in methods:
+        for dataset, part in pairs.groupby("dataset", sort=True):
+            orig, srs = [], []
+            for pair in part.itertuples():
+                hr = io.read_radiograph(pair.hr).as_float()
+                lr = io.read_radiograph(pair.lr).as_float()
+                lr_up = infer.baseline_array(lr, scale=hr.shape[0] // lr.shape[0])
+                sr = io.read_radiograph(sr_path(work, method, dataset, pair.image)).as_float()
+                orig.append(metrics.image_metrics(hr, lr_up, data_range=1.0))
+                srs.append(metrics.image_metrics(sr, lr_up, data_range=1.0))
+            for metric in ("psnr", "ssim", "mse"):
+                a = float(np.mean([o[metric] for o in orig]))
+                b = float(np.mean([s[metric] for s in srs]))
+                rows.append(
+                    {
+                        "dataset": DATASET_LABELS.get(dataset, dataset),
+                        "method": method,
+                        "metric": metric.upper(),
+                        "Between Original & LR": a,
+                        "Between SR & LR": b,
+                        "Improvement (%)": (b - a) / a * 100,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def method_rank(name: str) -> tuple[int, str]:
+    """Display order: baselines, the pretrained model, other pretrained networks, fine-tuned."""
+    fixed = {"bicubic": 0, "lanczos": 1, "pretrained": 2}
+    return (fixed.get(name, 4 if name.startswith("finetuned:") else 3), name)
+
+
+def wide_summary(summary: pd.DataFrame, digits: dict[str, int] | None = None) -> pd.DataFrame:
+    """One row per data set and method, one ``mean [ci_low, ci_high]`` column per metric."""
+    digits = {**metrics.DIGITS, **(digits or {})}
+    table = summary.copy()
+    table["value"] = [
+        f"{r.mean:.{digits.get(r.metric, 4)}f} [{r.ci_low:.{digits.get(r.metric, 4)}f}, "
+        f"{r.ci_high:.{digits.get(r.metric, 4)}f}]"
+        for r in table.itertuples()
+    ]
+    order = sorted(dict.fromkeys(summary["method"]), key=method_rank)
+    wide = table.pivot(index=["dataset", "method"], columns="metric", values="value")
+    wide = wide.reset_index()
+    wide["method"] = pd.Categorical(wide["method"], order)
+    wide = wide.sort_values(["dataset", "method"]).astype({"method": str})
+    wide["dataset"] = wide["dataset"].map(lambda d: DATASET_LABELS.get(d, d))
+    cols = [c for c in ("psnr", "ssim", "mse", "lr_psnr") if c in wide.columns]
+    return (
+        wide[["dataset", "method", *cols]]
+        .rename(
+            columns={
+                "psnr": "PSNR (dB)",
+                "ssim": "SSIM",
+                "mse": "MSE",
+                "lr_psnr": "LR-consistency PSNR (dB)",
+            }
+        )
+        .reset_index(drop=True)
+    )
+
+
+def headline(summary: pd.DataFrame) -> str:
+    """One sentence: the best fine-tuned variant against the pretrained model and bicubic."""
+    psnr = summary[summary["metric"] == "psnr"].set_index(["dataset", "method"])["mean"]
+    parts = []
+    for dataset in sorted(summary["dataset"].unique()):
+        tuned = [m for m in psnr.loc[dataset].index if m.startswith("finetuned:")]
+        best = max(tuned, key=lambda m: psnr[(dataset, m)]) if tuned else None
+        text = (
+            f"{DATASET_LABELS.get(dataset, dataset)}: bicubic {psnr[(dataset, 'bicubic')]:.2f} dB, "
+            f"pretrained {psnr[(dataset, 'pretrained')]:.2f} dB"
+        )
+        if best:
+            text += f", best fine-tuned ({best.split(':', 1)[1]}) {psnr[(dataset, best)]:.2f} dB"
+        parts.append(text)
+    return "Mean PSNR against HR — " + "; ".join(parts) + "."
