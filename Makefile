@@ -16,6 +16,9 @@ ifneq ($(wildcard $(MIRROR)/data),)
 export CXRSR_MIRROR ?= $(MIRROR)
 endif
 
+# OpenMP threads that spin while waiting slow torch down badly on a shared 2-core machine.
+export OMP_WAIT_POLICY ?= PASSIVE
+
 .PHONY: setup study test lint expected bench clean
 
 setup: $(STAMP)

@@ -25,6 +25,9 @@ for var, sub in (
     os.environ[var] = str(CACHE / sub)
     (CACHE / sub).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Spinning OpenMP threads make torch up to 1000x slower when the 2 cores are shared (nbval's
+# kernel beside pytest); must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 _default_mirror = ROOT.parent / "shared" / "mirror"

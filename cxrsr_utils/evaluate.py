@@ -138,9 +138,14 @@ def available_methods(
     return methods, skipped
 
 
-def sr_path(work: Path, method: str, dataset: str, image: str) -> Path:
-    """Where the SR output of ``method`` for one image lives (``:`` is not path-safe)."""
-    return work / "sr" / method.replace(":", "_") / dataset / Path(image).with_suffix(".png")
+def sr_path(work: Path, method: Method, dataset: str, image: str) -> Path:
+    """Where the SR output of ``method`` for one image lives.
+
+    The folder carries the first 12 hex digits of the weights' SHA-256, so outputs of other
+    weights (a re-trained variant) are never reused by a resumed run.
+    """
+    folder = method.name.replace(":", "_") + (f"-{method.sha256[:12]}" if method.sha256 else "")
+    return work / "sr" / folder / dataset / Path(image).with_suffix(".png")
 
 
 def run_methods(pairs: pd.DataFrame, methods: list[Method], work: Path) -> pd.DataFrame:
@@ -152,7 +157,7 @@ def run_methods(pairs: pd.DataFrame, methods: list[Method], work: Path) -> pd.Da
     rows = []
     for method in methods:
         for pair in tqdm(pairs.itertuples(), total=len(pairs), desc=method.name, leave=False):
-            target = sr_path(work, method.name, pair.dataset, pair.image)
+            target = sr_path(work, method, pair.dataset, pair.image)
             hr = io.read_radiograph(pair.hr)
             lr = io.read_radiograph(pair.lr)
             if not target.is_file():
@@ -172,7 +177,7 @@ def run_methods(pairs: pd.DataFrame, methods: list[Method], work: Path) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def paper_table(pairs: pd.DataFrame, work: Path, methods: list[str]) -> pd.DataFrame:
+def paper_table(pairs: pd.DataFrame, work: Path, methods: list[Method]) -> pd.DataFrame:
     """The paper's Fig 10 table in its own form, for each SR method and dataset.
 
     The paper compares against the *LR* image, brought to HR size with bicubic here:
@@ -198,7 +203,7 @@ def paper_table(pairs: pd.DataFrame, work: Path, methods: list[str]) -> pd.DataF
                 rows.append(
                     {
                         "dataset": DATASET_LABELS.get(dataset, dataset),
-                        "method": method,
+                        "method": method.name,
                         "metric": metric.upper(),
                         "Between Original & LR": a,
                         "Between SR & LR": b,

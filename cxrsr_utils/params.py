@@ -58,6 +58,92 @@ class KermanyParams(_Strict):
     hr_size: int = Field(..., ge=16, description="HR square side")
 
 
+_KERNELS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+_KERNEL_P = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
+
+
+class DegradationParams(_Strict):
+    """Real-ESRGAN's two-stage degradation; key names are realesrgan's (``degradation_options``).
+
+    Defaults: the paper's values for stage 1 and 2, Real-ESRGAN's finetune options for the rest.
+    """
+
+    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    gaussian_noise_prob: float = 0.5
+    noise_range: tuple[float, float] = (1, 30)
+    poisson_scale_range: tuple[float, float] = (0.05, 3)
+    gray_noise_prob: float = 0.4
+    jpeg_range: tuple[float, float] = (30, 95)
+    second_blur_prob: float = 0.8
+    resize_prob2: tuple[float, float, float] = (0.3, 0.4, 0.3)
+    resize_range2: tuple[float, float] = (0.3, 1.2)
+    gaussian_noise_prob2: float = 0.5
+    noise_range2: tuple[float, float] = (1, 25)
+    poisson_scale_range2: tuple[float, float] = (0.05, 2.5)
+    gray_noise_prob2: float = 0.4
+    jpeg_range2: tuple[float, float] = (30, 95)
+    blur_kernel_size: int = 21
+    kernel_list: tuple[str, ...] = _KERNELS
+    kernel_prob: tuple[float, ...] = _KERNEL_P
+    sinc_prob: float = 0.1
+    blur_sigma: tuple[float, float] = (0.2, 3)
+    betag_range: tuple[float, float] = (0.5, 4)
+    betap_range: tuple[float, float] = (1, 2)
+    blur_kernel_size2: int = 21
+    kernel_list2: tuple[str, ...] = _KERNELS
+    kernel_prob2: tuple[float, ...] = _KERNEL_P
+    sinc_prob2: float = 0.1
+    blur_sigma2: tuple[float, float] = (0.2, 1.5)
+    betag_range2: tuple[float, float] = (0.5, 4)
+    betap_range2: tuple[float, float] = (1, 2)
+    final_sinc_prob: float = 0.8
+    l1_gt_usm: bool = True
+    percep_gt_usm: bool = True
+    gan_gt_usm: bool = False
+
+
+class PreviewParams(_Strict):
+    """Notebook 02's degradation preview."""
+
+    hr_size: int = Field(256, ge=80, description="HR crop side for the figures")
+    n_draws: int = Field(16, ge=1, description="random degradations of one image in the grid")
+    n_images: int = Field(8, ge=1, description="images for the degradation-strength table")
+    draws_per_image: int = Field(4, ge=1)
+
+
+class FinetuneParams(_Strict):
+    """Notebook 03: basicsr/realesrgan fine-tuning (see cxrsr_utils.train.build_options)."""
+
+    variants: tuple[Literal["paper", "matched", "l1", "matched_l1"], ...] = ("paper",)
+    total_iter: int | None = Field(None, ge=1, description="iterations (or give epochs)")
+    epochs: int | None = Field(None, ge=1, description="epochs over the fine-tune set")
+    batch_size: int = Field(10, ge=1)
+    gt_size: int = Field(256, ge=32)
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    gan_weight: float = 0.1
+    ema_decay: float = 0.999
+    generator_init: Literal["pretrained", "scratch"] = "pretrained"
+    discriminator_init: Literal["pretrained", "scratch"] = "pretrained"
+    net_d_init_iters: int = Field(0, ge=0, description="D-only warm-up (D from scratch)")
+    queue_size: int = 180
+    num_workers: int = Field(0, ge=0)
+    save_checkpoint_freq: int = Field(500, ge=1)
+    print_freq: int = Field(100, ge=1)
+    autocast: Literal["bf16"] | None = None
+    gpus: int = Field(1, ge=1, description="processes for the torchrun command notebook 03 shows")
+
+    @model_validator(mode="after")
+    def _one_length(self) -> FinetuneParams:
+        if (self.total_iter is None) == (self.epochs is None):
+            raise ValueError("give exactly one of finetune.total_iter and finetune.epochs")
+        return self
+
+
 class EvaluateParams(_Strict):
     """SR evaluation (notebook 04): inference settings and statistics."""
 
@@ -98,6 +184,9 @@ class Params(_Strict):
     scale: Literal[4] = 4
     nih: NIHParams
     kermany: KermanyParams
+    degradation: DegradationParams = DegradationParams()
+    preview: PreviewParams = PreviewParams()
+    finetune: FinetuneParams
     evaluate: EvaluateParams = EvaluateParams()
     classifier: ClassifierParams
 

@@ -183,3 +183,17 @@ def prediction_grid(
 ) -> plt.Figure:
     """Sample images with their true label and prediction (the paper's Fig 9)."""
     return image_grid(list(zip(titles, images, strict=True)), ncols=ncols, size=size)
+
+
+def loss_curves(logs: dict, x: str = "iter") -> plt.Figure:
+    """Every logged loss over iterations, one panel per training variant."""
+    fig, axes = plt.subplots(1, len(logs), figsize=(5.2 * len(logs), 3.4), squeeze=False)
+    for ax, (variant, log) in zip(axes[0], logs.items(), strict=True):
+        for column in [c for c in log.columns if c.startswith(("l_", "out_"))]:
+            if log[column].notna().any():
+                ax.plot(log[x], log[column], marker=".", label=column)
+        ax.set_title(variant)
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

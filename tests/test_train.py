@@ -1,0 +1,291 @@
+"""Fine-tuning through realesrgan/basicsr on CPU: options, sources, steps, resume, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cxrsr_utils import sources
+from cxrsr_utils import train as T
+from cxrsr_utils.io import read_radiograph, resize
+from cxrsr_utils.models import WeightsInfo, load_generator_file, pretrained_generator_state
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_G = {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1,
+          "num_grow_ch": 4, "scale": 4}
+TINY_D = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 8, "skip_connection": True}
+
+
+@pytest.fixture(scope="module")
+def train_data(tmp_path_factory: pytest.TempPathFactory, nih_images: list[Path]) -> Path:
+    """Four real NIH radiographs shrunk to 128 x 128 PNGs plus realesrgan's meta_info list."""
+    root = tmp_path_factory.mktemp("nih128")
+    names = []
+    for path in nih_images[:4]:
+        image = resize(read_radiograph(path).as_float(), (128, 128))
+        Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)).save(
+            root / path.name)
+        names.append(path.name)
+    (root / "meta_info.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def tiny_options(data: Path, root: Path, **overrides: Any) -> dict[str, Any]:
+    """Options with tiny networks from scratch: the mechanics, cheaply."""
+    kwargs: dict[str, Any] = dict(
+        name="tiny", dataroot_gt=data, meta_info=data / "meta_info.txt", experiments_root=root,
+        variant="paper", total_iter=5, batch_size=1, gt_size=64, perceptual_weight=0,
+        generator_init="scratch", discriminator_init="scratch", net_d_init_iters=1,
+        generator_arch=TINY_G, discriminator_arch=TINY_D, save_checkpoint_freq=2, print_freq=1,
+        device="cpu", queue_size=4, download=False)
+    kwargs.update(overrides)
+    return T.build_options(**kwargs)
+
+
+def outputs(root: Path) -> dict[str, Path]:
+    return {"generator_path": root / "out" / "net_g_ema.pth",
+            "model_card_path": root / "out" / "model_card.json"}
+
+
+def _fake_sources(**kwargs: Any) -> T.TrainingSources:
+    def info(name: str) -> WeightsInfo:
+        return WeightsInfo(source=name, path=f"/weights/{name}.pth", sha256="0" * 64,
+                           fp16_rounded=False)
+
+    return T.TrainingSources(info("RealESRGAN_x4plus"), info("RealESRGAN_x4plus_netD"),
+                             info("vgg19"))
+
+
+def test_paper_options(train_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The paper setting needs netD and VGG19, which have no offline source: stand them in.
+    monkeypatch.setattr(T, "resolve_sources", _fake_sources)
+    opt = T.build_options(name="paper", dataroot_gt=train_data,
+                          meta_info=train_data / "meta_info.txt", experiments_root=tmp_path,
+                          device="cpu", dataset_enlarge_ratio=3)  # 4 images, batch 10
+    assert opt["model_type"] == "CxrRealESRGANModel" and opt["scale"] == 4
+    assert opt["network_g"] == {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3,
+                                "num_feat": 64, "num_block": 23, "num_grow_ch": 32, "scale": 4}
+    assert opt["network_d"] == {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 64,
+                                "skip_connection": True}
+    assert opt["path"]["pretrain_network_g"] == "/weights/RealESRGAN_x4plus.pth"
+    assert opt["path"]["param_key_g"] == "params_ema"
+    assert opt["path"]["pretrain_network_d"] == "/weights/RealESRGAN_x4plus_netD.pth"
+    assert opt["path"]["vgg19"] == "/weights/vgg19.pth"
+    ds = opt["datasets"]["train"]
+    assert (ds["use_hflip"], ds["use_rot"]) == (True, False)
+    assert ds["batch_size_per_gpu"] == 10 and ds["gt_size"] == opt["gt_size"] == 256
+    assert ds["type"] == "RealESRGANDataset" and ds["final_sinc_prob"] == 0.8
+    t = opt["train"]
+    assert t["total_iter"] == 6480 == T.iterations_for_epochs(8100, 10, 8)
+    for optim in (t["optim_g"], t["optim_d"]):
+        assert optim == {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.99]}
+    assert t["pixel_opt"] == {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}
+    p = t["perceptual_opt"]
+    assert p["layer_weights"] == {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0,
+                                  "conv4_4": 1.0, "conv5_4": 1.0}
+    assert (p["vgg_type"], p["use_input_norm"], p["range_norm"], p["perceptual_weight"],
+            p["style_weight"], p["criterion"]) == ("vgg19", True, False, 1.0, 0, "l1")
+    assert t["gan_opt"]["gan_type"] == "vanilla" and t["gan_opt"]["loss_weight"] == 0.1
+    assert t["ema_decay"] == 0.999 and t["net_d_init_iters"] == 0
+    assert opt["auto_resume"] is True
+    assert (opt["l1_gt_usm"], opt["percep_gt_usm"], opt["gan_gt_usm"]) == (True, True, False)
+    assert opt["resize_prob"] == [0.2, 0.7, 0.1] and opt["resize_prob2"] == [0.3, 0.4, 0.3]
+    assert opt["cxrsr"]["degradation"] == "realesrgan" and opt["cxrsr"]["loss"] == "gan"
+    assert opt["cxrsr"]["n_images"] == 4
+
+
+def test_variants(train_data: Path, tmp_path: Path) -> None:
+    matched = tiny_options(train_data, tmp_path, variant="matched")
+    assert matched["cxrsr"]["degradation"] == "bicubic" and "gan_opt" in matched["train"]
+    for variant in ("l1", "matched_l1"):
+        opt = tiny_options(train_data, tmp_path, variant=variant)
+        assert "gan_opt" not in opt["train"] and "optim_d" not in opt["train"]
+        assert "network_d" not in opt and "perceptual_opt" not in opt["train"]
+        assert opt["l1_gt_usm"] is False  # PSNR-oriented: L1 against the plain HR
+    assert tiny_options(train_data, tmp_path, variant="matched_l1")["cxrsr"]["degradation"] == (
+        "bicubic")
+    with pytest.raises(ValueError, match="variant"):
+        tiny_options(train_data, tmp_path, variant="nope")
+    with pytest.raises(ValueError, match="queue_size"):
+        tiny_options(train_data, tmp_path, batch_size=3, queue_size=4)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        tiny_options(train_data, tmp_path, batch_size=8, queue_size=8)
+
+
+def _skip_if_resolvable(name: str) -> None:
+    try:
+        sources.resolve(name, download=False)
+    except sources.SourceError:
+        return
+    pytest.skip(f"{name} is available here, so the offline error cannot be shown")
+
+
+def test_paper_setting_stops_without_offline_sources(train_data: Path, tmp_path: Path) -> None:
+    _skip_if_resolvable("RealESRGAN_x4plus_netD")
+    with pytest.raises(sources.SourceError, match=r"RealESRGAN_x4plus_netD.*discriminator_init"):
+        tiny_options(train_data, tmp_path, discriminator_init="pretrained",
+                     discriminator_arch=None)
+    _skip_if_resolvable("vgg19")
+    with pytest.raises(sources.SourceError, match=r"vgg19.*perceptual_weight=0"):
+        tiny_options(train_data, tmp_path, perceptual_weight=1.0)
+
+
+def test_real_generator_two_iterations_then_finish(train_data: Path, tmp_path: Path) -> None:
+    """Two CPU iterations of the real x4plus generator (pretrained) change its weights."""
+    opt = T.build_options(
+        name="x4plus", dataroot_gt=train_data, meta_info=train_data / "meta_info.txt",
+        experiments_root=tmp_path / "exp", total_iter=3, batch_size=1, gt_size=64,
+        perceptual_weight=0, discriminator_init="scratch", net_d_init_iters=0,
+        save_checkpoint_freq=2, device="cpu", download=False, use_tb_logger=False)
+    assert opt["network_g"] == T.X4PLUS_GENERATOR
+    notes = opt["cxrsr"]["sources"]["notes"]
+    assert "scratch" in notes["discriminator"] and "perceptual weight 0" in notes["vgg19"]
+    first = T.train(opt, **outputs(tmp_path), stop_after=2)
+    assert (first.completed, first.iterations) == (False, 2)
+    before, _ = pretrained_generator_state(download=False)
+    after = torch.load(tmp_path / "exp" / "models" / "net_g_2.pth", weights_only=True)
+    changed = [k for k in before if not torch.equal(before[k], after["params"][k])]
+    assert len(changed) == len(before)  # every tensor moved
+    assert all(torch.isfinite(v).all() for v in after["params"].values())
+    assert any(not torch.equal(before[k], after["params_ema"][k]) for k in before)
+    log = T.loss_log(tmp_path / "exp")
+    assert list(log["iter"]) == [1, 2] and np.isfinite(log["l_g_pix"]).all()
+
+    done = T.train(opt, **outputs(tmp_path))
+    assert (done.completed, done.iterations, done.resumed_from) == (True, 3, 2)
+    net, info = load_generator_file(done.generator_path)  # strict x4plus load
+    assert info.sha256 == json.loads(Path(done.model_card_path).read_text())["generator"]["sha256"]
+
+
+def test_resume_after_interruption_is_exact(train_data: Path, tmp_path: Path) -> None:
+    straight_root, broken_root = tmp_path / "straight", tmp_path / "broken"
+    straight = T.train(tiny_options(train_data, straight_root / "exp"), **outputs(straight_root))
+    assert straight.completed and straight.resumed_from is None
+
+    opt = tiny_options(train_data, broken_root / "exp")
+    stopped = T.train(opt, **outputs(broken_root), stop_after=3)
+    assert (stopped.completed, stopped.iterations) == (False, 3)
+    assert not outputs(broken_root)["generator_path"].exists()
+    states = sorted(p.name for p in (broken_root / "exp" / "training_states").iterdir())
+    assert states == ["2.state"]  # only the newest checkpoint is kept
+
+    resumed = T.train(opt, **outputs(broken_root))
+    assert (resumed.completed, resumed.iterations, resumed.resumed_from) == (True, 5, 2)
+    assert list(T.loss_log(broken_root / "exp")["iter"]) == [1, 2, 3, 4, 5]
+    a = torch.load(straight.generator_path, weights_only=True)["params_ema"]
+    b = torch.load(resumed.generator_path, weights_only=True)["params_ema"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same weights as the uninterrupted run
+    losses = list(T.GAN_LOG_KEYS)
+    assert T.loss_log(straight_root / "exp")[losses].equals(T.loss_log(broken_root / "exp")[losses])
+    assert not list((broken_root / "exp" / "training_states").iterdir())  # pruned when done
+    card = json.loads(outputs(broken_root)["model_card_path"].read_text())
+    assert card["iterations"] == 5 and card["resumed_from"] == 2
+    assert card["options_sha256"] == T.options_digest(opt) == straight.options_sha256
+    assert card["sources"]["notes"]["discriminator"].startswith("trained from scratch")
+
+    again = T.train(opt, **outputs(broken_root))  # a finished run is recognised, not redone
+    assert again.completed and again.seconds_per_iter is None
+
+
+def test_resume_refuses_another_recipe(train_data: Path, tmp_path: Path) -> None:
+    T.train(tiny_options(train_data, tmp_path / "exp", variant="matched"), **outputs(tmp_path),
+            stop_after=2)
+    other = tiny_options(train_data, tmp_path / "exp", variant="matched", seed=1)
+    with pytest.raises(RuntimeError, match="options_sha256"):
+        T.train(other, **outputs(tmp_path))
+
+
+def test_pixel_only_variant_bf16_and_logs(train_data: Path, tmp_path: Path) -> None:
+    opt = tiny_options(train_data, tmp_path / "exp", variant="matched_l1", total_iter=2,
+                       autocast="bf16")
+    result = T.train(opt, **outputs(tmp_path))
+    log = T.loss_log(result.loss_csv)
+    assert list(log.columns) == [*T.CSV_BASE_COLUMNS, "l_g_pix"]
+    assert np.isfinite(log["l_g_pix"]).all() and log["lr_d"].isna().all()
+    assert list((tmp_path / "exp" / "tb_logger").glob("events.out.tfevents.*"))
+    card = json.loads(Path(result.model_card_path).read_text())
+    assert (card["loss"], card["degradation"], card["autocast"]) == ("l1", "bicubic", "bf16")
+
+
+def test_torchrun_command_and_options(train_data: Path, tmp_path: Path) -> None:
+    opt = tiny_options(train_data, tmp_path / "exp", batch_size=2)
+    cmd, dist_opt = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml",
+                                       **outputs(tmp_path), params_hash="abc")
+    assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                       "--nproc_per_node=2"]
+    assert cmd[5:9] == ["-m", "cxrsr_utils.train", "--opt", str(tmp_path / "opt.yml")]
+    assert cmd[-2:] == ["--params-hash", "abc"]
+    assert dist_opt["launcher"] == "pytorch" and dist_opt["dist_params"]["backend"] == "gloo"
+    assert dist_opt["datasets"]["train"]["batch_size_per_gpu"] == 1
+    assert T.read_options(tmp_path / "opt.yml") == dist_opt
+    assert T.options_digest(dist_opt) == T.options_digest(opt)  # same recipe, other layout
+    with pytest.raises(ValueError, match="does not split"):
+        T.distributed_options(opt, nproc=3)
+    with pytest.raises(RuntimeError, match="torchrun_command"):
+        T.train(dist_opt, **outputs(tmp_path))  # not started by torchrun
+
+
+def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
+    opt = tiny_options(train_data, tmp_path / "exp", batch_size=2, total_iter=3,
+                       use_tb_logger=False)
+    cmd, _ = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads(outputs(tmp_path)["model_card_path"].read_text())
+    assert card["world_size"] == 2 and card["iterations"] == 3
+    assert list(T.loss_log(tmp_path / "exp")["iter"]) == [1, 2, 3]
+
+
+def _meta_info(work: Path, n: int) -> None:
+    root = work / "data" / "nih" / "finetune"
+    root.mkdir(parents=True)
+    (root / "meta_info.txt").write_text("".join(f"originals/{i:05d}.png\n" for i in range(n)))
+
+
+def test_paper_profile_gives_the_paper_options(tmp_path: Path, monkeypatch) -> None:
+    from cxrsr_utils.params import load_params
+
+    _meta_info(tmp_path, 8100)  # the paper's 3600 + 3600 + 900 images
+    monkeypatch.setattr(T, "resolve_sources", _fake_sources)
+    params = load_params("paper", {"device": "cpu"})
+    opt = T.profile_options(params, tmp_path, "paper")
+    t = opt["train"]
+    assert t["total_iter"] == 6480 and t["ema_decay"] == 0.999
+    assert opt["datasets"]["train"]["batch_size_per_gpu"] == 10 and opt["gt_size"] == 256
+    assert t["gan_opt"]["loss_weight"] == 0.1 and t["perceptual_opt"]["perceptual_weight"] == 1.0
+    assert opt["resize_range"] == [0.15, 1.5] and opt["noise_range2"] == [1, 25]
+    assert opt["datasets"]["train"]["kernel_prob"] == [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
+    assert params.finetune.variants == ("paper", "matched", "l1", "matched_l1")
+
+
+def test_paper_profile_stops_offline_without_netd(tmp_path: Path, monkeypatch) -> None:
+    from cxrsr_utils.params import load_params
+    from cxrsr_utils.sources import SourceError
+
+    monkeypatch.setenv("CXRSR_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("CXRSR_MIRROR", str(tmp_path / "empty-mirror"))
+    _meta_info(tmp_path, 20)
+    with pytest.raises(SourceError, match="RealESRGAN_x4plus_netD"):
+        T.profile_options(load_params("paper", {"device": "cpu"}), tmp_path, "paper")
+
+
+def test_quick_profile_replaces_the_offline_sources(tmp_path: Path) -> None:
+    from cxrsr_utils.params import load_params
+
+    _meta_info(tmp_path, 20)
+    opt = T.profile_options(load_params("quick"), tmp_path, "paper")
+    assert opt["path"].get("pretrain_network_d") is None
+    assert opt["train"]["net_d_init_iters"] == 10
+    assert "perceptual_opt" not in opt["train"] or (
+        opt["train"]["perceptual_opt"]["perceptual_weight"] == 0
+    )
