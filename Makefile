@@ -43,6 +43,7 @@ expected: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/fp16_rounding.py
+	$(PY) bench/inference.py
 
 clean:
 	rm -rf work .cache

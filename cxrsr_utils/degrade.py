@@ -13,9 +13,9 @@ Two modes:
 
 ``realesrgan``
     the paper's protocol: blur, resize, noise, JPEG, twice, then a sinc filter, on the
-    USM-sharpened HR. Every probability and range is an argument of
-    :func:`degradation_options` (defaults: Real-ESRGAN's ``finetune_realesrgan_x4plus.yml``,
-    which is what the paper uses).
+    USM-sharpened HR. Every probability and range is a key of
+    :func:`degradation_options` (defaults: the paper's values, held by
+    :class:`cxrsr_utils.params.DegradationParams`).
 ``bicubic``
     the evaluation's protocol ("matched"): antialiased bicubic x4 (Keys a = -0.5, equal to
     PIL's and :func:`cxrsr_utils.io.resize`) and 8-bit rounding, nothing else.
@@ -41,6 +41,7 @@ import torch
 from torch.nn import functional as F
 
 from cxrsr_utils.io import resize as pil_resize
+from cxrsr_utils.params import DegradationParams
 from cxrsr_utils.sr_backend import (
     DiffJPEG,
     RealESRGANDataset,
@@ -53,15 +54,6 @@ from cxrsr_utils.sr_backend import (
 Mode = Literal["realesrgan", "bicubic"]
 MODES: tuple[str, ...] = ("realesrgan", "bicubic")
 
-KERNEL_TYPES: tuple[str, ...] = (
-    "iso",
-    "aniso",
-    "generalized_iso",
-    "generalized_aniso",
-    "plateau_iso",
-    "plateau_aniso",
-)
-KERNEL_PROB: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
 
 # Keys read by RealESRGANDataset (they go under ``datasets.train`` of a basicsr option dict)...
 KERNEL_KEYS: tuple[str, ...] = (
@@ -123,50 +115,20 @@ _KERNEL_SIZE = 21
 _INTERP_MODES = ["area", "bilinear", "bicubic"]
 
 
-def degradation_options(
-    *,
-    resize_prob: Sequence[float] = (0.2, 0.7, 0.1),
-    resize_range: Sequence[float] = (0.15, 1.5),
-    gaussian_noise_prob: float = 0.5,
-    noise_range: Sequence[float] = (1, 30),
-    poisson_scale_range: Sequence[float] = (0.05, 3),
-    gray_noise_prob: float = 0.4,
-    jpeg_range: Sequence[float] = (30, 95),
-    second_blur_prob: float = 0.8,
-    resize_prob2: Sequence[float] = (0.3, 0.4, 0.3),
-    resize_range2: Sequence[float] = (0.3, 1.2),
-    gaussian_noise_prob2: float = 0.5,
-    noise_range2: Sequence[float] = (1, 25),
-    poisson_scale_range2: Sequence[float] = (0.05, 2.5),
-    gray_noise_prob2: float = 0.4,
-    jpeg_range2: Sequence[float] = (30, 95),
-    blur_kernel_size: int = 21,
-    kernel_list: Sequence[str] = KERNEL_TYPES,
-    kernel_prob: Sequence[float] = KERNEL_PROB,
-    sinc_prob: float = 0.1,
-    blur_sigma: Sequence[float] = (0.2, 3),
-    betag_range: Sequence[float] = (0.5, 4),
-    betap_range: Sequence[float] = (1, 2),
-    blur_kernel_size2: int = 21,
-    kernel_list2: Sequence[str] = KERNEL_TYPES,
-    kernel_prob2: Sequence[float] = KERNEL_PROB,
-    sinc_prob2: float = 0.1,
-    blur_sigma2: Sequence[float] = (0.2, 1.5),
-    betag_range2: Sequence[float] = (0.5, 4),
-    betap_range2: Sequence[float] = (1, 2),
-    final_sinc_prob: float = 0.8,
-    l1_gt_usm: bool = True,
-    percep_gt_usm: bool = True,
-    gan_gt_usm: bool = False,
-) -> dict[str, Any]:
+def degradation_options(**overrides: Any) -> dict[str, Any]:
     """The degradation settings as a flat dict with realesrgan's key names.
 
-    Defaults are the paper's values (stage 1 resize up/down/keep 0.2/0.7/0.1 over
-    [0.15, 1.5], ...) and Real-ESRGAN's ``finetune_realesrgan_x4plus.yml`` for the rest.
-    The ``*_gt_usm`` flags say which losses compare with the USM-sharpened HR. Sequences
+    Defaults come from :class:`cxrsr_utils.params.DegradationParams`, the one place that holds
+    the paper's values (stage 1 resize up/down/keep 0.2/0.7/0.1 over [0.15, 1.5], ...) and
+    Real-ESRGAN's ``finetune_realesrgan_x4plus.yml`` for the rest; ``overrides`` replace any of
+    them. The ``*_gt_usm`` flags say which losses compare with the USM-sharpened HR. Sequences
     become lists so the dict can go into a basicsr option file as is.
     """
-    opts: dict[str, Any] = {k: v for k, v in locals().items()}
+    unknown = sorted(set(overrides) - set(DegradationParams.model_fields))
+    if unknown:
+        raise ValueError(f"Unknown degradation option(s) {unknown}; valid: "
+                         f"{', '.join(DegradationParams.model_fields)}.")
+    opts: dict[str, Any] = {**DegradationParams().model_dump(), **overrides}
     for key, value in opts.items():
         if isinstance(value, tuple | list):
             opts[key] = list(value)

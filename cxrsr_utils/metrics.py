@@ -33,6 +33,20 @@ METRICS: tuple[str, ...] = ("psnr", "ssim", "mse", "lr_psnr")
 DIGITS: dict[str, int] = {"psnr": 2, "lr_psnr": 2, "ssim": 4, "mse": 6}
 
 
+def _data_range(a: np.ndarray, b: np.ndarray, data_range: float | None) -> float:
+    """``data_range`` checked, or 1.0 for float images; integer images must say theirs."""
+    if data_range is None:
+        if a.dtype.kind != "f" or b.dtype.kind != "f":
+            raise ValueError(
+                f"Integer images ({a.dtype}, {b.dtype}) need an explicit data_range (255 for "
+                "8-bit, 4095 for 12-bit, ...); or pass floats in [0, 1]."
+            )
+        return 1.0
+    if data_range <= 0:
+        raise ValueError(f"data_range must be > 0, got {data_range}.")
+    return float(data_range)
+
+
 def _pair(
     sr: np.ndarray, hr: np.ndarray, crop_border: int, data_range: float | None
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -42,15 +56,7 @@ def _pair(
         raise ValueError(f"Image shapes differ: {sr.shape} vs {hr.shape}.")
     if sr.ndim != 2:
         raise ValueError(f"Metrics take 2-D gray images, got shape {sr.shape}.")
-    if data_range is None:
-        if sr.dtype.kind != "f" or hr.dtype.kind != "f":
-            raise ValueError(
-                f"Integer images ({sr.dtype}, {hr.dtype}) need an explicit data_range (255 for "
-                "8-bit, 4095 for 12-bit, ...); or pass floats in [0, 1]."
-            )
-        data_range = 1.0
-    if data_range <= 0:
-        raise ValueError(f"data_range must be > 0, got {data_range}.")
+    data_range = _data_range(sr, hr, data_range)
     if crop_border < 0 or 2 * crop_border >= min(sr.shape):
         raise ValueError(f"crop_border {crop_border} does not fit an image of shape {sr.shape}.")
     if crop_border:
@@ -141,14 +147,8 @@ def lr_consistency(
         raise ValueError(
             f"SR shape {sr.shape} is not an integer multiple of LR shape {lr.shape} on both axes."
         )
-    if data_range is None:
-        # Decide before resizing: io.resize returns float32 even for integer input.
-        if sr.dtype.kind != "f" or lr.dtype.kind != "f":
-            raise ValueError(
-                f"Integer images ({sr.dtype}, {lr.dtype}) need an explicit data_range; or pass "
-                "floats in [0, 1]."
-            )
-        data_range = 1.0
+    # Decide before resizing: io.resize returns float32 even for integer input.
+    data_range = _data_range(sr, lr, data_range)
     down = io.resize(sr.astype(np.float32), (lr.shape[1], lr.shape[0]), method=method)
     return psnr(down, lr.astype(np.float32), data_range=data_range, crop_border=crop_border)
 

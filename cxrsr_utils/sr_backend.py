@@ -41,12 +41,14 @@ from basicsr.utils.matlab_functions import imresize as matlab_imresize
 from realesrgan.archs.srvgg_arch import SRVGGNetCompact
 from realesrgan.data.realesrgan_dataset import RealESRGANDataset
 from realesrgan.models.realesrgan_model import RealESRGANModel
+from realesrgan.utils import RealESRGANer
 
 __all__ = [
     "DiffJPEG",
     "RRDBNet",
     "RealESRGANDataset",
     "RealESRGANModel",
+    "RealESRGANer",
     "SRVGGNetCompact",
     "UNetDiscriminatorSN",
     "USMSharp",
