@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from cxrsr_utils import ncnn, sources
+from cxrsr_utils.io import atomic_path, write_text
 from cxrsr_utils.sr_backend import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
 
 NCNN_CONVERTED = "RealESRGAN_x4plus_from_ncnn_fp16.pth"
@@ -73,15 +73,16 @@ def load_state_dict_file(path: Path, prefer_key: str = "params_ema") -> dict[str
     return obj
 
 
-def _atomic_torch_save(obj: object, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def save_torch(obj: object, target: str | os.PathLike[str]) -> Path:
+    """``torch.save`` atomically, and byte-reproducibly.
+
+    Given a path, torch.save names the zip archive inside the file after the file's stem, which
+    for an atomic write is a random temporary name, so the same weights would get a different
+    SHA-256 on every run. Through a file handle the archive is always named ``archive``.
+    """
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+    return Path(target)
 
 
 def ncnn_generator_state() -> tuple[dict[str, torch.Tensor], WeightsInfo]:
@@ -101,11 +102,10 @@ def ncnn_generator_state() -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     binary = files["models/REALESRGAN_X4PLUS_UP4X.bin"]
     state = ncnn.convert(param, binary)
     build_generator().load_state_dict(state, strict=True)
-    _atomic_torch_save({"params_ema": state}, target)
+    save_torch({"params_ema": state}, target)
     digest = sources.sha256_file(target)
-    tmp = sidecar.with_name(sidecar.name + ".part")
-    tmp.write_text(json.dumps({"sha256": digest, "inputs": sources.NCNN_X4PLUS.files}, indent=1))
-    os.replace(tmp, sidecar)
+    record = {"sha256": digest, "inputs": sources.NCNN_X4PLUS.files}
+    write_text(sidecar, json.dumps(record, indent=1))
     return state, _ncnn_info(target, digest)
 
 

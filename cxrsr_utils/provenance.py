@@ -77,9 +77,29 @@ def device_info() -> dict[str, Any]:
     return info
 
 
+def portable(obj: Any) -> Any:
+    """``obj`` with every path string inside the project made relative to the project root.
+
+    Reports are committed; written this way they read the same from any clone, so re-running
+    the study changes a report only where a result changed. Paths outside the project (the
+    mirror, a user cache, a scratch output root) stay absolute: they say where a file was.
+    """
+    root = str(PROJECT_ROOT)
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [portable(v) for v in obj]
+    if isinstance(obj, Path):
+        obj = str(obj)
+    if isinstance(obj, str) and (obj == root or obj.startswith(root + os.sep)):
+        return os.path.relpath(obj, root)
+    return obj
+
+
 def write_json(path: Path, obj: Any) -> Path:
-    """Atomic, stable (sorted keys) JSON."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Atomic, stable (sorted keys) JSON with :func:`portable` paths."""
+    text = json.dumps(portable(obj), indent=2, sort_keys=True, default=str)
+    return write_text(path, text + "\n")
 
 
 def record_sources(paths: Paths, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -77,9 +77,9 @@ from basicsr.utils.misc import check_resume
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DistributedDataParallel
 
-from cxrsr_utils import degrade, sources
+from cxrsr_utils import degrade, provenance, sources
 from cxrsr_utils.io import atomic_path, write_text
-from cxrsr_utils.models import WeightsInfo, pretrained_generator_state
+from cxrsr_utils.models import WeightsInfo, pretrained_generator_state, save_torch
 from cxrsr_utils.repro import torch_device
 from cxrsr_utils.sr_backend import DiffJPEG, RealESRGANModel, USMSharp
 
@@ -636,9 +636,7 @@ class CxrRealESRGANModel(RealESRGANModel):
             "loop": dict(getattr(self, "loop_state", {})),
             "pool": self._pool_state(),
         }
-        target = Path(self.opt["path"]["training_states"]) / f"{current_iter}.state"
-        with atomic_path(target) as tmp:
-            torch.save(state, tmp)
+        save_torch(state, Path(self.opt["path"]["training_states"]) / f"{current_iter}.state")
 
     def _pool_state(self) -> dict[str, Any] | None:
         """The pair pool as uint8: its LR are 8-bit quantized and its HR come from 8-bit
@@ -1091,8 +1089,7 @@ def _export(model: CxrRealESRGANModel, opt: Mapping[str, Any], generator_path: P
     net = model.net_g_ema if getattr(model, "net_g_ema", None) is not None else (
         model.get_bare_model(model.net_g))
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    with atomic_path(generator_path) as tmp:
-        torch.save({"params_ema": state}, tmp)
+    save_torch({"params_ema": state}, generator_path)
     cx = opt["cxrsr"]
     card = {
         "model": opt["name"],
@@ -1116,7 +1113,7 @@ def _export(model: CxrRealESRGANModel, opt: Mapping[str, Any], generator_path: P
                      "realesrgan": importlib.metadata.version("realesrgan"),
                      "cxrsr": importlib.metadata.version("cxrsr")},
     }
-    write_text(card_path, json.dumps(card, indent=1))
+    provenance.write_json(card_path, card)
     logger.info(f"Saved the EMA generator to {generator_path} and the model card to {card_path}.")
 
 

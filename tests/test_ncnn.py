@@ -61,3 +61,17 @@ def test_pretrained_beats_random_init_on_a_real_cxr(nih_images):
         good = _psnr(pretrained(to_t(lr)).clamp(0, 1), to_t(hr))
         bad = _psnr(random_net(to_t(lr)).clamp(0, 1), to_t(hr))
     assert good > 25 and good - bad > 15, (good, bad)
+
+
+def test_saved_weights_do_not_depend_on_the_file_name(tmp_path):
+    # torch.save(obj, path) embeds the path's stem, so atomic writes (random temp names) would
+    # give the same weights a new SHA-256 on every run and break the model card's hash.
+    state = {"params_ema": {"w": torch.arange(12.0).reshape(3, 4)}}
+    a = models.save_torch(state, tmp_path / "generator.pth")
+    b = models.save_torch(state, tmp_path / "other" / "another_name.pth")
+    assert a.read_bytes() == b.read_bytes()
+    assert not list(tmp_path.glob(".*")), "no temporary file is left behind"
+    loaded = models.load_state_dict_file(b)
+    assert torch.equal(loaded["w"], state["params_ema"]["w"])
+    state["params_ema"]["w"][0, 0] = -1
+    assert models.save_torch(state, tmp_path / "changed.pth").read_bytes() != a.read_bytes()

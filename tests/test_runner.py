@@ -51,3 +51,18 @@ def test_only_filter_and_unknown():
 
 def test_set_parsing():
     assert runner._parse_set(["nih.n_crops=3", "device=cpu"]) == {"nih.n_crops": 3, "device": "cpu"}
+
+
+def test_reports_write_paths_inside_the_project_relative_to_it(tmp_path):
+    import json
+
+    from cxrsr_utils import provenance
+    from cxrsr_utils.params import PROJECT_ROOT
+
+    inside = PROJECT_ROOT / "work" / "quick" / "finetune" / "paper" / "generator.pth"
+    sibling = str(PROJECT_ROOT) + "-other/x.pth"  # shares the prefix, is not inside
+    record = {"path": str(inside), "dirs": [str(tmp_path), PROJECT_ROOT], "n": 3,
+              "nested": {"source": sibling}}
+    written = json.loads(provenance.write_json(tmp_path / "card.json", record).read_text())
+    assert written == {"path": "work/quick/finetune/paper/generator.pth",
+                       "dirs": [str(tmp_path), "."], "n": 3, "nested": {"source": sibling}}
