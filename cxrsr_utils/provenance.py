@@ -33,13 +33,18 @@ SOURCES_FILE = "sources_used.json"
 
 
 def git_commit(root: Path = PROJECT_ROOT) -> str:
-    """The checked-out commit (``+dirty`` if tracked files differ; ``unknown`` outside git)."""
+    """The checked-out commit, ``+dirty`` if tracked files differ from it (``unknown`` outside git).
+
+    What a run itself writes (``reports/``, ``figures/``) does not count: the committed quick
+    results are rewritten by every run, which would otherwise mark every run dirty.
+    """
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":(exclude)reports", ":(exclude)figures"],
             cwd=root,
             capture_output=True,
             text=True,

@@ -66,3 +66,26 @@ def test_reports_write_paths_inside_the_project_relative_to_it(tmp_path):
     written = json.loads(provenance.write_json(tmp_path / "card.json", record).read_text())
     assert written == {"path": "work/quick/finetune/paper/generator.pth",
                        "dirs": [str(tmp_path), "."], "n": 3, "nested": {"source": sibling}}
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_run_outputs(tmp_path):
+    import subprocess
+
+    from cxrsr_utils import provenance
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "table.csv").write_text("a\n1\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    head = provenance.git_commit(tmp_path)
+    assert len(head) == 40 and "+" not in head
+    (tmp_path / "reports" / "table.csv").write_text("a\n2\n")
+    assert provenance.git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.git_commit(tmp_path) == head + "+dirty"
