@@ -95,72 +95,69 @@ def run_config(config: dict, lr8: np.ndarray) -> tuple[float, float, float, np.n
     return result
 
 
-def psnr8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def main() -> None:
     import pandas as pd
 
-    from cxrsr_utils import io
+    from cxrsr_utils import io, metrics
     from cxrsr_utils.report import markdown_table
 
     mirror = Path(os.environ.get("CXRSR_MIRROR", ROOT.parent / "shared" / "mirror"))
     files = sorted((mirror / "data" / "nih-sample" / "images").glob("*.png"))
     if not files:
         raise SystemExit(f"No NIH images under {mirror}; set CXRSR_MIRROR.")
-    hr = io.resize(io.read_radiograph(files[0]).as_float(), (HR, HR)).clip(0, 1)
-    lr8 = io.to_pixels(io.resize(hr, (HR // SCALE, HR // SCALE)).clip(0, 1), 255)
-    hr8 = io.to_pixels(hr, 255)
-    hr_large = io.resize(io.read_radiograph(files[0]).as_float(), (HR_LARGE, HR_LARGE)).clip(0, 1)
-    lr8_large = io.to_pixels(io.resize(hr_large, (HR_LARGE // SCALE,) * 2).clip(0, 1), 255)
-    inputs = {"small": (lr8, hr8), "large": (lr8_large, io.to_pixels(hr_large, 255))}
+    original = io.read_radiograph(files[0]).as_float()
+    inputs = {}  # name -> (LR uint8, HR uint8)
+    for name, side in (("small", HR), ("large", HR_LARGE)):
+        hr = io.resize(original, (side, side)).clip(0, 1)
+        lr = io.resize(hr, (side // SCALE, side // SCALE)).clip(0, 1)
+        inputs[name] = (io.to_pixels(lr, 255), io.to_pixels(hr, 255))
 
-    ours = {"engine": "cxrsr", "precision": "fp32", "gray": "mean", "tile": 0, "tile_pad": 0}
+    # (label, configuration, label of the run it is compared with)
+    ours = {"engine": "cxrsr", "precision": "fp32", "gray": "mean", "tile": 0, "tile_pad": 0,
+            "input": "small"}
+    luma = {**ours, "gray": "luma"}
+    large = {**ours, "input": "large"}
+    theirs = {"engine": "RealESRGANer", "input": "small"}
+    big = f"LR {HR_LARGE // SCALE}:"
     configs = [
-        ("untiled fp32", ours),
-        ("untiled bf16", {**ours, "precision": "bf16"}),
-        *[(f"tile {TILE} pad {p} fp32", {**ours, "tile": TILE, "tile_pad": p}) for p in PADS],
-        ("untiled fp32, gray=luma", {**ours, "gray": "luma"}),
-        ("RealESRGANer untiled", {"engine": "RealESRGANer", "tile": 0, "tile_pad": 0}),
-        (f"tile {TILE} pad 10 fp32, gray=luma", {**ours, "gray": "luma", "tile": TILE,
-                                                 "tile_pad": 10}),
-        (f"RealESRGANer tile {TILE} pad 10", {"engine": "RealESRGANer", "tile": TILE,
-                                              "tile_pad": 10}),
-        (f"LR {HR_LARGE // SCALE}: untiled fp32", {**ours, "input": "large"}),
-        (f"LR {HR_LARGE // SCALE}: tile {TILE_LARGE} pad {PAD_LARGE} fp32",
-         {**ours, "input": "large", "tile": TILE_LARGE, "tile_pad": PAD_LARGE}),
-        (f"LR {HR_LARGE // SCALE}: tile {TILE_LARGE} pad {PAD_LARGE} bf16",
-         {**ours, "input": "large", "tile": TILE_LARGE, "tile_pad": PAD_LARGE,
-          "precision": "bf16"}),
+        ("untiled fp32", ours, "untiled fp32"),
+        ("untiled bf16", {**ours, "precision": "bf16"}, "untiled fp32"),
+        *[(f"tile {TILE} pad {p} fp32", {**ours, "tile": TILE, "tile_pad": p}, "untiled fp32")
+          for p in PADS],
+        ("untiled fp32, gray=luma", luma, "untiled fp32, gray=luma"),
+        ("RealESRGANer untiled", {**theirs, "tile": 0, "tile_pad": 0}, "untiled fp32, gray=luma"),
+        (f"tile {TILE} pad 10 fp32, gray=luma", {**luma, "tile": TILE, "tile_pad": 10},
+         "untiled fp32, gray=luma"),
+        (f"RealESRGANer tile {TILE} pad 10", {**theirs, "tile": TILE, "tile_pad": 10},
+         "untiled fp32, gray=luma"),
+        (f"{big} untiled fp32", large, f"{big} untiled fp32"),
+        (f"{big} tile {TILE_LARGE} pad {PAD_LARGE} fp32",
+         {**large, "tile": TILE_LARGE, "tile_pad": PAD_LARGE}, f"{big} untiled fp32"),
+        (f"{big} tile {TILE_LARGE} pad {PAD_LARGE} bf16",
+         {**large, "tile": TILE_LARGE, "tile_pad": PAD_LARGE, "precision": "bf16"},
+         f"{big} untiled fp32"),
     ]
     results = {}
-    for label, config in configs:
+    for label, config, _ in configs:
         print(f"[bench] {label} ...", flush=True)
-        results[label] = run_config(config, inputs[config.get("input", "small")][0])
-
-    def reference_for(label: str) -> str:
-        if label.startswith(f"LR {HR_LARGE // SCALE}"):
-            return f"LR {HR_LARGE // SCALE}: untiled fp32"
-        return "untiled fp32, gray=luma" if ("luma" in label or "RealESRGANer" in label) \
-            else "untiled fp32"
+        results[label] = run_config(config, inputs[config["input"]][0])
 
     rows = []
-    for label, (seconds, peak, over, out) in results.items():
-        ref = results[reference_for(label)][3]
+    for label, config, reference in configs:
+        seconds, peak, over, out = results[label]
+        ref = results[reference][3]
         diff = np.abs(out.astype(np.int32) - ref.astype(np.int32))
         rows.append({
             "configuration": label,
             "seconds": round(seconds, 2),
             "peak RSS (MB)": round(peak),
             "peak over model (MB)": round(over),
-            "compared with": reference_for(label),
+            "compared with": reference,
             "max |diff| (grey levels)": int(diff.max()),
             "pixels differing": f"{100 * float((diff > 0).mean()):.2f}%",
-            "PSNR vs that (dB)": round(psnr8(out, ref), 1),
-            "PSNR vs HR (dB)": round(psnr8(out, inputs[
-                "large" if label.startswith(f"LR {HR_LARGE // SCALE}") else "small"][1]), 2),
+            "PSNR vs that (dB)": round(metrics.psnr(out, ref, data_range=255), 1),
+            "PSNR vs HR (dB)": round(
+                metrics.psnr(out, inputs[config["input"]][1], data_range=255), 2),
         })
     table = pd.DataFrame(rows)
     meta = {
