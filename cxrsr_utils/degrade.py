@@ -521,3 +521,35 @@ def lr_fidelity(hr: torch.Tensor, lr: torch.Tensor, *, scale: int = 4) -> pd.Dat
                                     * 255.0, crop_border=0, input_order="HWC"))
         rows.append({"image": i, "psnr_db": psnr, "ssim": ssim})
     return pd.DataFrame(rows)
+
+
+def centre_crop(image: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
+    """The central square of side ``min(h, w, size)``, cut down to a multiple of ``multiple``
+    (the scale, so the degraded LR has whole pixels)."""
+    h, w = image.shape[:2]
+    side = min(h, w, size) // multiple * multiple
+    if side < 1:
+        raise ValueError(f"No {multiple}-multiple square fits an image of shape {image.shape}.")
+    y, x = (h - side) // 2, (w - side) // 2
+    return image[y:y + side, x:x + side]
+
+
+def fidelity_table(images: Mapping[str, np.ndarray], *, draws: int, seed: int,
+                   options: Mapping[str, Any] | None = None, scale: int = 4) -> pd.DataFrame:
+    """How degraded the LR inputs are: :func:`lr_fidelity` of ``draws`` degradations of each
+    gray HR image, in every mode (notebook 02's table).
+
+    Draw ``k`` of the ``i``-th image uses seed ``seed + 1000 i + k`` in both modes, so each
+    row is reproducible on its own. Columns: mode, image (the mapping's key), draw, psnr, ssim.
+    """
+    rows = []
+    for i, (name, image) in enumerate(images.items()):
+        batch = gray_to_batch(image)
+        for k in range(draws):
+            for mode in MODES:
+                lr = degrade(image, seed=seed + 1000 * i + k, mode=mode, options=options,
+                             scale=scale).lr
+                fid = lr_fidelity(batch, lr, scale=scale)
+                rows.append({"mode": mode, "image": name, "draw": k,
+                             "psnr": float(fid.psnr_db[0]), "ssim": float(fid.ssim[0])})
+    return pd.DataFrame(rows)

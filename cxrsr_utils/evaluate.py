@@ -21,6 +21,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxrsr_utils import infer, io, metrics, models, sources
+from cxrsr_utils.params import Params
+from cxrsr_utils.repro import torch_device
 
 DATASET_LABELS = {"nih": "NIH held-out (same dataset)", "kermany": "Kermany test (unseen)"}
 BASELINES = ("bicubic", "lanczos")
@@ -83,6 +85,16 @@ def finetuned_generators(work: Path) -> dict[str, Path]:
     if not root.is_dir():
         return {}
     return {p.parent.name: p for p in sorted(root.glob(f"*/{GENERATOR_FILE}"))}
+
+
+def study_methods(params: Params, work: Path) -> tuple[list[Method], list[str]]:
+    """The methods notebooks 04 and 05 compare, run with ``params.evaluate``'s inference
+    settings on ``params.device`` (see :func:`available_methods`)."""
+    ev = params.evaluate
+    options = infer.InferOptions(tile=ev.tile, tile_pad=ev.tile_pad, pre_pad=ev.pre_pad,
+                                 batch_size=ev.batch_size, precision=ev.precision,
+                                 device=torch_device(params.device), progress=False)
+    return available_methods(work, options, include_general_v3=ev.include_general_v3)
 
 
 def available_methods(

@@ -716,6 +716,23 @@ class TrainResult:
         return asdict(self)
 
 
+def sources_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
+    """One row per variant: iterations and where the generator, discriminator and VGG19
+    came from (a source name, or the note saying what replaced it)."""
+    rows = []
+    for variant, r in results.items():
+        src, notes = r.sources, r.sources.get("notes", {})
+        rows.append({
+            "variant": variant,
+            "iterations": r.iterations,
+            "generator init": (src.get("generator") or {}).get("source", "scratch"),
+            "discriminator init": (src.get("discriminator") or {}).get("source")
+            or notes.get("discriminator", "none"),
+            "VGG19": (src.get("vgg19") or {}).get("source") or notes.get("vgg19", "none"),
+        })
+    return pd.DataFrame(rows)
+
+
 def _init_distributed(opt: dict[str, Any]) -> bool:
     """Join the process group when launched by torchrun; True when this call created it."""
     import torch.distributed as dist

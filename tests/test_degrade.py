@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -207,3 +208,28 @@ def test_too_small_or_odd_images_are_refused() -> None:
     with pytest.raises(ValueError, match="divisible"):
         degrade.degrade(torch.rand(1, 3, 98, 98), seed=0)
     assert degrade.degrade(torch.rand(1, 3, 64, 64), seed=0, mode="bicubic").lr.shape[-1] == 16
+
+
+def test_centre_crop_is_central_and_a_multiple_of_the_scale() -> None:
+    image = np.arange(30 * 50, dtype=np.float32).reshape(30, 50)
+    crop = degrade.centre_crop(image, 256, 4)
+    assert crop.shape == (28, 28)
+    assert crop[0, 0] == image[1, 11]  # (30 - 28) // 2, (50 - 28) // 2
+    assert degrade.centre_crop(image, 10, 4).shape == (8, 8)
+    with pytest.raises(ValueError, match="fits"):
+        degrade.centre_crop(image[:3, :3], 256, 4)
+
+
+def test_fidelity_table_is_reproducible_and_bicubic_is_mild(hr_image: np.ndarray) -> None:
+    crops = {"a": hr_image, "b": np.ascontiguousarray(hr_image[::-1, ::-1])}
+    table = degrade.fidelity_table(crops, draws=2, seed=5)
+    assert len(table) == 2 * 2 * len(degrade.MODES)
+    assert list(table.columns) == ["mode", "image", "draw", "psnr", "ssim"]
+    pd.testing.assert_frame_equal(table, degrade.fidelity_table(crops, draws=2, seed=5))
+    # draw k of image i uses seed + 1000 i + k: the same row as a degradation on its own
+    lr = degrade.degrade(crops["b"], seed=5 + 1000 + 1, mode="bicubic").lr
+    alone = degrade.lr_fidelity(degrade.gray_to_batch(crops["b"]), lr)
+    row = table[(table["image"] == "b") & (table["draw"] == 1) & (table["mode"] == "bicubic")]
+    assert float(row.psnr.iloc[0]) == float(alone.psnr_db[0])
+    bicubic = table[table["mode"] == "bicubic"]
+    assert (bicubic.psnr > 25).all() and (bicubic.ssim > 0.7).all()

@@ -83,3 +83,22 @@ def test_wide_summary_and_headline():
     assert wide.loc[0, "PSNR (dB)"].startswith("30.20 [")
     text = evaluate.headline(summary)
     assert "bicubic 30.20 dB" in text and "best fine-tuned (l1) 31.20 dB" in text
+
+
+def test_study_methods_use_the_profiles_inference_settings(prepared, monkeypatch):
+    work, _ = prepared
+    seen = {}
+
+    def spy(work_dir, options, *, include_general_v3):
+        seen.update(work=work_dir, options=options, general=include_general_v3)
+        return [], []
+
+    monkeypatch.setattr(evaluate, "available_methods", spy)
+    params = load_params("quick", {"evaluate.tile": 32, "evaluate.precision": "bf16",
+                                   "evaluate.include_general_v3": False})
+    assert evaluate.study_methods(params, work) == ([], [])
+    o = seen["options"]
+    assert seen["work"] == work and seen["general"] is False
+    assert (o.tile, o.tile_pad, o.pre_pad, o.batch_size, o.precision, o.device, o.progress) == (
+        32, params.evaluate.tile_pad, params.evaluate.pre_pad, params.evaluate.batch_size,
+        "bf16", "cpu", False)

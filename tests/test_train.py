@@ -289,3 +289,23 @@ def test_quick_profile_replaces_the_offline_sources(tmp_path: Path) -> None:
     assert "perceptual_opt" not in opt["train"] or (
         opt["train"]["perceptual_opt"]["perceptual_weight"] == 0
     )
+
+
+def test_sources_table_names_each_source_or_its_replacement() -> None:
+    def result(sources: dict[str, Any]) -> T.TrainResult:
+        return T.TrainResult(
+            completed=True, iterations=40, total_iter=40, resumed_from=None, generator_path=None,
+            model_card_path=None, loss_csv="", experiments_root="", options_sha256="",
+            sources=sources, seconds=1.0, seconds_per_iter=0.1, peak_rss_mb=1.0)
+
+    table = T.sources_table({
+        "paper": result({"generator": {"source": "RealESRGAN_x4plus_ncnn"},
+                         "discriminator": None, "vgg19": {"source": "vgg19"},
+                         "notes": {"discriminator": "trained from scratch"}}),
+        "l1": result({"generator": None, "notes": {}}),
+    })
+    assert list(table.columns) == ["variant", "iterations", "generator init",
+                                   "discriminator init", "VGG19"]
+    assert table.iloc[0].tolist() == ["paper", 40, "RealESRGAN_x4plus_ncnn",
+                                      "trained from scratch", "vgg19"]
+    assert table.iloc[1].tolist() == ["l1", 40, "scratch", "none", "none"]
