@@ -31,8 +31,10 @@ network in one piece):
 - **Batched.** Windows of equal shape, from one image or from several images of one size, go
   through the network ``batch_size`` at a time.
 - **Precision.** ``fp32`` or ``bf16`` on CPU, ``fp16`` or ``bf16`` (or ``fp32``) on a GPU, via
-  :func:`torch.autocast`. bf16 keeps 8 significant bits and fp16 11, fewer than 12-bit data
-  has: use ``fp32`` where the lowest bits of 12/16-bit data matter.
+  :func:`torch.autocast`; ``auto`` is bf16 only where the CPU has native bf16 (on an AVX2-only
+  CPU torch emulates it, ~160x slower than fp32) or on a GPU, else fp32. bf16 keeps 8
+  significant bits and fp16 11, fewer than 12-bit data has: use ``fp32`` where the lowest
+  bits of 12/16-bit data matter.
 - **Memory.** Only one batch of network output exists at a time in float; each finished
   window is reduced to gray and written straight into the result (``uint8``/``uint16`` for a
   radiograph), so a large image never has its full 3-channel float output in memory.
@@ -53,10 +55,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cxrsr_utils import io
+from cxrsr_utils import cpu, io
 from cxrsr_utils.io import Radiograph
 
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 GrayReduction = Literal["mean", "luma"]
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -92,10 +94,14 @@ class InferOptions:
                 raise ValueError(f"InferOptions.{name} must be an integer >= 0, got {value!r}.")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"InferOptions.batch_size must be >= 1, got {self.batch_size!r}.")
-        if self.precision not in ("fp32", "bf16", "fp16"):
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(
-                f"InferOptions.precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}."
+                "InferOptions.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got "
+                f"{self.precision!r}."
             )
+        # auto: bf16 only where the CPU has it natively (or on a GPU); explicit bf16 on a CPU
+        # that emulates it warns (cxrsr_utils.cpu).
+        object.__setattr__(self, "precision", cpu.resolve_precision(self.precision, self.device))
         if self.gray not in ("mean", "luma"):
             raise ValueError(f"InferOptions.gray must be 'mean' or 'luma', got {self.gray!r}.")
         device_type = torch.device(self.device).type

@@ -134,7 +134,9 @@ class FinetuneParams(_Strict):
     num_workers: int = Field(0, ge=0)
     save_checkpoint_freq: int = Field(500, ge=1)
     print_freq: int = Field(100, ge=1)
-    autocast: Literal["bf16"] | None = None
+    autocast: Literal["auto", "bf16"] | None = Field(
+        None, description="bf16 autocast; auto: only where the CPU has native bf16 (or on a GPU)"
+    )
     gpus: int = Field(1, ge=1, description="processes for the torchrun command notebook 03 shows")
 
     @model_validator(mode="after")
@@ -151,7 +153,9 @@ class EvaluateParams(_Strict):
     tile_pad: int = Field(10, ge=0)
     pre_pad: int = Field(10, ge=0)
     batch_size: int = Field(4, ge=1)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "fp32", description="auto: bf16 where the CPU has native bf16 (or on a GPU), else fp32"
+    )
     include_general_v3: bool = Field(True, description="also realesr-general-x4v3 if it resolves")
     n_bootstrap: int = Field(2000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
@@ -289,19 +293,23 @@ def load_params(
 
 
 class Paths:
-    """Where a run writes: reports, tables, figures, and the (git-ignored) work folder.
+    """Where a run writes: its own git-ignored folder ``work/<profile>/``.
 
-    Everything sits under the project root, or under ``$CXRSR_OUTPUT_ROOT`` when set
-    (the tests use that so they never touch committed results).
+    It holds the prepared data, checkpoints and SR outputs, ``reports/`` (executed notebooks,
+    ``tables/``, manifests, model cards) and ``figures/``, so running the study never changes
+    a tracked file. The results committed with the code live in ``reports/<profile>/`` and
+    ``figures/<profile>/`` (:func:`cxrsr_utils.reference.reference_dirs`); a run is compared
+    with them and replaces them only when published. Everything sits under the project root,
+    or under ``$CXRSR_OUTPUT_ROOT`` when set (the tests use a scratch folder).
     """
 
     def __init__(self, params: Params, root: Path | None = None) -> None:
         env = os.environ.get(ENV_OUTPUT_ROOT)
         self.root = Path(root or env or PROJECT_ROOT)
-        self.reports = self.root / "reports" / params.profile
-        self.tables = self.reports / "tables"
-        self.figures = self.root / "figures" / params.profile
         self.work = self.root / "work" / params.profile
+        self.reports = self.work / "reports"
+        self.tables = self.reports / "tables"
+        self.figures = self.work / "figures"
         for folder in (self.reports, self.tables, self.figures, self.work):
             folder.mkdir(parents=True, exist_ok=True)
 

@@ -10,8 +10,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cxrsr_utils import cpu
 from cxrsr_utils.io import write_text
 from cxrsr_utils.params import PROJECT_ROOT, Params, Paths
+from cxrsr_utils.repro import torch_device
 
 PACKAGES = (
     "torch",
@@ -67,12 +69,13 @@ def package_versions() -> dict[str, str]:
 
 
 def device_info() -> dict[str, Any]:
-    """CPU/GPU the run executes on."""
+    """CPU/GPU the run executes on; the CPU's instruction sets decide its float rounding."""
     import torch
 
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "cpu": cpu.describe(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
@@ -82,22 +85,29 @@ def device_info() -> dict[str, Any]:
     return info
 
 
+def _mirror() -> str | None:
+    env = os.environ.get("CXRSR_MIRROR")
+    return os.path.abspath(env) if env else None
+
+
 def portable(obj: Any) -> Any:
-    """``obj`` with every path string inside the project made relative to the project root.
+    """``obj`` with every path string inside the project or the mirror made relative to the
+    project root (the mirror beside a clone reads ``../shared/mirror/...``).
 
     Reports are committed; written this way they read the same from any clone, so re-running
-    the study changes a report only where a result changed. Paths outside the project (the
-    mirror, a user cache, a scratch output root) stay absolute: they say where a file was.
+    the study changes a report only where a result changed. Other paths outside the project
+    (a user cache, a scratch output root) stay absolute: they say where a file was.
     """
-    root = str(PROJECT_ROOT)
     if isinstance(obj, dict):
         return {k: portable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [portable(v) for v in obj]
     if isinstance(obj, Path):
         obj = str(obj)
-    if isinstance(obj, str) and (obj == root or obj.startswith(root + os.sep)):
-        return os.path.relpath(obj, root)
+    if isinstance(obj, str):
+        for root in filter(None, (str(PROJECT_ROOT), _mirror())):
+            if obj == root or obj.startswith(root + os.sep):
+                return os.path.relpath(obj, PROJECT_ROOT)
     return obj
 
 
@@ -123,13 +133,27 @@ def sources_used(paths: Paths) -> dict[str, Any]:
 
 
 def summary(params: Params, paths: Paths) -> dict[str, Any]:
-    """The provenance cell's content: commit, params hash, packages, device, output folders."""
-    return {
+    """The provenance cell's content: commit, params hash, packages, device and CPU, the
+    precision each step runs in, output folders."""
+    return portable({
         "profile": params.profile,
         "params_sha256": params.digest(),
         "git_commit": git_commit(),
         "packages": package_versions(),
         "device": device_info(),
         "outputs": str(paths.root),
-        "mirror": os.environ.get("CXRSR_MIRROR", "(unset)"),
+        "mirror": _mirror() or "(unset)",
+        "precision": precisions(params),
+    })
+
+
+def precisions(params: Params) -> dict[str, str]:
+    """The precision fine-tuning and evaluation run in here (``auto`` resolved for this CPU)."""
+    try:
+        device = torch_device(params.device)
+    except RuntimeError as exc:  # a GPU profile opened on a machine without one
+        return {"unresolved": str(exc)}
+    return {
+        "finetune": cpu.resolve_precision(params.finetune.autocast or "fp32", device),
+        "evaluate": cpu.resolve_precision(params.evaluate.precision, device),
     }

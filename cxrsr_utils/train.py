@@ -77,7 +77,7 @@ from basicsr.utils.misc import check_resume
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DistributedDataParallel
 
-from cxrsr_utils import degrade, provenance, sources
+from cxrsr_utils import cpu, degrade, provenance, sources
 from cxrsr_utils.io import atomic_path, write_text
 from cxrsr_utils.models import WeightsInfo, pretrained_generator_state, save_torch
 from cxrsr_utils.repro import torch_device
@@ -325,6 +325,8 @@ def build_options(
                           perceptual_weight=perceptual_weight if gan else 0.0,
                           net_d_init_iters=net_d_init_iters, download=download)
     dev = torch_device(device)
+    if autocast:
+        cpu.resolve_precision(autocast, dev)  # warns where the CPU only emulates bf16
     root = Path(experiments_root).resolve()
 
     dataset: dict[str, Any] = {
@@ -1201,9 +1203,17 @@ def profile_options(params: Any, work: str | os.PathLike[str], variant: str) -> 
         generator_init=ft.generator_init, discriminator_init=ft.discriminator_init,
         queue_size=ft.queue_size, seed=params.seed, device=params.device,
         num_workers=ft.num_workers, save_checkpoint_freq=ft.save_checkpoint_freq,
-        print_freq=ft.print_freq, autocast=ft.autocast,
+        print_freq=ft.print_freq, autocast=_autocast_for(ft.autocast, params.device),
         degradation=params.degradation.model_dump(mode="json"),
     )
+
+
+def _autocast_for(requested: str | None, device: str) -> str | None:
+    """``finetune.autocast`` as :func:`build_options` takes it: ``auto`` is bf16 only where
+    the CPU has native bf16 (or on a GPU), else no autocast."""
+    if requested != "auto":
+        return requested
+    return None if cpu.resolve_precision("auto", torch_device(device)) == "fp32" else "bf16"
 
 
 def train_variant(
