@@ -1,5 +1,6 @@
 # The study's two commands (see README):
-#   make study   set up, then run every notebook on the quick profile
+#   make study   set up, then run every notebook on the quick profile; results go to
+#                work/<profile>/ and are compared with the committed ones (reports/<profile>/)
 #   make test    set up, then run the tests (unit tests + nbval over notebooks/)
 # The set-up makes .venv inside the checkout, installs the package editable with its
 # pinned dependencies, and registers the venv's Jupyter kernel "cxrsr".
@@ -19,7 +20,7 @@ endif
 # OpenMP threads that spin while waiting slow torch down badly on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup study test lint expected bench clean
+.PHONY: setup study test lint expected publish bench bench-cpu clean
 
 setup: $(STAMP)
 
@@ -38,12 +39,22 @@ test: $(STAMP)
 	$(PY) -m pytest --nbval-lax tests notebooks
 
 # Developer helpers (not needed to reproduce the study).
+# After an intended change of results: rerun quick, store nbval's expected outputs, and make
+# the run the committed reference (reports/quick/, figures/quick/).
 expected: $(STAMP)
-	$(PY) -m cxrsr_utils.runner --profile quick --refresh-expected
+	$(PY) -m cxrsr_utils.runner --profile quick --refresh-expected --publish
+
+# Make the last run of PROFILE the committed reference results.
+publish: $(STAMP)
+	$(PY) -m cxrsr_utils.runner --profile $(PROFILE) --publish --no-run
 
 bench: $(STAMP)
 	$(PY) bench/fp16_rounding.py
 	$(PY) bench/inference.py
+
+# Results across CPU instruction sets (three quick-study runs; the basis of the tolerances).
+bench-cpu: $(STAMP)
+	$(PY) bench/cpu_portability.py
 
 clean:
 	rm -rf work .cache

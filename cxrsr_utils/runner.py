@@ -1,11 +1,15 @@
 """Run the study: every numbered notebook in order, with papermill, for one profile.
 
 ``python -m cxrsr_utils.runner --profile quick`` (what ``make study`` calls) executes
-``notebooks/NN_*.ipynb`` into ``reports/<profile>/``; the notebooks write figures to
-``figures/<profile>/`` and tables to ``reports/<profile>/tables/``. At the end a run manifest
-(``reports/<profile>/run_manifest.json``) records the git commit, the params and their hash,
-package versions, the SHA-256 of every source used, the data manifest hash, the device and the
-wall time of each notebook. A failing notebook stops the run with its name and cell.
+``notebooks/NN_*.ipynb`` into the run's folder ``work/<profile>/reports/``; the notebooks write
+figures to ``work/<profile>/figures/`` and tables to ``work/<profile>/reports/tables/``. At the
+end a run manifest (``run_manifest.json`` there) records the git commit, the params and their
+hash, package versions, the SHA-256 of every source used, the data manifest hash, the device
+(CPU model and instruction sets), the precision used and the wall time of each notebook, and
+every table is compared with the committed reference results (``reports/<profile>/``):
+``reference_comparison.md`` says which are the same, which within tolerance, which differ.
+``--publish`` makes the run the new committed reference. A failing notebook stops the run
+with its name and cell.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
-from cxrsr_utils import provenance
+from cxrsr_utils import provenance, reference
 from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -91,13 +96,28 @@ def run_study(
         print(f"[cxrsr] {book.name} done in {walls[book.name]} s", flush=True)
     manifest = build_manifest(params, paths, walls, time.time() - started)
     provenance.write_json(paths.reports / "run_manifest.json", manifest)
+    if only is None:
+        compare_with_reference(params.profile, paths)
     return manifest
+
+
+def compare_with_reference(profile: str, paths: Paths) -> pd.DataFrame:
+    """Compare the run's tables with the committed ones; write and print the outcome."""
+    from cxrsr_utils import report
+
+    table = reference.compare_run(paths.tables, profile)
+    report.save_table(table, paths.reports, "reference_comparison")
+    counts = table.status.value_counts().to_dict()
+    print(f"[cxrsr] tables against the committed reference reports/{profile}/tables: "
+          + ", ".join(f"{n} {status}" for status, n in counts.items())
+          + f" (details: {paths.reports / 'reference_comparison.md'})", flush=True)
+    for row in table[table.status == "differs"].itertuples():
+        print(f"[cxrsr]   {row.table} differs: {row.detail}", flush=True)
+    return table
 
 
 def build_manifest(params: Any, paths: Paths, walls: dict[str, float], total: float) -> dict:
     """The run manifest (see module doc)."""
-    import pandas as pd
-
     from cxrsr_utils.data import manifest_digest
 
     data_csv = paths.reports / DATA_MANIFEST
@@ -172,19 +192,39 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="after the run, store the checked cells' outputs in notebooks/ for nbval",
     )
+    ap.add_argument(
+        "--publish",
+        action="store_true",
+        help="make the run's tables and figures the committed reference "
+        "(reports/<profile>/, figures/<profile>/); with --no-run, publish the last run",
+    )
+    ap.add_argument("--no-run", action="store_true", help="run no notebook (with --publish)")
     args = ap.parse_args(argv)
     try:
-        manifest = run_study(args.profile, _parse_set(args.set), args.only, args.kernel)
+        overrides = _parse_set(args.set)
+        if not args.no_run:
+            manifest = run_study(args.profile, overrides, args.only, args.kernel)
+            print(f"[cxrsr] study done in {manifest['wall_seconds']['total']} s; results in "
+                  f"{provenance.portable(str(Paths(load_params(args.profile)).work))}/")
         if args.refresh_expected:
             refresh_expected_outputs(args.profile)
-    except (StudyError, ParamsError) as exc:
+        if args.publish:
+            publish(args.profile, overrides)
+    except (StudyError, ParamsError, FileNotFoundError) as exc:
         print(f"[cxrsr] {exc}", file=sys.stderr)
         return 1
-    print(
-        f"[cxrsr] study done in {manifest['wall_seconds']['total']} s; manifest in "
-        f"reports/{manifest['profile']}/run_manifest.json"
-    )
     return 0
+
+
+def publish(profile: str, overrides: dict[str, Any] | None = None) -> list[Path]:
+    """Make the last run of ``profile`` the committed reference results."""
+    if overrides:
+        raise ParamsError("--publish takes the profile as it is committed, without --set.")
+    paths = Paths(load_params(profile))
+    written = reference.publish(paths.reports, paths.figures, profile)
+    print(f"[cxrsr] published {len(written)} files to reports/{profile}/ and "
+          f"figures/{profile}/; commit them with the code that made them.", flush=True)
+    return written
 
 
 if __name__ == "__main__":

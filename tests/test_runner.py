@@ -89,3 +89,39 @@ def test_git_commit_is_dirty_for_code_changes_not_for_run_outputs(tmp_path):
     assert provenance.git_commit(tmp_path) == head
     (tmp_path / "code.py").write_text("x = 2\n")
     assert provenance.git_commit(tmp_path) == head + "+dirty"
+
+
+def test_a_run_writes_only_git_ignored_files(monkeypatch):
+    """`make study` must leave the checkout clean: every folder a run writes is ignored."""
+    import subprocess
+
+    from cxrsr_utils.params import PROJECT_ROOT, Paths, load_params
+
+    if not (PROJECT_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    monkeypatch.delenv("CXRSR_OUTPUT_ROOT", raising=False)
+    paths = Paths(load_params("quick"))
+    written = [paths.reports / "01_data_prep.ipynb", paths.tables / "04_summary.csv",
+               paths.figures / "04_zoom_comparison.png", paths.reports / "run_manifest.json",
+               paths.work / "finetune" / "paper" / "generator.pth"]
+    for path in written:
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=PROJECT_ROOT)
+        assert ignored.returncode == 0, f"{path} would show in git status"
+
+
+def test_a_run_is_compared_with_the_committed_reference(tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("CXRSR_OUTPUT_ROOT", str(tmp_path / "out"))
+    _book(tmp_path / "01_table.ipynb",
+          "from cxrsr_utils.params import Paths, load_params\n"
+          "from cxrsr_utils import report\nimport pandas as pd\n"
+          "paths = Paths(load_params(profile))\n"
+          "report.save_table(pd.DataFrame({'set': ['x'], 'part': ['y'], 'images': [1]}),\n"
+          "                  paths.tables, '01_counts')")
+    manifest = runner.run_study("quick", kernel="python3", folder=tmp_path)
+    reports = tmp_path / "out" / "work" / "quick" / "reports"
+    assert manifest["device"]["cpu"]["model"] and (reports / "run_manifest.json").is_file()
+    status = pd.read_csv(reports / "reference_comparison.csv").set_index("table").status
+    assert status["01_counts"] == "differs"  # one made-up row against the committed counts
+    assert status["04_summary"] == "missing"  # committed, not produced by this run
