@@ -152,10 +152,15 @@ class TrainingSources:
 
 
 def _file_info(name: str, path: Path) -> WeightsInfo:
+    """What a resolved weights file is; a stand-in that fails its hash (accepted only inside
+    ``sources.allow_unverified_for_tests``) is recorded with its own hash as UNVERIFIED."""
     source = sources.WEIGHTS[name]
-    digest = source.sha256 or sources.sha256_file(path)
+    status = sources.check(name, path)
+    digest = (source.sha256 if status == "verified" and source.sha256
+              else sources.sha256_file(path))
+    note = source.note if status in ("verified", "unpinned") else f"{status}. {source.note}"
     return WeightsInfo(source=name, path=str(path), sha256=digest, fp16_rounded=False,
-                       note=source.note)
+                       note=note.strip())
 
 
 def resolve_sources(
