@@ -18,17 +18,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cxrsr_utils import sources
 from cxrsr_utils import train as T
-from cxrsr_utils.io import read_radiograph, resize
 from cxrsr_utils.models import (
     load_generator_file,
     pretrained_generator_state,
     write_standin_weights,
 )
 from cxrsr_utils.params import load_params
+from tests.test_train import write_training_set
 
 pytestmark = pytest.mark.slow
 
@@ -48,15 +47,7 @@ def paper_env(tmp_path_factory: pytest.TempPathFactory, mirror: Path,
     standins = write_standin_weights(fake_mirror, seed=0)
     (fake_mirror / "data").symlink_to(mirror / "data")
     work = tmp / "work"
-    root = work / "data" / "nih" / "finetune"
-    root.mkdir(parents=True)
-    names = []
-    for path in nih_images[:6]:
-        image = resize(read_radiograph(path).as_float(), (128, 128))
-        Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)).save(
-            root / path.name)
-        names.append(path.name)
-    (root / "meta_info.txt").write_text("\n".join(names) + "\n")
+    write_training_set(work / "data" / "nih" / "finetune", nih_images[:6])
     return {"mirror": fake_mirror, "cache": tmp / "cache", "work": work, "standins": standins}
 
 
