@@ -33,7 +33,6 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -83,16 +82,12 @@ LOADER_WORKERS = 4  # paper.yaml's finetune.num_workers: data loading runs besid
 
 def cpu_info() -> dict[str, Any]:
     """CPU model, core count and whether bf16 is native (avx512_bf16 or amx_bf16)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name") and ":" in line:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and ":" in line:
-                flags = set(line.split(":", 1)[1].split())
-    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
-    return {"cpu": model, "cpus": os.cpu_count(), "native_bf16": bool(native),
-            "bf16_flags": native, "load_average_at_start": os.getloadavg()[0]}
+    from cxrsr_utils import cpu
+
+    flags = cpu.isa_flags()
+    return {"cpu": cpu.cpu_model(), "cpus": os.cpu_count(), "native_bf16": cpu.native_bf16(),
+            "bf16_flags": [f for f in ("avx512_bf16", "amx_bf16") if flags.get(f)],
+            "load_average_at_start": os.getloadavg()[0]}
 
 
 def gpu_info() -> dict[str, Any]:
