@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,9 +69,23 @@ def load_state_dict_file(path: Path, prefer_key: str = "params_ema") -> dict[str
         for key in (prefer_key, "params_ema", "params"):
             if key in obj and isinstance(obj[key], dict):
                 return obj[key]
-    if not isinstance(obj, dict):
-        raise sources.SourceError(f"{path} does not hold a state dict.")
+    if not isinstance(obj, dict) or not obj:
+        raise sources.SourceError(f"{path} does not hold a state dict (got {type(obj).__name__}"
+                                  f"{' (empty)' if isinstance(obj, dict) else ''}).")
     return obj
+
+
+def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """``net.load_state_dict(state, strict=True)`` with an error that names the file."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        detail = "; ".join(line.strip() for line in first[:3])[:400]
+        raise sources.SourceError(
+            f"{path}: weights do not fit {type(net).__name__} as in RealESRGAN_x4plus (x4, 23 "
+            f"blocks, 64 features): {detail}"
+        ) from exc
 
 
 def save_torch(obj: object, target: str | os.PathLike[str]) -> Path:
@@ -127,6 +142,13 @@ def pretrained_generator_state(
     try:
         path = sources.resolve("RealESRGAN_x4plus", download=download)
     except sources.SourceError as exc:
+        # Said on stderr too: a user who put the official file in place should learn at once
+        # that it was not used, not only from a note in a manifest.
+        warnings.warn(
+            f"RealESRGAN_x4plus.pth not used ({exc}); falling back to the fp16-rounded ncnn copy "
+            f"({sources.NCNN_X4PLUS.package}).",
+            stacklevel=2,
+        )
         state, info = ncnn_generator_state()
         return state, WeightsInfo(
             **{**info.to_dict(), "note": f"{info.note}; official .pth: {exc}"}
@@ -154,8 +176,10 @@ def load_generator_file(path: str | os.PathLike[str]) -> tuple[RRDBNet, WeightsI
     path = Path(path)
     if not path.is_file():
         raise sources.SourceError(f"No generator weights at {path}; run notebook 03 first.")
+    if path.stat().st_size == 0:
+        raise sources.SourceError(f"{path}: the weights file is empty (0 bytes).")
     net = build_generator()
-    net.load_state_dict(load_state_dict_file(path), strict=True)
+    load_into(net, load_state_dict_file(path), path)
     info = WeightsInfo(
         source=path.stem, path=str(path), sha256=sources.sha256_file(path), fp16_rounded=False
     )
