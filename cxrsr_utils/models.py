@@ -142,13 +142,15 @@ def pretrained_generator_state(
     try:
         path = sources.resolve("RealESRGAN_x4plus", download=download)
     except sources.SourceError as exc:
-        # Said on stderr too: a user who put the official file in place should learn at once
-        # that it was not used, not only from a note in a manifest.
-        warnings.warn(
-            f"RealESRGAN_x4plus.pth not used ({exc}); falling back to the fp16-rounded ncnn copy "
-            f"({sources.NCNN_X4PLUS.package}).",
-            stacklevel=2,
-        )
+        # A file that is there but fails its check is said on stderr too: a user who put the
+        # official file in place must learn at once that it was not used, not only from a note.
+        # (Absent offline is the documented, normal path: the note says it.)
+        if "does not match" in str(exc):
+            warnings.warn(
+                f"RealESRGAN_x4plus.pth not used ({exc}); falling back to the fp16-rounded ncnn "
+                f"copy ({sources.NCNN_X4PLUS.package}).",
+                stacklevel=2,
+            )
         state, info = ncnn_generator_state()
         return state, WeightsInfo(
             **{**info.to_dict(), "note": f"{info.note}; official .pth: {exc}"}
