@@ -120,7 +120,9 @@ def process(row: Row, source: Path, target: Path, model: Model, *, anonymize: bo
     out = model.upscale(rad)
     outputs.write(target, out, rad, row.model, anonymize=anonymize)
     row.size_out = f"{out.pixels.shape[1]}x{out.pixels.shape[0]}"
-    row.note = rad.note
+    lossless = "JPEG written as PNG (lossless)" if source.suffix.lower() in (
+        ".jpg", ".jpeg") else ""
+    row.note = ", ".join(filter(None, [rad.note, lossless]))
     if audit is not None:
         result = audit_mod.audit(rad, out, model.scale, audit)
         io.write_png(target.with_name(target.name + AUDIT_SUFFIX), result.mask,

@@ -68,6 +68,8 @@ def test_every_format_round_trips_with_provenance_and_inputs_unchanged(inputs, t
     manifest = json.loads((out / "manifest.json").read_text())
     assert {r["status"] for r in manifest["rows"]} == {"done"} and len(manifest["rows"]) == 6
     assert all(r["seconds"] >= 0 and r["output"] for r in manifest["rows"])
+    jpeg_row = next(r for r in manifest["rows"] if r["input"].endswith("kermany.jpeg"))
+    assert "JPEG written as PNG (lossless)" in jpeg_row["note"]
     assert "6 done, 0 skipped, 0 failed" in capsys.readouterr().out
 
 
