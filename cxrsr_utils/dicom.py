@@ -188,6 +188,7 @@ def write(
     ds.SamplesPerPixel = 1
     ds.PixelData = stored.tobytes()
     ds["PixelData"].VR = "OW"
+    ds["PixelData"].is_undefined_length = False  # the source may have been encapsulated
     for name in ("PixelSpacing", "ImagerPixelSpacing"):
         if name in ds:
             ds[name].value = [f"{float(v) / scale:.6g}" for v in ds[name].value]

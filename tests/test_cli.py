@@ -285,7 +285,7 @@ def test_default_tile_pad_keeps_tiled_within_the_stated_db_of_untiled(nih_images
 
     The default matters: at tile 32 with the same pad this crop is only 52 dB from untiled.
     """
-    from cxrsr_utils import audit, infer, models, upscaler
+    from cxrsr_utils import infer, metrics, models, upscaler
 
     net, _ = models.load_pretrained_generator(download=False)
     rad = io.read_radiograph(nih_images[1])
@@ -294,7 +294,7 @@ def test_default_tile_pad_keeps_tiled_within_the_stated_db_of_untiled(nih_images
     tiled = infer.upscale_radiograph(crop, net, infer.InferOptions(
         tile=upscaler.DEFAULT_TILE, tile_pad=upscaler.DEFAULT_TILE_PAD, batch_size=1,
         progress=False))
-    db = audit.psnr(whole.as_float(), tiled.as_float())
+    db = metrics.psnr(whole.as_float(), tiled.as_float())
     print(f"tiled vs untiled: {db:.1f} dB")
     assert db > upscaler.TILED_MIN_DB, db
 

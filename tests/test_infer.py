@@ -282,3 +282,22 @@ def test_cuda_without_a_gpu_and_boolean_tile_are_refused(monkeypatch):
         InferOptions(device="cuda")
     with pytest.raises(ValueError, match="tile must be an integer"):
         InferOptions(tile=True)
+
+
+def test_tiled_memory_grows_only_by_the_image_arrays():
+    """Python-side peak memory of a tiled run: a 4x larger image costs its input and output
+    arrays, never a float copy of the whole output (checked with tracemalloc, which sees numpy)."""
+    import tracemalloc
+
+    def peak(side: int) -> int:
+        rad = Radiograph(np.zeros((side, side), np.uint16), 4095, Path("zeros.png"))
+        tracemalloc.start()
+        upscale_radiograph(rad, nearest_net(), opts(tile=32, tile_pad=8), scale=4)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(64), peak(256)
+    arrays = (256**2 - 64**2) * (2 * 16 + 2 + 2)  # uint16 output, input, its padded copy
+    float_output = (256**2) * 16 * 4
+    assert large - small < arrays + float_output // 4, (small, large, arrays)
