@@ -1,6 +1,7 @@
 """Run the study: every numbered notebook in order, with papermill, for one profile.
 
-``python -m cxrsr_utils.runner --profile quick`` (what ``make study`` calls) executes
+``cxrsr study --profile quick`` (what ``make study`` calls; ``python -m cxrsr_utils.runner``
+takes the same options and a few developer ones) executes
 ``notebooks/NN_*.ipynb`` into the run's folder ``work/<profile>/reports/``; the notebooks write
 figures to ``work/<profile>/figures/`` and tables to ``work/<profile>/reports/tables/``. At the
 end a run manifest (``run_manifest.json`` there) records the git commit, the params and their

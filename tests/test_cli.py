@@ -320,3 +320,30 @@ def test_a_fine_tuned_variant_of_a_run_and_a_pth_path(tmp_path, nih_images, caps
     assert cli.main(["upscale", str(tmp_path / "c.png"), "-o", str(tmp_path / "o"), "--model",
                      "matched", "--run", str(run)]) == 2
     assert "known: pretrained, paper, bicubic, lanczos" in capsys.readouterr().err
+
+
+def test_compressed_dicom_is_decoded_and_written_uncompressed(tmp_path, nih_images):
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    stored = _crop(nih_images[0], 24).astype(np.uint16) * 16
+    make_dicom(tmp_path / "rle.dcm", stored)
+    ds = pydicom.dcmread(tmp_path / "rle.dcm")
+    ds.compress(RLELossless)  # pydicom's own RLE encoder and decoder
+    ds.save_as(tmp_path / "rle.dcm")
+    assert cli.main(["upscale", str(tmp_path / "rle.dcm"), "-o", str(tmp_path / "o"),
+                     "--model", "bicubic", "--quiet"]) == 0
+    out = pydicom.dcmread(tmp_path / "o" / "rle.dcm")
+    assert not out.file_meta.TransferSyntaxUID.is_compressed
+    assert out.pixel_array.shape == (96, 96) and out.BitsStored == 12
+
+
+def test_globs_expand_and_a_glob_matching_nothing_fails_alone(tmp_path, nih_images):
+    for i in range(2):
+        io.write_png(tmp_path / f"g{i}.png", _crop(nih_images[i], 8))
+    out = tmp_path / "o"
+    status = cli.main(["upscale", str(tmp_path / "g*.png"), str(tmp_path / "none*.png"), "-o",
+                       str(out), "--model", "bicubic", "--quiet"])
+    rows = json.loads((out / "manifest.json").read_text())["rows"]
+    assert status == 1 and [r["status"] for r in rows] == ["done", "done", "failed"]
+    assert "no such file" in rows[2]["error"]
