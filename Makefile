@@ -20,7 +20,7 @@ endif
 # OpenMP threads that spin while waiting slow torch down badly on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup study test lint expected publish bench bench-cpu clean
+.PHONY: setup study test lint expected publish bench bench-cpu paper-smoke clean
 
 setup: $(STAMP)
 
@@ -51,10 +51,15 @@ publish: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/fp16_rounding.py
 	$(PY) bench/inference.py
+	$(PY) bench/training.py
 
 # Results across CPU instruction sets (three quick-study runs; the basis of the tolerances).
 bench-cpu: $(STAMP)
 	$(PY) bench/cpu_portability.py
+
+# Notebooks 01-05 under the paper profile, shrunk, on CPU with stand-in netD/VGG19 (minutes).
+paper-smoke: $(STAMP)
+	CXRSR_PAPER_SMOKE=1 $(PY) -m pytest -m slow tests/test_paper_notebooks.py
 
 clean:
 	rm -rf work .cache

@@ -74,7 +74,7 @@ def numeric_differences(a: Path, b: Path, profile: str) -> pd.DataFrame:
             rows.append({"table": fa.stem, "column": "(shape)", "max_abs_diff": np.nan,
                          "note": f"{da.shape} vs {db.shape}"})
             continue
-        metric_col = reference.CHECKS.get(fa.stem, reference.TableCheck()).metric_column
+        metric_col = (reference.check_for(fa.stem) or reference.TableCheck()).metric_column
         for col in (c for c in da.columns if c not in TIMING_COLUMNS):
             def numeric(c: pd.Series) -> bool:
                 return pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c)

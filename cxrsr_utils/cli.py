@@ -151,7 +151,7 @@ def sources_command(args: argparse.Namespace) -> int:
 
     rows = inventory.inventory(verify=args.verify)
     print(inventory.table(rows))
-    return EXIT_FAILED if any(r["check"].startswith("MISMATCH") for r in rows) else 0
+    return EXIT_FAILED if any(r["check"].startswith("UNVERIFIED") for r in rows) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,10 +19,7 @@ def _weights_row(source: sources.FileSource, verify: bool) -> dict[str, str]:
         places.append(("mirror", mirror / "weights" / source.filename))
     for state, path in places:
         if path.is_file():
-            check = "not checked (use --verify)"
-            if verify:
-                problem = sources._mismatch(source, path)
-                check = f"MISMATCH: {problem}" if problem else source.check_text() + ": ok"
+            check = sources.check(source.name, path) if verify else "not checked (use --verify)"
             return {"source": source.name, "state": state, "path": str(path), "check": check,
                     "where": ""}
     return {"source": source.name, "state": "missing", "path": "", "check": "",
@@ -35,7 +32,7 @@ def _package_row(verify: bool) -> dict[str, str]:
         files = sources.resolve_package_files(pkg) if verify else {}
     except sources.SourceError as exc:
         return {"source": pkg.name, "state": "missing", "path": "",
-                "check": f"MISMATCH: {exc}" if "sha256" in str(exc) else "", "where": str(exc)}
+                "check": f"UNVERIFIED: {exc}" if "sha256" in str(exc) else "", "where": str(exc)}
     import importlib.util
 
     spec = importlib.util.find_spec(pkg.package)

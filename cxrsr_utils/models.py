@@ -56,6 +56,31 @@ def build_discriminator() -> UNetDiscriminatorSN:
     return UNetDiscriminatorSN(num_in_ch=3, num_feat=64, skip_connection=True)
 
 
+def write_standin_weights(folder: str | os.PathLike[str], seed: int = 0) -> dict[str, Path]:
+    """Random-weight stand-ins for ``RealESRGAN_x4plus_netD.pth`` and ``vgg19-dcbbabf1.pth``.
+
+    For tests and benchmarks of the paper's training path where the real files are absent;
+    never for results. Same architectures and file names as the published files
+    (``{"params": ...}`` of :func:`build_discriminator`, torchvision's VGG19 state dict),
+    written to ``<folder>/weights/`` as a mirror lays them out. VGG19's fails its published
+    hash prefix, so :func:`cxrsr_utils.sources.resolve` accepts it only inside
+    ``sources.allow_unverified_for_tests()``; the discriminator has no published hash, and the
+    model card records the stand-in's own SHA-256. Returns {source name: path}.
+    """
+    import torchvision
+
+    weights = Path(folder) / "weights"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        netd = build_discriminator()
+        vgg = torchvision.models.vgg19(weights=None)
+    out = {}
+    for name, obj in (("RealESRGAN_x4plus_netD", {"params": netd.state_dict()}),
+                      ("vgg19", vgg.state_dict())):
+        out[name] = save_torch(obj, weights / sources.WEIGHTS[name].filename)
+    return out
+
+
 def load_state_dict_file(path: Path, prefer_key: str = "params_ema") -> dict[str, torch.Tensor]:
     """Load a basicsr-style checkpoint safely (``weights_only=True``) and unwrap its params."""
     try:

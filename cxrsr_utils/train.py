@@ -15,6 +15,10 @@ site-packages):
   :class:`CxrRealESRGANModel` builds them on the model's device.
 - On CPU, DiffJPEG returns a non-contiguous tensor that ``filter2D`` cannot ``.view()``:
   :func:`cxrsr_utils.degrade.degrade_batch`, the model's degradation, makes it contiguous.
+- ``BaseModel.save_network`` writes straight to the final path and, after three failed
+  tries, logs "Just ignore it" and returns: ``CxrRealESRGANModel.save_network`` writes
+  every checkpoint file through :mod:`cxrsr_utils.checkpoints` (temporary file, loaded back,
+  renamed; an error raises), and resume falls back past checkpoints that do not load.
 - DDP on CPU: basicsr passes ``device_ids=[torch.cuda.current_device()]``:
   ``CxrRealESRGANModel.model_to_device``.
 - ``basicsr.train.load_resume_state`` calls ``torch.cuda.current_device()`` and looks in
@@ -47,14 +51,13 @@ import json
 import logging
 import os
 import random
-import re
 import resource
 import shutil
 import sys
 import time
 import types
 import warnings
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,7 +80,7 @@ from basicsr.utils.misc import check_resume
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DistributedDataParallel
 
-from cxrsr_utils import cpu, degrade, provenance, sources
+from cxrsr_utils import checkpoints, cpu, degrade, provenance, sources
 from cxrsr_utils.io import atomic_path, write_text
 from cxrsr_utils.models import WeightsInfo, pretrained_generator_state, save_torch
 from cxrsr_utils.repro import torch_device
@@ -111,7 +114,6 @@ GAN_LOG_KEYS = ("l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "out_d_real", "l
 L1_LOG_KEYS = ("l_g_pix",)
 CSV_BASE_COLUMNS = ("iter", "epoch", "lr_g", "lr_d", "time_s", "data_time_s", "elapsed_s")
 LOSS_CSV = "loss_log.csv"
-_STATE_RE = re.compile(r"(\d+)\.state")
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,10 +152,15 @@ class TrainingSources:
 
 
 def _file_info(name: str, path: Path) -> WeightsInfo:
+    """What a resolved weights file is; a stand-in that fails its hash (accepted only inside
+    ``sources.allow_unverified_for_tests``) is recorded with its own hash as UNVERIFIED."""
     source = sources.WEIGHTS[name]
-    digest = source.sha256 or sources.sha256_file(path)
+    status = sources.check(name, path)
+    digest = (source.sha256 if status == "verified" and source.sha256
+              else sources.sha256_file(path))
+    note = source.note if status in ("verified", "unpinned") else f"{status}. {source.note}"
     return WeightsInfo(source=name, path=str(path), sha256=digest, fp16_rounded=False,
-                       note=source.note)
+                       note=note.strip())
 
 
 def resolve_sources(
@@ -624,6 +631,17 @@ class CxrRealESRGANModel(RealESRGANModel):
             SRModel.save(self, epoch, current_iter)
 
     @master_only
+    def save_network(self, net: Any, net_label: str, current_iter: int,
+                     param_key: str | list[str] = "params") -> None:
+        # basicsr writes straight to the final path and, after three failed tries, logs "Just
+        # ignore it" and returns: a full disk left a torn net_g_N.pth behind a normal return.
+        # Write through a temporary file that must load back, and raise on failure.
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        checkpoints.save(checkpoints.network_dict(nets, keys),
+                         checkpoints.network_file(self.opt, net_label, current_iter))
+
+    @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         # basicsr's state, written atomically (a crash never leaves a truncated newest state),
         # plus what makes a resumed run continue exactly: the RNG states, the position in the
@@ -638,7 +656,7 @@ class CxrRealESRGANModel(RealESRGANModel):
             "loop": dict(getattr(self, "loop_state", {})),
             "pool": self._pool_state(),
         }
-        save_torch(state, Path(self.opt["path"]["training_states"]) / f"{current_iter}.state")
+        checkpoints.save(state, Path(self.opt["path"]["training_states"]) / f"{current_iter}.state")
 
     def _pool_state(self) -> dict[str, Any] | None:
         """The pair pool as uint8: its LR are 8-bit quantized and its HR come from 8-bit
@@ -779,52 +797,20 @@ def _derived_seed(seed: int, rank: int, start_iter: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def _checkpoint_iters(opt: Mapping[str, Any]) -> list[int]:
-    states = Path(opt["path"]["training_states"])
-    if not states.is_dir():
-        return []
-    found = [int(m.group(1)) for f in states.iterdir() if (m := _STATE_RE.fullmatch(f.name))]
-    return sorted(found)
-
-
-def _net_files(opt: Mapping[str, Any], it: int) -> list[Path]:
-    models = Path(opt["path"]["models"])
-    nets = ["g", "d"] if "network_d" in opt else ["g"]
-    return [models / f"net_{n}_{it}.pth" for n in nets]
-
-
 def _load_resume_state(opt: dict[str, Any], logger: logging.Logger) -> dict[str, Any] | None:
-    """The newest complete checkpoint, loaded to CPU (optimizers move it to their device)."""
-    for it in reversed(_checkpoint_iters(opt)):
-        path = Path(opt["path"]["training_states"]) / f"{it}.state"
-        missing = [p for p in _net_files(opt, it) if not p.is_file()]
-        if missing:
-            logger.warning(f"Skipping checkpoint {it}: missing {', '.join(map(str, missing))}.")
-            continue
-        try:
-            with torch.serialization.safe_globals([Counter]):
-                state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a torn or corrupt file: fall back to the previous one
-            logger.warning(f"Skipping unreadable checkpoint {path}: {exc}")
-            continue
-        opt["path"]["resume_state"] = str(path)
-        out = stdio.StringIO()
-        with contextlib.redirect_stdout(out):  # check_resume print()s what it changes
-            check_resume(opt, state["iter"])
-        for line in out.getvalue().splitlines():
-            logger.info(line)
-        return state
-    return None
-
-
-def _prune_checkpoints(opt: Mapping[str, Any], keep: int | None) -> None:
-    """Delete every checkpoint except ``keep`` (all when None): resume needs only the newest."""
-    for it in _checkpoint_iters(opt):
-        if it == keep:
-            continue
-        for p in _net_files(opt, it):
-            p.unlink(missing_ok=True)
-        (Path(opt["path"]["training_states"]) / f"{it}.state").unlink(missing_ok=True)
+    """The newest checkpoint whose files all load (see :func:`checkpoints.newest_loadable`),
+    with basicsr's resume paths set in ``opt``; None for a fresh start."""
+    found = checkpoints.newest_loadable(opt, logger)
+    if found is None:
+        return None
+    path, state = found
+    opt["path"]["resume_state"] = str(path)
+    out = stdio.StringIO()
+    with contextlib.redirect_stdout(out):  # check_resume print()s what it changes
+        check_resume(opt, state["iter"])
+    for line in out.getvalue().splitlines():
+        logger.info(line)
+    return state
 
 
 @contextlib.contextmanager
@@ -902,17 +888,21 @@ def train(
 ) -> TrainResult:
     """Run (or resume, or recognise as done) the training described by ``opt``.
 
-    Resumes from the newest complete checkpoint in ``opt.path.experiments_root`` and stops
-    at ``train.total_iter``. A checkpoint holds basicsr's networks (``net_g`` with its EMA,
+    Resumes from the newest checkpoint in ``opt.path.experiments_root`` whose every file
+    loads (a torn or missing file makes it fall back to an older one) and stops at
+    ``train.total_iter``. A checkpoint holds basicsr's networks (``net_g`` with its EMA,
     ``net_d``), optimizer and scheduler states, plus the position in the epoch, the RNG
     states and the training-pair pool, so that in one process with ``num_workers=0`` a
     resumed run ends with exactly the weights of an uninterrupted one (with several
     processes or data-loader workers it continues with fresh seeds instead). Checkpoints
-    are written every ``save_checkpoint_freq`` iterations and at the last one, only the
-    newest is kept, and all are deleted once the EMA generator (``{"params_ema": ...}``)
-    and the model card are written (each atomically). A run whose card and generator
-    already match these options and hashes is recognised as done and not trained again;
-    checkpoints of a different recipe raise RuntimeError instead of being resumed.
+    are written every ``save_checkpoint_freq`` iterations and at the last one, each file
+    through a temporary file that must load back before it is renamed into place (a failed
+    write raises :class:`~cxrsr_utils.checkpoints.CheckpointError`); only then is the
+    previous checkpoint deleted, so only the newest is kept, and all are deleted once the
+    EMA generator (``{"params_ema": ...}``) and the model card are written (each
+    atomically). A run whose card and generator already match these options and hashes is
+    recognised as done and not trained again; checkpoints of a different recipe raise
+    RuntimeError instead of being resumed.
     ``stop_after`` stops after that iteration without writing outputs, as an interruption
     would. Writes ``loss_log.csv``, ``train.log`` and TensorBoard events (``tb_logger/``)
     under the experiments folder. Several processes: see :func:`torchrun_command`.
@@ -960,7 +950,7 @@ def _train(opt: dict[str, Any], generator_path: Path, card_path: Path, params_ha
         if rank == 0:
             Path(opt["path"][key]).mkdir(parents=True, exist_ok=True)
     _barrier(opt)
-    _check_identity(root / "run_identity.json", identity, bool(_checkpoint_iters(opt)), rank)
+    _check_identity(root / "run_identity.json", identity, bool(checkpoints.iterations(opt)), rank)
     _barrier(opt)
 
     with _basicsr_logging(root / "train.log", rank) as logger:
@@ -1033,9 +1023,11 @@ def _train(opt: dict[str, Any], generator_path: Path, card_path: Path, params_ha
                                     "data_time": data_time, **logs})
                     if it % opt["logger"]["save_checkpoint_freq"] == 0 or it == total:
                         model.loop_state = {"epoch_batches": epoch_batches}
+                        # Every file is written through a temporary file that must load
+                        # back (CheckpointError otherwise), so the older one can go after.
                         model.save(epoch, it)
                         if rank == 0:
-                            _prune_checkpoints(opt, keep=it)
+                            checkpoints.prune(opt, keep=it)
                     if it >= stop:
                         break
                     tic = time.perf_counter()
@@ -1052,7 +1044,7 @@ def _train(opt: dict[str, Any], generator_path: Path, card_path: Path, params_ha
         if rank == 0:
             _export(model, opt, generator_path, card_path, identity, start_iter, logger)
             # The card and generator now mark the run as done; checkpoints are dead weight.
-            _prune_checkpoints(opt, keep=None)
+            checkpoints.prune(opt, keep=None)
             (root / "run_identity.json").unlink(missing_ok=True)
         _barrier(opt)
         logger.info(f"Training finished at iteration {it}.")

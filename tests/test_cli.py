@@ -347,3 +347,14 @@ def test_globs_expand_and_a_glob_matching_nothing_fails_alone(tmp_path, nih_imag
     rows = json.loads((out / "manifest.json").read_text())["rows"]
     assert status == 1 and [r["status"] for r in rows] == ["done", "done", "failed"]
     assert "no such file" in rows[2]["error"]
+
+
+def test_sources_verify_flags_a_wrong_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CXRSR_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "cache" / "weights" / "RealESRGAN_x4plus.pth"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not the official weights")
+    assert cli.main(["sources", "--verify"]) == 1
+    line = next(x for x in capsys.readouterr().out.splitlines()
+                if x.startswith("RealESRGAN_x4plus "))
+    assert "cache" in line and str(bad) in line and "UNVERIFIED" in line

@@ -125,3 +125,17 @@ def test_a_run_is_compared_with_the_committed_reference(tmp_path, monkeypatch):
     status = pd.read_csv(reports / "reference_comparison.csv").set_index("table").status
     assert status["01_counts"] == "differs"  # one made-up row against the committed counts
     assert status["04_summary"] == "missing"  # committed, not produced by this run
+
+
+def test_mirror_paths_are_recorded_relative_to_the_project(tmp_path, monkeypatch):
+    import os
+
+    from cxrsr_utils import provenance
+    from cxrsr_utils.params import PROJECT_ROOT
+
+    mirror = tmp_path / "mirror"
+    monkeypatch.setenv("CXRSR_MIRROR", str(mirror))
+    folder = mirror / "data" / "nih-sample" / "images"
+    expected = os.path.relpath(folder, PROJECT_ROOT)
+    assert provenance.portable({"folders": [str(folder)]}) == {"folders": [expected]}
+    assert provenance.portable(str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")

@@ -103,6 +103,24 @@ def test_hash_mismatch_names_file_hash_and_url(isolated, monkeypatch):
     assert str(bad) in msg and fake.sha256 in msg and fake.url in msg and "mirror" in msg
 
 
+def test_stand_ins_only_inside_the_test_switch(isolated, monkeypatch):
+    """A file that fails its hash resolves only inside allow_unverified_for_tests(), and is
+    reported as UNVERIFIED there; a matching file is verified, one with no hash unpinned."""
+    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake("https://example.invalid/fake.pth"))
+    stand_in = isolated / "mirror" / "weights" / "fake.pth"
+    stand_in.parent.mkdir(parents=True)
+    stand_in.write_bytes(PAYLOAD[:-1] + b"X")
+    monkeypatch.delenv(sources.ENV_ALLOW_UNVERIFIED, raising=False)
+    with sources.allow_unverified_for_tests():
+        assert sources.resolve("fake") == stand_in
+        assert sources.check("fake", stand_in).startswith("UNVERIFIED: sha256 ")
+    with pytest.raises(SourceError, match="does not match"):
+        sources.resolve("fake")  # the switch does not outlive its block
+    stand_in.write_bytes(PAYLOAD)
+    assert sources.check("fake", stand_in) == "verified"
+    assert sources.check("RealESRGAN_x4plus_netD", stand_in) == "unpinned"
+
+
 def test_missing_file_offline(isolated, monkeypatch):
     fake = _fake(f"http://127.0.0.1:{_closed_port()}/fake.pth")
     monkeypatch.setitem(sources.WEIGHTS, "fake", fake)

@@ -25,18 +25,22 @@ TINY_G = {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "nu
 TINY_D = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 8, "skip_connection": True}
 
 
+def write_training_set(root: Path, images: list[Path], side: int = 128) -> Path:
+    """``images`` shrunk to ``side`` x ``side`` 8-bit PNGs in ``root``, plus realesrgan's
+    meta_info list (``root/meta_info.txt``); returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for path in images:
+        image = resize(read_radiograph(path).as_float(), (side, side))
+        Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)).save(
+            root / path.name)
+    (root / "meta_info.txt").write_text("".join(f"{p.name}\n" for p in images))
+    return root
+
+
 @pytest.fixture(scope="module")
 def train_data(tmp_path_factory: pytest.TempPathFactory, nih_images: list[Path]) -> Path:
     """Four real NIH radiographs shrunk to 128 x 128 PNGs plus realesrgan's meta_info list."""
-    root = tmp_path_factory.mktemp("nih128")
-    names = []
-    for path in nih_images[:4]:
-        image = resize(read_radiograph(path).as_float(), (128, 128))
-        Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)).save(
-            root / path.name)
-        names.append(path.name)
-    (root / "meta_info.txt").write_text("\n".join(names) + "\n")
-    return root
+    return write_training_set(tmp_path_factory.mktemp("nih128"), nih_images[:4])
 
 
 def tiny_options(data: Path, root: Path, **overrides: Any) -> dict[str, Any]:
