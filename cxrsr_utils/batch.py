@@ -163,7 +163,7 @@ def run_batch(
         rows.append(row)
         t0 = time.perf_counter()
         try:
-            is_dicom = source.is_file() and io._is_dicom(source)
+            is_dicom = source.is_file() and io.is_dicom(source)
             target = outdir / rel.parent / outputs.output_name(rel, is_dicom)
             row.output = str(target)
             if target in claimed:

@@ -61,7 +61,8 @@ class Radiograph:
         return self.pixels.astype(np.float32) / float(self.max_value)
 
 
-def _is_dicom(path: Path) -> bool:
+def is_dicom(path: Path) -> bool:
+    """True for a ``.dcm``/``.dicom`` name or a file with the DICM magic at byte 128."""
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
     with open(path, "rb") as f:
@@ -93,10 +94,13 @@ def png_significant_bits(path: Path) -> int | None:
     return None
 
 
-def _sixteen_bit(path: Path, array: np.ndarray) -> tuple[int, str]:
-    """``max_value`` of 16-bit gray data and the note that says how it was chosen."""
+def sixteen_bit_range(array: np.ndarray, sbit: int | None = None) -> tuple[int, str]:
+    """``max_value`` of 16-bit gray data and the note that says how it was chosen.
+
+    ``sbit`` (a PNG's significant bits) wins when the values fit in it; without it, data whose
+    values all fit in 12 bits is taken as 12-bit (:data:`TWELVE_BIT_MAX`), else as 16-bit.
+    """
     top = int(array.max()) if array.size else 0
-    sbit = png_significant_bits(path) if path.suffix.lower() == ".png" else None
     if sbit is not None and 1 <= sbit < 16 and top <= (1 << sbit) - 1:
         return (1 << sbit) - 1, f"{sbit}-bit (PNG sBIT)"
     if sbit is not None and 1 <= sbit < 16:
@@ -107,8 +111,9 @@ def _sixteen_bit(path: Path, array: np.ndarray) -> tuple[int, str]:
     return 65535, "16-bit"
 
 
-def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray, bool]:
-    """Decode with PIL: (mode, array, has palette transparency); refuses oversized headers."""
+def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray]:
+    """Decode with PIL: (mode, array), palettes with transparency as RGBA; refuses oversized
+    headers before decoding."""
     try:
         with warnings.catch_warnings():
             # Our own limit below replaces PIL's warning/error pair with one clear rule.
@@ -126,10 +131,9 @@ def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray, bool]:
                             "max_pixels if it is genuine."
                         )
                     img.load()
-                    transparent = img.mode == "P" and "transparency" in img.info
-                    if transparent:
-                        img = img.convert("RGBA")
-                    return img.mode, np.asarray(img), transparent
+                    if img.mode == "P" and "transparency" in img.info:
+                        img = img.convert("RGBA")  # so the alpha check below sees it
+                    return img.mode, np.asarray(img)
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
     except ImageReadError:
@@ -197,9 +201,9 @@ def read_radiograph(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXEL
         raise ImageReadError(f"{path}: no such file. Check the path (and the data set layout).")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: the file is empty (0 bytes).")
-    if _is_dicom(path):
+    if is_dicom(path):
         return _read_dicom(path)
-    mode, array, _ = _open_image(path, max_pixels)
+    mode, array = _open_image(path, max_pixels)
     array, note = _gray(path, mode, array)
     fmt = path.suffix.lower().lstrip(".")
     if array.dtype == np.uint8:
@@ -209,7 +213,8 @@ def read_radiograph(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXEL
             raise ImageReadError(
                 f"{path}: integer pixels outside 0..65535; save it as a 16-bit PNG or DICOM."
             )
-        max_value, bits_note = _sixteen_bit(path, array)
+        sbit = png_significant_bits(path) if path.suffix.lower() == ".png" else None
+        max_value, bits_note = sixteen_bit_range(array, sbit)
         note = ", ".join(filter(None, [note, bits_note]))
         meta = {"format": fmt, "significant_bits": max_value.bit_length()}
         return Radiograph(array.astype(np.uint16), max_value, path, note, meta)

@@ -31,7 +31,7 @@ def image_size(path: Path) -> tuple[int, int] | None:
     try:
         from cxrsr_utils import io
 
-        if io._is_dicom(path):
+        if io.is_dicom(path):
             import pydicom
 
             ds = pydicom.dcmread(path, stop_before_pixels=True)

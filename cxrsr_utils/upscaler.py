@@ -146,9 +146,12 @@ def _as_input(item: object, index: int) -> tuple[Radiograph | np.ndarray, str]:
     array = np.asarray(item)
     if array.dtype.kind == "f":
         return array, "float"
-    if array.dtype in (np.uint8, np.uint16):
-        top = 255 if array.dtype == np.uint8 else 65535
-        return Radiograph(array, top, Path(f"<array {index}>")), "int"
+    if array.dtype == np.uint8:
+        return Radiograph(array, 255, Path(f"<array {index}>")), "int"
+    if array.dtype == np.uint16:
+        # The reader's rule for 16-bit data: 12-bit when every value fits, else 16-bit.
+        top, note = io.sixteen_bit_range(array)
+        return Radiograph(array, top, Path(f"<array {index}>"), note), "int"
     raise ValueError(f"inputs[{index}]: give a path, a Radiograph, or a uint8/uint16/float array.")
 
 
@@ -169,8 +172,10 @@ def upscale(
     :class:`Radiograph` objects or arrays (float in [0, 1], uint8 or uint16). Returns one output
     per input: a :class:`Radiograph` for paths and radiographs (same range and dtype, ``note``
     saying what made it), a float32 array for float input, the same integer dtype for integer
-    arrays. ``model`` as ``cxrsr upscale --model`` (see :func:`load_model`). To write files,
-    manifests and DICOM, use :func:`cxrsr_utils.batch.run_batch` (the command does).
+    arrays (uint16 arrays whose values all fit in 12 bits are taken as 12-bit, as the reader
+    takes 16-bit PNGs without sBIT). ``model`` as ``cxrsr upscale --model`` (see
+    :func:`load_model`). To write files, manifests and DICOM, use
+    :func:`cxrsr_utils.batch.run_batch` (the command does).
     """
     single = isinstance(inputs, str | os.PathLike | np.ndarray | Radiograph)
     items = [inputs] if single else list(inputs)

@@ -191,3 +191,10 @@ def test_png_text_chunks_are_written(tmp_path):
     io.write_png(tmp_path / "t.png", np.zeros((2, 2), np.uint8), text={"cxrsr:model": "bicubic"})
     with Image.open(tmp_path / "t.png") as img:
         assert img.text["cxrsr:model"] == "bicubic"
+
+
+def test_sixteen_bit_range_rule():
+    twelve = np.array([[0, 4095]], np.uint16)
+    assert io.sixteen_bit_range(twelve)[0] == 4095
+    assert io.sixteen_bit_range(twelve, sbit=14)[0] == 16383
+    assert io.sixteen_bit_range(np.array([[0, 4096]], np.uint16))[0] == 65535
