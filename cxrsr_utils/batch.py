@@ -102,9 +102,12 @@ def _skip_or_refuse(row: Row, target: Path, previous: dict[str, dict], overwrite
     if overwrite or not target.exists():
         return False
     before = previous.get(str(target), {})
-    if before.get("status") in ("done", "skipped") and before.get("model") == row.model:
-        row.status, row.note = "skipped", "finished by an earlier run with this model"
-        return True
+    if before.get("model") == row.model:
+        if before.get("status") in ("done", "skipped"):
+            row.status, row.note = "skipped", "finished by an earlier run with this model"
+            return True
+        if before.get("status") == "pending":  # ours, interrupted after writing: redo it
+            return False
     raise FileExistsError(f"{target}: exists (not made by this model here); pass --overwrite.")
 
 

@@ -19,7 +19,7 @@ EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 STUDY_EXAMPLE = """example:
   cxrsr study --profile quick
-  cxrsr study --profile mirror --set finetune.total_iter=200 --only 03 04
+  cxrsr study --profile quick --set finetune.total_iter=200 --only 03 04
 """
 UPSCALE_EXAMPLE = """examples:
   cxrsr upscale ../shared/mirror/data/nih-sample/images/00000211_000.png -o sr/
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
     study = sub.add_parser("study", help="run the study's notebooks", epilog=STUDY_EXAMPLE,
                            formatter_class=raw)
-    study.add_argument("--profile", default="quick", help="quick, mirror, paper or a YAML path")
+    study.add_argument("--profile", default="quick", help="quick, paper or a YAML path")
     study.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="override a parameter, e.g. nih.n_crops=4")
     study.add_argument("--only", nargs="*", metavar="NN", help="run only these notebooks")
