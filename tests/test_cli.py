@@ -148,6 +148,7 @@ def test_bad_inputs_each_get_one_line_and_the_batch_goes_on(tmp_path, nih_images
     assert status == 1
     assert _hashes(bad) == before
     err = capsys.readouterr().err
+    assert "memory bound" in err.splitlines()[0]  # stated before the first file
     reasons = {
         "truncated.png": "corrupt or truncated",
         "corrupt.png": "",
