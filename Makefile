@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 study: $(STAMP)
-	$(PY) -m cxrsr_utils.runner --profile $(PROFILE)
+	$(VENV)/bin/cxrsr study --profile $(PROFILE)
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,7 +1,7 @@
 """The inference engine on a real radiograph: tiling error, precision, time and memory, and
 parity with realesrgan's own ``RealESRGANer``.
 
-Questions this answers for the study and for the command line tool to come:
+Questions this answers for the study and for the ``cxrsr upscale`` command:
 
 1. How far is tiled output from untiled output for RRDBNet, as a function of ``tile_pad``
    (its receptive field is wider than any practical pad, so tiling is never exact)?

@@ -6,7 +6,22 @@ The notebooks under ``notebooks/`` call into these modules; each holds one step 
 - ``io``         reading radiographs, atomic writes - ``data``     data preparation (notebook 01)
 - ``models``     networks and pretrained weights    - ``ncnn``     ncnn -> PyTorch conversion
 - ``repro``      seeds and determinism              - ``provenance``  what a run used
-- ``runner``     runs the notebooks with papermill
+- ``runner``     runs the notebooks with papermill  - ``cli``      the ``cxrsr`` command
+- ``upscaler``   models by name, :func:`upscale`    - ``batch``    ``cxrsr upscale``'s batch
+- ``dicom``      DICOM in and out                   - ``audit``    what the model invented
+
+One line to upscale a radiograph (a path, a Radiograph or an array)::
+
+    import cxrsr_utils
+    [sr] = cxrsr_utils.upscale("cxr.dcm", model="pretrained")
 """
 
 __version__ = "0.1.0"
+
+
+def upscale(inputs, model="pretrained", **kwargs):  # noqa: ANN001, ANN201 (see upscaler.upscale)
+    """Upscale radiographs; see :func:`cxrsr_utils.upscaler.upscale` (imported lazily so that
+    ``import cxrsr_utils`` stays free of torch)."""
+    from cxrsr_utils.upscaler import upscale as _upscale
+
+    return _upscale(inputs, model, **kwargs)

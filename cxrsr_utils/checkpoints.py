@@ -31,8 +31,9 @@ import torch
 from cxrsr_utils.io import atomic_path
 
 _STATE_RE = re.compile(r"(\d+)\.state")
-# Temporary files of atomic_path (".<stem>.<random><suffix>") left by a killed process.
-_TEMP_RE = re.compile(r"\.(net_[gd]_\d+|\d+)\..+\.(pth|state)")
+# Temporary files of atomic_path left by a killed process: ".<name>.<random>.part" (and
+# ".<stem>.<random><suffix>" from before atomic_path named them .part).
+_TEMP_RE = re.compile(r"\.(net_[gd]_\d+|\d+)\.(.+\.(pth|state)|(pth|state)\.[^.]+\.part)")
 
 
 class CheckpointError(RuntimeError):

@@ -492,7 +492,7 @@ def save_classifier(model: keras.Model, path: PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: save the classifier with a .keras suffix (Keras v3 format).")
-    with io.atomic_path(path) as tmp:
+    with io.atomic_path(path, keep_suffix=True) as tmp:
         model.save(tmp, overwrite=True)
     return path
 

@@ -1,6 +1,6 @@
 """Running a super-resolution network on gray radiographs: tiled, batched, bit-depth safe.
 
-One engine serves the study (many 256x256 LR images) and the command line tool to come (one
+One engine serves the study (many 256x256 LR images) and the ``cxrsr upscale`` command (one
 DICOM of 3000x3000 12-bit pixels, or a 16-bit PNG bigger than memory allows to push through the
 network in one piece):
 
@@ -90,15 +90,19 @@ class InferOptions:
     def __post_init__(self) -> None:
         for name in ("tile", "tile_pad", "pre_pad"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
+            # bool is an int in Python: tile=True would silently mean tile 1.
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"InferOptions.{name} must be an integer >= 0, got {value!r}.")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or (
+            self.batch_size < 1
+        ):
             raise ValueError(f"InferOptions.batch_size must be >= 1, got {self.batch_size!r}.")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(
                 "InferOptions.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got "
                 f"{self.precision!r}."
             )
+        _check_device(self.device)
         # auto: bf16 only where the CPU has it natively (or on a GPU); explicit bf16 on a CPU
         # that emulates it warns (cxrsr_utils.cpu).
         object.__setattr__(self, "precision", cpu.resolve_precision(self.precision, self.device))
@@ -110,6 +114,18 @@ class InferOptions:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def _check_device(device: str) -> None:
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"InferOptions.device {device!r} is not a torch device: {exc}") from exc
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} asked for, but torch sees no CUDA GPU on this machine "
+            f"(torch {torch.__version__}); use device='cpu'."
+        )
 
 
 @dataclass(frozen=True)
@@ -167,7 +183,7 @@ def _pad(image: np.ndarray, pre_pad: int, mod: int) -> np.ndarray:
 
 
 def _plan(shapes: Sequence[tuple[int, int]], options: InferOptions, mod: int) -> list[_Window]:
-    if mod > 1 and (options.tile % mod or options.tile_pad % mod):
+    if mod > 1 and options.tile and (options.tile % mod or options.tile_pad % mod):
         raise ValueError(
             f"This network needs its input sizes to be multiples of {mod}; choose tile and "
             f"tile_pad as multiples of {mod} (got {options.tile}, {options.tile_pad})."
@@ -185,11 +201,16 @@ def _plan(shapes: Sequence[tuple[int, int]], options: InferOptions, mod: int) ->
     return windows
 
 
-def _input_channels(net: torch.nn.Module) -> int:
+def _input_channels(net: torch.nn.Module, scale: int) -> int:
     first_conv = next((m for m in net.modules() if isinstance(m, torch.nn.Conv2d)), None)
     # A network without convolutions (a test's upsampling stand-in) takes any channel count;
     # give it RGB like RRDBNet.
-    return first_conv.in_channels if first_conv is not None else 3
+    if first_conv is None:
+        return 3
+    # RRDBNet at scale 2 (1) pixel-unshuffles its input first, so its first convolution sees
+    # 4 (16) times the image channels.
+    unshuffle = _mod_for_scale(scale) ** 2 if hasattr(net, "conv_first") else 1
+    return first_conv.in_channels // unshuffle
 
 
 def _net_scale(net: torch.nn.Module, scale: int | None) -> int:
@@ -210,7 +231,7 @@ def _autocast(device: torch.device, precision: Precision) -> contextlib.Abstract
     return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
-def _to_gray(output: torch.Tensor, how: GrayReduction) -> torch.Tensor:
+def _to_gray(output: torch.Tensor, how: GrayReduction, precision: str = "fp32") -> torch.Tensor:
     """(B, C, H, W) network output -> (B, H, W) gray, clamped to [0, 1]."""
     output = output.float()
     if output.shape[1] == 1:
@@ -223,10 +244,11 @@ def _to_gray(output: torch.Tensor, how: GrayReduction) -> torch.Tensor:
     else:
         raise ValueError(f"gray='luma' needs 1 or 3 output channels, got {output.shape[1]}.")
     if not torch.isfinite(gray).all():
-        raise FloatingPointError(
-            "The network produced NaN or infinite values; with precision='fp16' this is "
-            "overflow: use 'bf16' or 'fp32'."
-        )
+        why = {
+            "fp16": "with precision='fp16' this is overflow: use 'bf16' or 'fp32'",
+            "bf16": "under bf16 autocast; try precision='fp32'",
+        }.get(precision, "in fp32, so the weights themselves are broken (check the .pth file)")
+        raise FloatingPointError(f"The network produced NaN or infinite values {why}.")
     return gray.clamp_(0.0, 1.0)
 
 
@@ -265,7 +287,7 @@ def _run(
     scale = _net_scale(net, scale)
     mod = _mod_for_scale(scale)
     device = torch.device(options.device)
-    channels = _input_channels(net)
+    channels = _input_channels(net, scale)
     windows = _plan([image.shape for image in images], options, mod)
     net.to(device)
     was_training = net.training
@@ -298,7 +320,7 @@ def _run(
                 x = torch.from_numpy(crops)[:, None].repeat(1, channels, 1, 1).to(device)
                 with _autocast(device, options.precision):
                     y = net(x)
-                gray = _to_gray(y, options.gray).cpu().numpy()
+                gray = _to_gray(y, options.gray, options.precision).cpu().numpy()
                 for w, out in zip(batch, gray, strict=True):
                     rows = slice((w.core_y0 - w.y0) * scale, (w.core_y1 - w.y0) * scale)
                     cols = slice((w.core_x0 - w.x0) * scale, (w.core_x1 - w.x0) * scale)
@@ -321,7 +343,10 @@ def _check_float_image(image: np.ndarray, what: str) -> np.ndarray:
             f"{what} must be float in [0, 1], got {image.dtype}; for integer pixels use "
             "upscale_radiograph (it knows the real maximum)."
         )
-    if image.size and not (np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1):
+    bad = int(image.size - np.isfinite(image).sum()) if image.size else 0
+    if bad:
+        raise ValueError(f"{what} has {bad} NaN or infinite values; replace them first.")
+    if image.size and not (image.min() >= 0 and image.max() <= 1):
         raise ValueError(
             f"{what} has values outside [0, 1] (min {np.nanmin(image):.4g}, max "
             f"{np.nanmax(image):.4g}); clip it first (bicubic downsampling overshoots a little)."
@@ -383,6 +408,13 @@ def upscale_radiographs(
             raise ValueError(
                 f"radiographs[{i}] ({rad.path}) must hold 2-D integer pixels, got "
                 f"{rad.pixels.dtype} {rad.pixels.shape}."
+            )
+        low, high = (int(rad.pixels.min()), int(rad.pixels.max())) if rad.pixels.size else (0, 0)
+        if low < 0 or high > rad.max_value:
+            # Clipping here would silently change the image the user gave.
+            raise ValueError(
+                f"radiographs[{i}] ({rad.path}) has pixels {low}..{high} outside its range "
+                f"0..{rad.max_value}; fix max_value or the pixels."
             )
     outputs = [
         np.empty(

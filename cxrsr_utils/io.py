@@ -1,6 +1,6 @@
 """Reading radiographs and writing results safely.
 
-:func:`read_radiograph` is the one reader of the study (and of the command line tool to come):
+:func:`read_radiograph` is the one reader of the study and of the ``cxrsr`` command:
 PNG (8- and 16-bit), JPEG, TIFF and DICOM in, one gray 2-D array out, with the value range
 kept (8-bit stays ``uint8``, 12/16-bit stays ``uint16`` with its real maximum). Anything it
 cannot turn into a radiograph raises :class:`ImageReadError` naming the file and what to do.
@@ -13,15 +13,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import struct
 import tempfile
+import time
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
+# Largest image the reader decodes (64 Mpx, e.g. 8000 x 8000): a 3000 x 3000 radiograph is 9 Mpx,
+# and the header of a "decompression bomb" is refused before any pixel is decoded.
+MAX_PIXELS = 64_000_000
+# A 16-bit PNG without an sBIT chunk whose values all fit in 12 bits is taken as 12-bit data
+# (what CR/DR exports hold); otherwise as full 16-bit. The note says which rule applied.
+TWELVE_BIT_MAX = 4095
 
 
 class ImageReadError(ValueError):
@@ -30,12 +40,17 @@ class ImageReadError(ValueError):
 
 @dataclass(frozen=True)
 class Radiograph:
-    """A gray radiograph: ``pixels`` is 2-D ``uint8`` or ``uint16`` in ``[0, max_value]``."""
+    """A gray radiograph: ``pixels`` is 2-D ``uint8`` or ``uint16`` in ``[0, max_value]``.
+
+    ``meta`` carries what a writer needs to give the output the input's form back: the file
+    format, significant bits and, for DICOM, the mapping from stored values to ``pixels``.
+    """
 
     pixels: np.ndarray
     max_value: int
     path: Path
     note: str = ""
+    meta: dict = field(default_factory=dict, compare=False)
 
     @property
     def bit_depth(self) -> int:
@@ -46,7 +61,8 @@ class Radiograph:
         return self.pixels.astype(np.float32) / float(self.max_value)
 
 
-def _is_dicom(path: Path) -> bool:
+def is_dicom(path: Path) -> bool:
+    """True for a ``.dcm``/``.dicom`` name or a file with the DICM magic at byte 128."""
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
     with open(path, "rb") as f:
@@ -55,61 +71,87 @@ def _is_dicom(path: Path) -> bool:
 
 
 def _read_dicom(path: Path) -> Radiograph:
-    import pydicom
+    from cxrsr_utils import dicom
 
-    try:
-        ds = pydicom.dcmread(path)
-        pixels = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for broken files
-        raise ImageReadError(
-            f"{path}: not a readable DICOM image ({exc}). Check the file is complete; compressed "
-            "transfer syntaxes need pylibjpeg or gdcm installed."
-        ) from exc
-    if pixels.ndim != 2:
-        raise ImageReadError(
-            f"{path}: DICOM has pixel array shape {pixels.shape}; only single-frame gray "
-            "radiographs are supported. Export one frame as its own file."
-        )
-    bits = int(getattr(ds, "BitsStored", 8 * pixels.dtype.itemsize))
-    max_value = (1 << bits) - 1
-    pixels = np.clip(pixels.astype(np.int64), 0, max_value)
-    note = f"DICOM {bits}-bit"
-    if getattr(ds, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
-        # MONOCHROME1 shows low values as white; invert so bone is bright like everywhere else.
-        pixels = max_value - pixels
-        note += ", MONOCHROME1 inverted"
-    elif ds.get("PhotometricInterpretation", "MONOCHROME2") != "MONOCHROME2":
-        raise ImageReadError(
-            f"{path}: photometric interpretation {ds.PhotometricInterpretation} is not a gray "
-            "radiograph (MONOCHROME1/2)."
-        )
-    dtype = np.uint8 if bits <= 8 else np.uint16
-    return Radiograph(pixels.astype(dtype), max_value, path, note)
+    return dicom.read(path)
 
 
-def read_radiograph(path: str | os.PathLike[str]) -> Radiograph:
-    """Read one radiograph as gray pixels with its real value range.
+def png_significant_bits(path: Path) -> int | None:
+    """The gray sample's significant bits from a PNG's ``sBIT`` chunk (None without one)."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while header := f.read(8):
+            if len(header) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"sBIT":
+                data = f.read(length)
+                return data[0] if data else None
+            if kind in (b"IDAT", b"IEND"):  # sBIT must come before the image data
+                return None
+            f.seek(length + 4, os.SEEK_CUR)
+    return None
 
-    RGB files whose three channels are equal (common in the Kermany set) are taken as gray
-    exactly; other RGB files are converted with ITU-R 601 luma and say so in ``note``. An
-    alpha channel is dropped only if fully opaque. Truncated or corrupt files raise
-    :class:`ImageReadError`.
+
+def sixteen_bit_range(array: np.ndarray, sbit: int | None = None) -> tuple[int, str]:
+    """``max_value`` of 16-bit gray data and the note that says how it was chosen.
+
+    ``sbit`` (a PNG's significant bits) wins when the values fit in it; without it, data whose
+    values all fit in 12 bits is taken as 12-bit (:data:`TWELVE_BIT_MAX`), else as 16-bit.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file. Check the path (and the data set layout).")
-    if _is_dicom(path):
-        return _read_dicom(path)
+    top = int(array.max()) if array.size else 0
+    if sbit is not None and 1 <= sbit < 16 and top <= (1 << sbit) - 1:
+        return (1 << sbit) - 1, f"{sbit}-bit (PNG sBIT)"
+    if sbit is not None and 1 <= sbit < 16:
+        # sBIT with values beyond it: samples scaled up to 16 bits as the PNG spec says.
+        return 65535, f"16-bit (sBIT {sbit}, samples scaled to 16 bits)"
+    if sbit is None and top <= TWELVE_BIT_MAX:
+        return TWELVE_BIT_MAX, "12-bit (no sBIT; all values <= 4095, taken as 12-bit)"
+    return 65535, "16-bit"
+
+
+def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray]:
+    """Decode with PIL: (mode, array), palettes with transparency as RGBA; refuses oversized
+    headers before decoding."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            array = np.asarray(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            # Our own limit below replaces PIL's warning/error pair with one clear rule.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            old_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                with Image.open(path) as img:
+                    w, h = img.size
+                    if w * h > max_pixels:
+                        raise ImageReadError(
+                            f"{path}: declares {w} x {h} pixels ({w * h / 1e6:.0f} Mpx), more than "
+                            f"the {max_pixels / 1e6:.0f} Mpx this reader decodes (it would need "
+                            f"{w * h * 2 / 1e6:.0f} MB or more); crop or downsample it, or raise "
+                            "max_pixels if it is genuine."
+                        )
+                    img.load()
+                    if img.mode == "P" and "transparency" in img.info:
+                        img = img.convert("RGBA")  # so the alpha check below sees it
+                    return img.mode, np.asarray(img)
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_limit
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(
+            f"{path}: not an image format this reader knows (PNG, JPEG, TIFF, DICOM), or corrupt "
+            f"({exc})."
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(
             f"{path}: cannot be decoded ({exc}). The file is corrupt or truncated: download it "
             "again or remove it from the data set."
         ) from exc
+
+
+def _gray(path: Path, mode: str, array: np.ndarray) -> tuple[np.ndarray, str]:
+    """Reduce a decoded image to one gray channel; the note says how."""
     note = ""
     if mode in {"RGBA", "LA", "PA"}:
         if array[..., -1].min() < 255:
@@ -124,12 +166,11 @@ def read_radiograph(path: str | os.PathLike[str]) -> Radiograph:
         with Image.open(path) as img:
             array = np.asarray(img.convert("RGB"))
         mode = "RGB"
+        note = ", ".join(filter(None, [note, "palette expanded"]))
     if mode in {"RGB", "L"} and array.ndim == 3:
-        if (
-            mode == "RGB"
-            and (array[..., 0] == array[..., 1]).all()
-            and (array[..., 1] == array[..., 2]).all()
-        ):
+        if mode == "RGB" and (array[..., 0] == array[..., 1]).all() and (
+            array[..., 1] == array[..., 2]
+        ).all():
             array = array[..., 0]
             note = ", ".join(filter(None, [note, "RGB-stored gray"]))
         elif mode == "RGB":
@@ -140,14 +181,43 @@ def read_radiograph(path: str | os.PathLike[str]) -> Radiograph:
             array = array[..., 0]
     if mode == "1":
         array = array.astype(np.uint8) * 255
+    return array, note
+
+
+def read_radiograph(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Radiograph:
+    """Read one radiograph as gray pixels with its real value range.
+
+    RGB files whose three channels are equal (common in the Kermany set) are taken as gray
+    exactly; other RGB and palette files are converted with ITU-R 601 luma and say so in
+    ``note``. An alpha channel is dropped only if fully opaque. A 16-bit PNG's range comes from
+    its ``sBIT`` chunk, else 12-bit when every value fits in 12 bits, else 16-bit (the note says
+    which). DICOM goes through :mod:`cxrsr_utils.dicom`. Folders, empty, truncated, corrupt or
+    oversized (> ``max_pixels``) files raise :class:`ImageReadError`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image file.")
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file. Check the path (and the data set layout).")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: the file is empty (0 bytes).")
+    if is_dicom(path):
+        return _read_dicom(path)
+    mode, array = _open_image(path, max_pixels)
+    array, note = _gray(path, mode, array)
+    fmt = path.suffix.lower().lstrip(".")
     if array.dtype == np.uint8:
-        return Radiograph(np.ascontiguousarray(array), 255, path, note)
+        return Radiograph(np.ascontiguousarray(array), 255, path, note, {"format": fmt})
     if array.dtype.kind in "iu" and array.ndim == 2:
         if array.min() < 0 or array.max() > 65535:
             raise ImageReadError(
                 f"{path}: integer pixels outside 0..65535; save it as a 16-bit PNG or DICOM."
             )
-        return Radiograph(array.astype(np.uint16), 65535, path, note or "16-bit")
+        sbit = png_significant_bits(path) if path.suffix.lower() == ".png" else None
+        max_value, bits_note = sixteen_bit_range(array, sbit)
+        note = ", ".join(filter(None, [note, bits_note]))
+        meta = {"format": fmt, "significant_bits": max_value.bit_length()}
+        return Radiograph(array.astype(np.uint16), max_value, path, note, meta)
     raise ImageReadError(
         f"{path}: unsupported pixel format (PIL mode {mode}, dtype {array.dtype}); convert it to "
         "an 8- or 16-bit gray PNG."
@@ -180,20 +250,60 @@ def resize(image: np.ndarray, size: tuple[int, int], method: str = "bicubic") ->
     return np.array(out, dtype=np.float32)  # a writable copy (PIL buffers are read-only)
 
 
+PART = ".part"
+# A temporary older than this beside its target was left by a killed writer.
+STALE_SECONDS = 3600
+
+
+def remove_stale_parts(folder: Path, pattern: str = "*", age: float = STALE_SECONDS) -> list[Path]:
+    """Delete hidden ``.part`` temporaries matching ``.{pattern}.*.part*`` older than ``age`` s."""
+    removed = []
+    now = time.time()
+    for part in folder.glob(f".{pattern}.*{PART}*"):
+        with contextlib.suppress(OSError):
+            if part.is_file() and now - part.stat().st_mtime > age:
+                part.unlink()
+                removed.append(part)
+    return removed
+
+
+class WriteError(OSError):
+    """A result could not be written; the message names the target, not the temporary."""
+
+
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+def atomic_path(target: str | os.PathLike[str], *, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds.
+
+    The temporary is hidden and ends in ``.part`` (``.name.xxxx.part``), so a killed writer's
+    leftover never matches a glob like ``*.png``; leftovers older than an hour are removed here.
+    ``keep_suffix`` appends the target's suffix after ``.part`` for writers that insist on it
+    (Keras). Failing to create or rename raises :class:`WriteError` naming ``target``.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    suffix = PART + (target.suffix if keep_suffix else "")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(target.parent, glob_escape(target.name))
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise WriteError(f"{target}: cannot write here ({exc.strerror or exc}).") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
+        try:
+            os.chmod(tmp_path, 0o644)
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise WriteError(f"{target}: cannot write here ({exc.strerror or exc}).") from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> Path:
@@ -203,12 +313,27 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     return Path(target)
 
 
-def write_png(target: str | os.PathLike[str], pixels: np.ndarray) -> Path:
-    """Write a gray ``uint8`` or ``uint16`` array as PNG, atomically (16-bit stays 16-bit)."""
+def write_png(
+    target: str | os.PathLike[str],
+    pixels: np.ndarray,
+    *,
+    text: dict[str, str] | None = None,
+    significant_bits: int | None = None,
+) -> Path:
+    """Write a gray ``uint8`` or ``uint16`` array as PNG, atomically (16-bit stays 16-bit).
+
+    ``text`` becomes tEXt chunks (provenance); ``significant_bits`` (< 16, for 16-bit data)
+    an ``sBIT`` chunk, so a 12-bit result reads back as 12-bit.
+    """
     if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
         raise ValueError(
             f"write_png needs a 2-D uint8/uint16 array, got {pixels.dtype} {pixels.shape}"
         )
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, str(value))
+    if significant_bits and pixels.dtype == np.uint16 and significant_bits < 16:
+        info.add(b"sBIT", bytes([significant_bits]))
     with atomic_path(target) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
+        Image.fromarray(pixels).save(tmp, format="PNG", pnginfo=info)
     return Path(target)

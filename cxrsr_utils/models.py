@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,9 +94,23 @@ def load_state_dict_file(path: Path, prefer_key: str = "params_ema") -> dict[str
         for key in (prefer_key, "params_ema", "params"):
             if key in obj and isinstance(obj[key], dict):
                 return obj[key]
-    if not isinstance(obj, dict):
-        raise sources.SourceError(f"{path} does not hold a state dict.")
+    if not isinstance(obj, dict) or not obj:
+        raise sources.SourceError(f"{path} does not hold a state dict (got {type(obj).__name__}"
+                                  f"{' (empty)' if isinstance(obj, dict) else ''}).")
     return obj
+
+
+def load_into(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """``net.load_state_dict(state, strict=True)`` with an error that names the file."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        detail = "; ".join(line.strip() for line in first[:3])[:400]
+        raise sources.SourceError(
+            f"{path}: weights do not fit {type(net).__name__} as in RealESRGAN_x4plus (x4, 23 "
+            f"blocks, 64 features): {detail}"
+        ) from exc
 
 
 def save_torch(obj: object, target: str | os.PathLike[str]) -> Path:
@@ -152,6 +167,15 @@ def pretrained_generator_state(
     try:
         path = sources.resolve("RealESRGAN_x4plus", download=download)
     except sources.SourceError as exc:
+        # A file that is there but fails its check is said on stderr too: a user who put the
+        # official file in place must learn at once that it was not used, not only from a note.
+        # (Absent offline is the documented, normal path: the note says it.)
+        if "does not match" in str(exc):
+            warnings.warn(
+                f"RealESRGAN_x4plus.pth not used ({exc}); falling back to the fp16-rounded ncnn "
+                f"copy ({sources.NCNN_X4PLUS.package}).",
+                stacklevel=2,
+            )
         state, info = ncnn_generator_state()
         return state, WeightsInfo(
             **{**info.to_dict(), "note": f"{info.note}; official .pth: {exc}"}
@@ -179,8 +203,10 @@ def load_generator_file(path: str | os.PathLike[str]) -> tuple[RRDBNet, WeightsI
     path = Path(path)
     if not path.is_file():
         raise sources.SourceError(f"No generator weights at {path}; run notebook 03 first.")
+    if path.stat().st_size == 0:
+        raise sources.SourceError(f"{path}: the weights file is empty (0 bytes).")
     net = build_generator()
-    net.load_state_dict(load_state_dict_file(path), strict=True)
+    load_into(net, load_state_dict_file(path), path)
     info = WeightsInfo(
         source=path.stem, path=str(path), sha256=sources.sha256_file(path), fp16_rounded=False
     )

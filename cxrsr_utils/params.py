@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,6 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = PROJECT_ROOT / "params"
 ENV_OUTPUT_ROOT = "CXRSR_OUTPUT_ROOT"
+
+
+# Bounded types: a probability, a positive number, a positive range (lo <= hi checked below).
+Prob = Annotated[float, Field(ge=0, le=1)]
+Pos = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class ParamsError(ValueError):
@@ -39,7 +47,9 @@ class NIHParams(_Strict):
     multiscale_originals: int = Field(
         ..., ge=0, description="originals that get multiscale copies (4 copies each)"
     )
-    scales: tuple[float, ...] = Field((0.75, 0.5, 1 / 3), description="Real-ESRGAN's scales")
+    scales: tuple[Annotated[float, Field(gt=0, le=1)], ...] = Field(
+        (0.75, 0.5, 1 / 3), min_length=1, description="Real-ESRGAN's scales, in (0, 1]"
+    )
     shortest_edge: int = Field(400, ge=16, description="extra copy: shortest edge resized to this")
     n_crops: int = Field(..., ge=0, description="random crops of multiscale images")
     crop_size: int = Field(..., ge=32, description="side of each crop (HR pixels)")
@@ -68,39 +78,56 @@ class DegradationParams(_Strict):
     Defaults: the paper's values for stage 1 and 2, Real-ESRGAN's finetune options for the rest.
     """
 
-    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)
-    resize_range: tuple[float, float] = (0.15, 1.5)
-    gaussian_noise_prob: float = 0.5
-    noise_range: tuple[float, float] = (1, 30)
-    poisson_scale_range: tuple[float, float] = (0.05, 3)
-    gray_noise_prob: float = 0.4
-    jpeg_range: tuple[float, float] = (30, 95)
-    second_blur_prob: float = 0.8
-    resize_prob2: tuple[float, float, float] = (0.3, 0.4, 0.3)
-    resize_range2: tuple[float, float] = (0.3, 1.2)
-    gaussian_noise_prob2: float = 0.5
-    noise_range2: tuple[float, float] = (1, 25)
-    poisson_scale_range2: tuple[float, float] = (0.05, 2.5)
-    gray_noise_prob2: float = 0.4
-    jpeg_range2: tuple[float, float] = (30, 95)
-    blur_kernel_size: int = 21
+    resize_prob: tuple[Prob, Prob, Prob] = (0.2, 0.7, 0.1)
+    resize_range: tuple[NonNeg, NonNeg] = (0.15, 1.5)
+    gaussian_noise_prob: Prob = 0.5
+    noise_range: tuple[NonNeg, NonNeg] = (1, 30)
+    poisson_scale_range: tuple[NonNeg, NonNeg] = (0.05, 3)
+    gray_noise_prob: Prob = 0.4
+    jpeg_range: tuple[NonNeg, NonNeg] = (30, 95)
+    second_blur_prob: Prob = 0.8
+    resize_prob2: tuple[Prob, Prob, Prob] = (0.3, 0.4, 0.3)
+    resize_range2: tuple[NonNeg, NonNeg] = (0.3, 1.2)
+    gaussian_noise_prob2: Prob = 0.5
+    noise_range2: tuple[NonNeg, NonNeg] = (1, 25)
+    poisson_scale_range2: tuple[NonNeg, NonNeg] = (0.05, 2.5)
+    gray_noise_prob2: Prob = 0.4
+    jpeg_range2: tuple[NonNeg, NonNeg] = (30, 95)
+    blur_kernel_size: int = Field(21, ge=3)
     kernel_list: tuple[str, ...] = _KERNELS
-    kernel_prob: tuple[float, ...] = _KERNEL_P
-    sinc_prob: float = 0.1
-    blur_sigma: tuple[float, float] = (0.2, 3)
-    betag_range: tuple[float, float] = (0.5, 4)
-    betap_range: tuple[float, float] = (1, 2)
-    blur_kernel_size2: int = 21
+    kernel_prob: tuple[Prob, ...] = _KERNEL_P
+    sinc_prob: Prob = 0.1
+    blur_sigma: tuple[NonNeg, NonNeg] = (0.2, 3)
+    betag_range: tuple[NonNeg, NonNeg] = (0.5, 4)
+    betap_range: tuple[NonNeg, NonNeg] = (1, 2)
+    blur_kernel_size2: int = Field(21, ge=3)
     kernel_list2: tuple[str, ...] = _KERNELS
-    kernel_prob2: tuple[float, ...] = _KERNEL_P
-    sinc_prob2: float = 0.1
-    blur_sigma2: tuple[float, float] = (0.2, 1.5)
-    betag_range2: tuple[float, float] = (0.5, 4)
-    betap_range2: tuple[float, float] = (1, 2)
-    final_sinc_prob: float = 0.8
+    kernel_prob2: tuple[Prob, ...] = _KERNEL_P
+    sinc_prob2: Prob = 0.1
+    blur_sigma2: tuple[NonNeg, NonNeg] = (0.2, 1.5)
+    betag_range2: tuple[NonNeg, NonNeg] = (0.5, 4)
+    betap_range2: tuple[NonNeg, NonNeg] = (1, 2)
+    final_sinc_prob: Prob = 0.8
     l1_gt_usm: bool = True
     percep_gt_usm: bool = True
     gan_gt_usm: bool = False
+
+    @model_validator(mode="after")
+    def _ranges_and_sums(self) -> DegradationParams:
+        for name, value in self:
+            if name.endswith(("_range", "_range2")) or name.startswith("blur_sigma"):
+                if value[0] > value[1]:
+                    raise ValueError(f"degradation.{name} must be (low, high), got {value}")
+            if name.startswith(("resize_prob", "kernel_prob")) and abs(sum(value) - 1) > 1e-6:
+                raise ValueError(f"degradation.{name} must sum to 1, got {value}")
+        for suffix in ("", "2"):
+            kernels, probs = getattr(self, f"kernel_list{suffix}"), getattr(
+                self, f"kernel_prob{suffix}"
+            )
+            if len(kernels) != len(probs):
+                raise ValueError(f"degradation.kernel_list{suffix} and kernel_prob{suffix} "
+                                 "must have the same length")
+        return self
 
 
 class PreviewParams(_Strict):
@@ -115,22 +142,27 @@ class PreviewParams(_Strict):
 class FinetuneParams(_Strict):
     """Notebook 03: basicsr/realesrgan fine-tuning (see cxrsr_utils.train.build_options)."""
 
-    variants: tuple[Literal["paper", "matched", "l1", "matched_l1"], ...] = ("paper",)
+    variants: tuple[Literal["paper", "matched", "l1", "matched_l1"], ...] = Field(
+        ("paper",), min_length=1
+    )
     total_iter: int | None = Field(None, ge=1, description="iterations (or give epochs)")
     epochs: int | None = Field(None, ge=1, description="epochs over the fine-tune set")
     batch_size: int = Field(10, ge=1)
     gt_size: int = Field(256, ge=32)
-    lr_g: float = 1e-4
-    lr_d: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.99)
-    pixel_weight: float = 1.0
-    perceptual_weight: float = 1.0
-    gan_weight: float = 0.1
-    ema_decay: float = 0.999
+    lr_g: Pos = 1e-4
+    lr_d: Pos = 1e-4
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.9,
+        0.99,
+    )
+    pixel_weight: NonNeg = 1.0
+    perceptual_weight: NonNeg = 1.0
+    gan_weight: NonNeg = 0.1
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the generator, in [0, 1)")
     generator_init: Literal["pretrained", "scratch"] = "pretrained"
     discriminator_init: Literal["pretrained", "scratch"] = "pretrained"
     net_d_init_iters: int = Field(0, ge=0, description="D-only warm-up (D from scratch)")
-    queue_size: int = 180
+    queue_size: int = Field(180, ge=1)
     num_workers: int = Field(0, ge=0)
     save_checkpoint_freq: int = Field(500, ge=1)
     print_freq: int = Field(100, ge=1)
@@ -182,8 +214,8 @@ class ClassifierParams(_Strict):
 class Params(_Strict):
     """All parameters of one run of the study."""
 
-    profile: str
-    seed: int = 0
+    profile: str = Field(..., pattern=PROFILE_NAME, description="names work/<profile>/")
+    seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     scale: Literal[4] = 4
     nih: NIHParams
@@ -220,20 +252,73 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _undot(overrides: dict[str, Any]) -> dict[str, Any]:
+def _undot(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to nested dicts; a key reached twice (``a.b`` and ``a: {b}``) is an error."""
     nested: dict[str, Any] = {}
     for key, value in overrides.items():
-        parts = key.split(".")
+        parts = str(key).split(".")
         node = nested
         for part in parts[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"{prefix}{key}: {part} is given both as a value and a mapping.")
         if isinstance(value, dict):
-            value = _undot(value)
+            value = _undot(value, f"{prefix}{key}.")
         if isinstance(node.get(parts[-1]), dict) and isinstance(value, dict):
+            _refuse_overlap(node[parts[-1]], value, f"{prefix}{key}.")
             node[parts[-1]] = _deep_merge(node[parts[-1]], value)
+        elif parts[-1] in node:
+            raise ParamsError(f"{prefix}{key} is given twice; give each key once.")
         else:
             node[parts[-1]] = value
     return nested
+
+
+def _refuse_overlap(a: dict[str, Any], b: dict[str, Any], prefix: str) -> None:
+    for key in a.keys() & b.keys():
+        if isinstance(a[key], dict) and isinstance(b[key], dict):
+            _refuse_overlap(a[key], b[key], f"{prefix}{key}.")
+        else:
+            raise ParamsError(f"{prefix}{key} is given twice; give each key once.")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ParamsError(
+                f"key {key!r} is given twice (line {key_node.start_mark.line + 1}); give it once."
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["nih.n_crops=4", ...]`` (the command line's ``--set``) to an overrides dict.
+
+    Values are YAML (``4`` is an int, ``[a, b]`` a list); a key given twice is an error.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParamsError(f"--set takes key=value (dotted keys allowed), got {item!r}")
+        if key in out:
+            raise ParamsError(f"--set {key} is given twice; give each key once.")
+        try:
+            out[key] = yaml.load(value, Loader=_UniqueKeyLoader)
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"--set {item!r}: the value is not valid YAML ({exc}).") from exc
+    return out
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
@@ -265,6 +350,11 @@ def profile_path(profile: str | os.PathLike[str]) -> Path:
     path = Path(profile)
     if path.suffix in {".yaml", ".yml"}:
         return path
+    if not re.match(PROFILE_NAME, str(profile)) or ".." in str(profile):
+        raise ParamsError(
+            f"Profile name {str(profile)!r} may hold only letters, digits, '_', '-' and '.' (it "
+            "names the folder work/<profile>/); give a YAML path for a profile elsewhere."
+        )
     candidate = PARAMS_DIR / f"{profile}.yaml"
     if not candidate.is_file():
         known = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
@@ -278,8 +368,8 @@ def load_params(
     """Load a profile and apply overrides; raises :class:`ParamsError` on any bad key/value."""
     path = profile_path(profile)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except (OSError, yaml.YAMLError, ParamsError) as exc:
         raise ParamsError(f"Cannot read profile {path}: {exc}") from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"Profile {path} must be a mapping of keys to values.")

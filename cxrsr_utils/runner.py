@@ -1,6 +1,7 @@
 """Run the study: every numbered notebook in order, with papermill, for one profile.
 
-``python -m cxrsr_utils.runner --profile quick`` (what ``make study`` calls) executes
+``cxrsr study --profile quick`` (what ``make study`` calls; ``python -m cxrsr_utils.runner``
+takes the same options and a few developer ones) executes
 ``notebooks/NN_*.ipynb`` into the run's folder ``work/<profile>/reports/``; the notebooks write
 figures to ``work/<profile>/figures/`` and tables to ``work/<profile>/reports/tables/``. At the
 end a run manifest (``run_manifest.json`` there) records the git commit, the params and their
@@ -21,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from cxrsr_utils import provenance, reference
-from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params
+from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params, parse_set
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 KERNEL = "cxrsr"
@@ -164,16 +164,6 @@ def refresh_expected_outputs(profile: str = "quick", folder: Path = NOTEBOOKS) -
     return written
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ParamsError(f"--set takes key=value (dotted keys allowed), got {item!r}")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     ap = argparse.ArgumentParser(prog="cxrsr-study", description=__doc__.splitlines()[0])
@@ -201,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-run", action="store_true", help="run no notebook (with --publish)")
     args = ap.parse_args(argv)
     try:
-        overrides = _parse_set(args.set)
+        overrides = parse_set(args.set)
         if not args.no_run:
             manifest = run_study(args.profile, overrides, args.only, args.kernel)
             print(f"[cxrsr] study done in {manifest['wall_seconds']['total']} s; results in "

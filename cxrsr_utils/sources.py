@@ -28,14 +28,18 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from cxrsr_utils.io import glob_escape, remove_stale_parts
+
 ENV_CACHE = "CXRSR_CACHE"
 ENV_MIRROR = "CXRSR_MIRROR"
+STALE_DOWNLOAD_SECONDS = 600
 # For notebooks run by a test in a kernel of their own; the study's commands never set it.
 ENV_ALLOW_UNVERIFIED = "CXRSR_ALLOW_UNVERIFIED_FOR_TESTS"
 _ALLOW_UNVERIFIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -222,6 +226,18 @@ def mirror_dir() -> Path | None:
     return Path(env).expanduser() if env else None
 
 
+def existing_mirror() -> Path | None:
+    """:func:`mirror_dir` if it is a folder; a set but missing mirror is warned about (stderr)."""
+    mirror = mirror_dir()
+    if mirror is not None and not mirror.is_dir():
+        warnings.warn(
+            f"{ENV_MIRROR}={mirror} does not exist (or is not a folder); the mirror is skipped.",
+            stacklevel=3,
+        )
+        return None
+    return mirror
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """SHA-256 of a file, streamed."""
     h = hashlib.sha256()
@@ -300,7 +316,7 @@ def resolve(name: str, *, download: bool = True) -> Path:
         raise SourceError(f"Unknown source {name!r}; known sources: {', '.join(sorted(WEIGHTS))}.")
     source = WEIGHTS[name]
     candidates = [cache_dir() / "weights" / source.filename]
-    mirror = mirror_dir()
+    mirror = existing_mirror()
     if mirror is not None:
         candidates.append(mirror / "weights" / source.filename)
     for path in candidates:
@@ -324,6 +340,8 @@ def download_to_cache(source: FileSource, timeout: float = 60.0) -> Path:
     """Download ``source`` into the cache atomically and verify it; return its path."""
     target = cache_dir() / "weights" / source.filename
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A killed download leaves its .part behind; a live one touches it every block.
+    remove_stale_parts(target.parent, glob_escape(source.filename), age=STALE_DOWNLOAD_SECONDS)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{source.filename}.", suffix=".part", dir=target.parent
     )
@@ -404,7 +422,7 @@ def resolve_dataset(name: str, root: str | Path | None = None) -> Path:
         candidates = [Path(root).expanduser()]
     else:
         bases = [cache_dir() / "data"]
-        mirror = mirror_dir()
+        mirror = existing_mirror()
         if mirror is not None:
             bases.append(mirror / "data")
         candidates = [base / folder for base in bases for folder in ds.folders]

@@ -149,6 +149,7 @@ def test_prune_removes_orphans_and_temporaries(tmp_path: Path) -> None:
             f.write_bytes(b"x")
     (tmp_path / "m" / "net_g_6.pth").write_bytes(b"orphan of a crashed save")
     (tmp_path / "m" / ".net_g_6.abc123.pth").write_bytes(b"temporary of a killed process")
+    (tmp_path / "s" / ".6.state.k1ll3d.part").write_bytes(b"temporary, as atomic_path names it")
     (tmp_path / "m" / "notes.txt").write_text("not ours")
     checkpoints.prune(opt, keep=4)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [

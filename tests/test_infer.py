@@ -236,3 +236,68 @@ def test_pretrained_rrdbnet_tiled_close_to_untiled(nih_images: list[Path]) -> No
     assert psnr(tiled, whole) > 48
     # and the output is a plausible upscaling, not noise: close to the HR crop it came from
     assert np.abs(whole - hr[400:560, 400:560]).mean() < 0.02
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_rrdbnet_at_scale_1_and_2_runs_tiled_and_whole(scale):
+    from cxrsr_utils.sr_backend import RRDBNet
+
+    torch.manual_seed(0)
+    net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4, scale=scale)
+    image = np.random.default_rng(0).random((20, 24)).astype(np.float32)
+    whole = upscale_array(image, net, QUIET)
+    tiled = upscale_array(image, net, InferOptions(tile=8, tile_pad=4, progress=False))
+    assert whole.shape == tiled.shape == (20 * scale, 24 * scale)
+    assert np.isfinite(whole).all()
+
+
+def test_pixels_outside_the_range_are_refused_not_clipped():
+    over = Radiograph(np.array([[0, 5000]], np.uint16), 4095, Path("over.png"))
+    with pytest.raises(ValueError, match=r"over\.png.*0\.\.5000 outside its range 0\.\.4095"):
+        upscale_radiograph(over, nearest_net(), QUIET, scale=4)
+    neg = Radiograph(np.array([[-3, 7]], np.int16), 255, Path("neg.png"))
+    with pytest.raises(ValueError, match=r"neg\.png.*-3\.\.7 outside"):
+        upscale_radiograph(neg, nearest_net(), QUIET, scale=4)
+
+
+def test_nan_input_is_named_as_nan():
+    image = np.full((4, 4), 0.5, np.float32)
+    image[1, 1] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite"):
+        upscale_array(image, nearest_net(), QUIET, scale=4)
+
+
+def test_nan_output_in_fp32_is_not_blamed_on_fp16():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.Upsample(scale_factor=4))
+    with torch.no_grad():
+        net[0].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError) as err:
+        upscale_array(np.zeros((4, 4), np.float32), net, QUIET, scale=4)
+    assert "fp16" not in str(err.value) and "fp32" in str(err.value)
+
+
+def test_cuda_without_a_gpu_and_boolean_tile_are_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        InferOptions(device="cuda")
+    with pytest.raises(ValueError, match="tile must be an integer"):
+        InferOptions(tile=True)
+
+
+def test_tiled_memory_grows_only_by_the_image_arrays():
+    """Python-side peak memory of a tiled run: a 4x larger image costs its input and output
+    arrays, never a float copy of the whole output (checked with tracemalloc, which sees numpy)."""
+    import tracemalloc
+
+    def peak(side: int) -> int:
+        rad = Radiograph(np.zeros((side, side), np.uint16), 4095, Path("zeros.png"))
+        tracemalloc.start()
+        upscale_radiograph(rad, nearest_net(), opts(tile=32, tile_pad=8), scale=4)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(64), peak(256)
+    arrays = (256**2 - 64**2) * (2 * 16 + 2 + 2)  # uint16 output, input, its padded copy
+    float_output = (256**2) * 16 * 4
+    assert large - small < arrays + float_output // 4, (small, large, arrays)

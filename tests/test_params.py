@@ -56,3 +56,39 @@ def test_unknown_profile_names_the_known_ones():
 def test_digest_changes_with_params():
     assert load_params("quick").digest() == load_params("quick").digest()
     assert load_params("quick").digest() != load_params("quick", {"seed": 1}).digest()
+
+
+@pytest.mark.parametrize(
+    "override, where",
+    [
+        ({"finetune.ema_decay": 1.5}, "finetune.ema_decay"),
+        ({"finetune.lr_g": -1e-4}, "finetune.lr_g"),
+        ({"nih.scales": [0.5, -0.25]}, "nih.scales"),
+        ({"degradation.gaussian_noise_prob": 1.2}, "degradation.gaussian_noise_prob"),
+        ({"degradation.resize_prob": [0.5, 0.5, -0.1]}, "degradation.resize_prob"),
+        ({"degradation.noise_range": [30, 1]}, "noise_range"),
+        ({"finetune.variants": []}, "finetune.variants"),
+        ({"profile": "../../escape"}, "profile"),
+    ],
+)
+def test_nonsense_values_are_refused(override, where):
+    with pytest.raises(ParamsError, match=where.replace(".", r"\.")):
+        load_params("quick", override)
+
+
+def test_profile_name_cannot_escape_the_params_folder():
+    with pytest.raises(ParamsError, match="may hold only letters"):
+        load_params("../reports/quick")
+
+
+def test_a_key_given_twice_is_refused(tmp_path):
+    from cxrsr_utils.params import PARAMS_DIR, parse_set
+
+    text = (PARAMS_DIR / "quick.yaml").read_text() + "\nseed: 1\nseed: 2\n"
+    (tmp_path / "dup.yaml").write_text(text)
+    with pytest.raises(ParamsError, match="'seed' is given twice"):
+        load_params(tmp_path / "dup.yaml")
+    with pytest.raises(ParamsError, match="seed is given twice"):
+        parse_set(["seed=1", "seed=2"])
+    with pytest.raises(ParamsError, match="nih.n_crops is given twice"):
+        load_params("quick", {"nih.n_crops": 3, "nih": {"n_crops": 4}})

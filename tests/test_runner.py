@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from cxrsr_utils import runner
+from cxrsr_utils import params, runner
 
 
 def _book(path, *sources):
@@ -50,7 +50,7 @@ def test_only_filter_and_unknown():
 
 
 def test_set_parsing():
-    assert runner._parse_set(["nih.n_crops=3", "device=cpu"]) == {"nih.n_crops": 3, "device": "cpu"}
+    assert params.parse_set(["nih.n_crops=3", "device=cpu"]) == {"nih.n_crops": 3, "device": "cpu"}
 
 
 def test_reports_write_paths_inside_the_project_relative_to_it(tmp_path):

@@ -32,6 +32,7 @@ def isolated(tmp_path, monkeypatch):
     """An empty cache and mirror of our own."""
     monkeypatch.setenv("CXRSR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CXRSR_MIRROR", str(tmp_path / "mirror"))
+    (tmp_path / "mirror").mkdir()
     return tmp_path
 
 
@@ -181,3 +182,56 @@ def test_dataset_with_wrong_layout(tmp_path):
     (tmp_path / "k").mkdir()
     with pytest.raises(SourceError, match="lacks train/NORMAL"):
         sources.resolve_dataset("kermany", Path(tmp_path / "k"))
+
+
+def test_missing_mirror_folder_is_said_before_falling_through(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRSR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXRSR_MIRROR", str(tmp_path / "no-such-mirror"))
+    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake("http://127.0.0.1:9/x"))
+    with pytest.warns(UserWarning, match="no-such-mirror does not exist"):
+        with pytest.raises(SourceError):
+            sources.resolve("fake", download=False)
+
+
+def test_a_killed_download_leftover_is_cleaned(isolated, monkeypatch, server):
+    import os
+    import time
+
+    www, base = server
+    (www / "fake.pth").write_bytes(PAYLOAD)
+    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake(f"{base}/fake.pth"))
+    weights = isolated / "cache" / "weights"
+    weights.mkdir(parents=True)
+    stale = weights / ".fake.pth.killed99.part"
+    stale.write_bytes(PAYLOAD[:100])
+    old = time.time() - 2 * sources.STALE_DOWNLOAD_SECONDS
+    os.utime(stale, (old, old))
+    sources.resolve("fake")
+    assert sorted(p.name for p in weights.iterdir()) == ["fake.pth"]
+
+
+def test_pretrained_fallback_to_ncnn_is_said_on_stderr(isolated, monkeypatch):
+    from cxrsr_utils import models
+
+    bad = isolated / "mirror" / "weights" / "RealESRGAN_x4plus.pth"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not the official file")
+    monkeypatch.setattr(models, "ncnn_generator_state", lambda: ({}, models._ncnn_info(bad, "x")))
+    with pytest.warns(UserWarning, match="RealESRGAN_x4plus.pth not used.*does not match"):
+        models.pretrained_generator_state(download=False)
+
+
+def test_wrong_architecture_and_empty_weights_name_the_file(tmp_path):
+    import torch
+
+    from cxrsr_utils import models
+
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(SourceError, match=r"empty\.pth: the weights file is empty"):
+        models.load_generator_file(tmp_path / "empty.pth")
+    models.save_torch({"params_ema": {"conv.weight": torch.zeros(1)}}, tmp_path / "other.pth")
+    with pytest.raises(SourceError, match=r"other\.pth: weights do not fit RRDBNet"):
+        models.load_generator_file(tmp_path / "other.pth")
+    models.save_torch({}, tmp_path / "nothing.pth")
+    with pytest.raises(SourceError, match=r"nothing\.pth does not hold a state dict"):
+        models.load_generator_file(tmp_path / "nothing.pth")
