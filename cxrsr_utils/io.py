@@ -139,6 +139,12 @@ def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray]:
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:
+        kind = _signature(path)
+        if kind:  # starts like an image this reader knows: damaged, not foreign
+            raise ImageReadError(
+                f"{path}: starts like a {kind} file but cannot be decoded. The file is corrupt or "
+                "truncated: download it again or remove it from the data set."
+            ) from exc
         raise ImageReadError(
             f"{path}: not an image format this reader knows (PNG, JPEG, TIFF, DICOM), or corrupt "
             f"({exc})."
@@ -148,6 +154,16 @@ def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray]:
             f"{path}: cannot be decoded ({exc}). The file is corrupt or truncated: download it "
             "again or remove it from the data set."
         ) from exc
+
+
+_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def _signature(path: Path) -> str:
+    """The format whose magic bytes ``path`` starts with, or ``""``."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), "")
 
 
 def _gray(path: Path, mode: str, array: np.ndarray) -> tuple[np.ndarray, str]:
