@@ -4,7 +4,8 @@ that super-resolved images keep its accuracy.
 The network is the reference one exactly (five 3x3 'valid' ReLU convolutions of 16, 32, 64,
 128 and 128 filters, each followed by 2x2 max pooling; Flatten; Dense 256 and 512 ReLU; one
 sigmoid output; 1,983,009 trainable parameters at 300x300x3), trained with Adam (lr 1e-3) on
-binary cross-entropy. Labels: NORMAL = 0, PNEUMONIA = 1 (the alphabetical order Keras'
+binary cross-entropy. Labels: NORMAL = 0, PNEUMONIA = 1, the order of
+:data:`cxrsr_utils.data.KERMANY_CLASSES` (the alphabetical order Keras'
 ``flow_from_directory`` gave the reference).
 
 Images are handled as gray float32 arrays in [0, 1] of shape (N, S, S); the three identical
@@ -38,12 +39,12 @@ import pandas as pd
 from scipy import ndimage, stats
 
 from cxrsr_utils import io, repro
+from cxrsr_utils.data import KERMANY_CLASSES
 
 if TYPE_CHECKING:
     import keras
 
 __all__: list[str] = [
-    "CLASS_NAMES",
     "IMAGE_SIZE",
     "ClassifierLoadError",
     "augment_image",
@@ -73,15 +74,13 @@ __all__: list[str] = [
     "train_or_load",
 ]
 
-CLASS_NAMES: tuple[str, str] = ("NORMAL", "PNEUMONIA")
 IMAGE_SIZE = 300
 CONV_FILTERS: tuple[int, ...] = (16, 32, 64, 128, 128)
 DENSE_UNITS: tuple[int, ...] = (256, 512)
 # Keras clips probabilities to [eps, 1 - eps] in binary cross-entropy; we use the same value so
 # the loss computed from saved probabilities matches the one Keras reports.
 KERAS_EPSILON = 1e-7
-# Gray conversion of 3-channel float inputs: the ITU-R 601 luma that io.read_radiograph uses.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA = np.array(io.LUMA_WEIGHTS, dtype=np.float32)
 
 PathLike = str | os.PathLike[str]
 ImagesLike = np.ndarray | Sequence[np.ndarray] | Sequence[PathLike]
@@ -163,12 +162,12 @@ def model_image_size(model: keras.Model) -> int:
 def label_from_path(path: PathLike) -> int:
     """0 for a file under a ``NORMAL`` folder, 1 under ``PNEUMONIA`` (the Kermany layout)."""
     parent = Path(path).parent.name.upper()
-    if parent not in CLASS_NAMES:
+    if parent not in KERMANY_CLASSES:
         raise ValueError(
             f"{path}: cannot tell the class; the file must sit in a folder named "
-            f"{' or '.join(CLASS_NAMES)}."
+            f"{' or '.join(KERMANY_CLASSES)}."
         )
-    return CLASS_NAMES.index(parent)
+    return KERMANY_CLASSES.index(parent)
 
 
 def _to_square(image: np.ndarray, image_size: int, method: str) -> np.ndarray:
@@ -394,7 +393,8 @@ def _check_labels(labels: Any, n: int, what: str) -> np.ndarray:
     if labels.shape != (n,):
         raise ValueError(f"{what}: {labels.shape} labels for {n} images; need one label each.")
     if not np.isin(labels, (0, 1)).all():
-        raise ValueError(f"{what}: labels must be 0 (NORMAL) or 1 (PNEUMONIA), got {set(labels)}.")
+        names = " or ".join(f"{i} ({name})" for i, name in enumerate(KERMANY_CLASSES))
+        raise ValueError(f"{what}: labels must be {names}, got {set(labels)}.")
     return labels.astype(np.int64)
 
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cxrsr_utils.data import KERMANY_CLASSES
+
 
 def image_grid(
     images: Sequence[tuple[str, np.ndarray]], ncols: int = 5, size: float = 2.6
@@ -153,7 +155,7 @@ def roc_curves(predictions, form_column: str = "form") -> plt.Figure:
     return fig
 
 
-def confusion_matrices(summary, classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> plt.Figure:
+def confusion_matrices(summary, classes: Sequence[str] = KERMANY_CLASSES) -> plt.Figure:
     """One confusion matrix per form (rows: true class, columns: predicted)."""
     import seaborn as sns
 

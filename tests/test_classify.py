@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cxrsr_utils import classify, io
+from cxrsr_utils import classify, data, io
 
 TINY = 96  # smallest sizes still pass five conv+pool stages (>= 94); keeps CPU tests fast
 
@@ -25,7 +25,7 @@ def tiny_model():
 @pytest.fixture(scope="module")
 def kermany_sample(kermany_root: Path) -> tuple[list[Path], np.ndarray]:
     files = []
-    for name in classify.CLASS_NAMES:
+    for name in data.KERMANY_CLASSES:
         files += sorted((kermany_root / "train" / name).glob("*.jpeg"))[:5]
     return files, np.array([classify.label_from_path(f) for f in files])
 
