@@ -19,10 +19,11 @@ Keras 3) in NumPy/SciPy, in the training batches only, so the saved model never 
 
 Evaluation predicts the same held-out images in several forms (original, bicubic, SR...) and
 reports per form: loss, accuracy, ROC AUC, sensitivity, specificity, the confusion matrix,
-percentile-bootstrap confidence intervals, and McNemar's exact test against the reference form.
+percentile-bootstrap confidence intervals, and McNemar's exact test against the reference form
+(the statistics are :mod:`cxrsr_utils.stats`').
 
 Keras/TensorFlow are imported inside the functions that need them: importing them costs
-seconds, and the metrics work without them.
+seconds.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, stats
+from scipy import ndimage
 
-from cxrsr_utils import io, repro
+from cxrsr_utils import io, repro, stats
 from cxrsr_utils.data import KERMANY_CLASSES
 
 if TYPE_CHECKING:
@@ -49,26 +50,19 @@ __all__: list[str] = [
     "ClassifierLoadError",
     "augment_image",
     "augment_images",
-    "binary_cross_entropy",
-    "bootstrap_ci",
     "build_classifier",
-    "confusion_matrix",
     "count_trainable_parameters",
     "draw_augmentations",
     "evaluate_forms",
     "label_from_path",
     "load_classifier",
     "load_images",
-    "mcnemar_exact",
     "min_image_size",
     "model_image_size",
     "predict_forms",
     "predict_probabilities",
     "prepare_images",
-    "roc_auc",
-    "round_table",
     "save_classifier",
-    "sensitivity_specificity",
     "summarize_forms",
     "train_classifier",
     "train_or_load",
@@ -77,9 +71,6 @@ __all__: list[str] = [
 IMAGE_SIZE = 300
 CONV_FILTERS: tuple[int, ...] = (16, 32, 64, 128, 128)
 DENSE_UNITS: tuple[int, ...] = (256, 512)
-# Keras clips probabilities to [eps, 1 - eps] in binary cross-entropy; we use the same value so
-# the loss computed from saved probabilities matches the one Keras reports.
-KERAS_EPSILON = 1e-7
 _LUMA = np.array(io.LUMA_WEIGHTS, dtype=np.float32)
 
 PathLike = str | os.PathLike[str]
@@ -536,125 +527,6 @@ def load_classifier(path: PathLike, *, compile: bool = False) -> keras.Model:
 
 
 # --------------------------------------------------------------------------------------------
-# Metrics
-# --------------------------------------------------------------------------------------------
-
-
-def binary_cross_entropy(
-    labels: Any, probabilities: Any, *, epsilon: float = KERAS_EPSILON
-) -> float:
-    """Mean binary cross-entropy of probabilities, clipped to [eps, 1-eps] as Keras does.
-
-    Keras' ``evaluate`` works from the sigmoid's logits instead, so the two agree except for
-    saturated predictions (p within ~1e-7 of 0 or 1).
-    """
-    y = np.asarray(labels, dtype=np.float64)
-    # Clip in float32 like Keras (1 - 1e-7 rounds to 1 - 1.19e-7 there), then log in float64.
-    lo, hi = np.float32(epsilon), np.float32(1) - np.float32(epsilon)
-    p = np.clip(np.asarray(probabilities, dtype=np.float32), lo, hi).astype(np.float64)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def roc_auc(labels: Any, scores: Any) -> float:
-    """Area under the ROC curve by the Mann-Whitney rank formula (ties count one half).
-
-    NaN when only one class is present.
-    """
-    y = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = stats.rankdata(np.asarray(scores, dtype=np.float64))
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _auc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    # Row-wise roc_auc for (B, n) resampled labels and scores.
-    ranks = stats.rankdata(scores, axis=1)
-    n_pos = labels.sum(axis=1)
-    n_neg = labels.shape[1] - n_pos
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = ((ranks * labels).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
-
-
-def confusion_matrix(labels: Any, predictions: Any) -> np.ndarray:
-    """2x2 counts [[TN, FP], [FN, TP]]: rows true NORMAL/PNEUMONIA, columns predicted."""
-    y = np.asarray(labels).astype(np.int64)
-    p = np.asarray(predictions).astype(np.int64)
-    return np.bincount(2 * y + p, minlength=4).reshape(2, 2)
-
-
-def sensitivity_specificity(labels: Any, predictions: Any) -> tuple[float, float]:
-    """(TP / (TP + FN), TN / (TN + FP)) with PNEUMONIA positive; NaN if a class is absent."""
-    (tn, fp), (fn, tp) = confusion_matrix(labels, predictions)
-    sens = tp / (tp + fn) if tp + fn else float("nan")
-    spec = tn / (tn + fp) if tn + fp else float("nan")
-    return float(sens), float(spec)
-
-
-def mcnemar_exact(reference_correct: Any, other_correct: Any) -> tuple[int, int, float]:
-    """McNemar's exact test on paired correct/incorrect outcomes of the same images.
-
-    Only the discordant pairs carry information: ``b`` images the reference got right and the
-    other form wrong, ``c`` the reverse. Under H0 (equal accuracy) b ~ Binomial(b + c, 1/2);
-    the p-value is scipy's two-sided exact binomial test. Returns (b, c, p); p = 1 when there
-    are no discordant pairs.
-    """
-    ref = np.asarray(reference_correct).astype(bool)
-    other = np.asarray(other_correct).astype(bool)
-    if ref.shape != other.shape:
-        raise ValueError(
-            f"McNemar needs paired outcomes; got shapes {ref.shape} and {other.shape}."
-        )
-    b = int((ref & ~other).sum())
-    c = int((~ref & other).sum())
-    p = stats.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue if b + c else 1.0
-    return b, c, float(p)
-
-
-def _bootstrap_indices(n: int, n_bootstrap: int, seed: int) -> np.ndarray:
-    # The same resamples for every form (same seed and n), so intervals are paired.
-    return repro.rng(seed, "classifier-bootstrap").integers(0, n, size=(n_bootstrap, n))
-
-
-def bootstrap_ci(
-    labels: Any,
-    probabilities: Any,
-    *,
-    metric: str = "accuracy",
-    threshold: float = 0.5,
-    n_bootstrap: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``metric`` ('accuracy' or 'auc') over images.
-
-    Images are resampled with replacement ``n_bootstrap`` times from a generator seeded by
-    ``seed``; resamples with a single class are dropped for AUC.
-    """
-    y = np.asarray(labels).astype(np.int64)
-    prob = np.asarray(probabilities, dtype=np.float64)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
-    if n_bootstrap < 1 or len(y) == 0:
-        return float("nan"), float("nan")
-    idx = _bootstrap_indices(len(y), n_bootstrap, seed)
-    values: np.ndarray
-    if metric == "accuracy":
-        values = ((prob[idx] >= threshold) == y[idx]).mean(axis=1)
-    elif metric == "auc":
-        values = _auc_rows(y[idx], prob[idx])
-    else:
-        raise ValueError(f"Unknown metric {metric!r}; use 'accuracy' or 'auc'.")
-    if np.isnan(values).all():
-        return float("nan"), float("nan")
-    alpha = (1 - confidence) / 2
-    low, high = np.nanquantile(values, [alpha, 1 - alpha])
-    return float(low), float(high)
-
-
-# --------------------------------------------------------------------------------------------
 # Evaluation of several forms of the same images
 # --------------------------------------------------------------------------------------------
 
@@ -725,11 +597,51 @@ def _paired(predictions: pd.DataFrame, form: str, reference: pd.DataFrame) -> pd
     return rows
 
 
+def _form_row(
+    form: str, data: pd.DataFrame, reference_correct: np.ndarray | None, resampling: dict
+) -> dict[str, Any]:
+    # One row of summarize_forms; reference_correct is None on the reference form itself.
+    y = data["label"].to_numpy()
+    prob = data["probability"].to_numpy()
+    pred = data["prediction"].to_numpy()
+    (tn, fp), (fn, tp) = stats.confusion_matrix(y, pred)
+    sens, spec = stats.sensitivity_specificity(y, pred)
+    # Accuracy from the stored predictions (whatever threshold made them): 0/1 >= 0.5.
+    acc_low, acc_high = stats.bootstrap_classification_ci(
+        y, pred.astype(np.float64), metric="accuracy", **resampling
+    )
+    auc_low, auc_high = stats.bootstrap_classification_ci(y, prob, metric="auc", **resampling)
+    if reference_correct is None:
+        b, c, p = 0, 0, float("nan")
+    else:
+        b, c, p = stats.mcnemar_exact(reference_correct, data["correct"].to_numpy())
+    return {
+        "form": form,
+        "n": len(y),
+        "loss": stats.binary_cross_entropy(y, prob),
+        "accuracy": float((pred == y).mean()),
+        "accuracy_low": acc_low,
+        "accuracy_high": acc_high,
+        "auc": stats.roc_auc(y, prob),
+        "auc_low": auc_low,
+        "auc_high": auc_high,
+        "sensitivity": sens,
+        "specificity": spec,
+        "tn": int(tn),
+        "fp": int(fp),
+        "fn": int(fn),
+        "tp": int(tp),
+        "only_reference_correct": b,
+        "only_form_correct": c,
+        "mcnemar_p": p,
+    }
+
+
 def summarize_forms(
     predictions: pd.DataFrame,
     *,
     reference_form: str = "original",
-    n_bootstrap: int = 2000,
+    n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -739,52 +651,19 @@ def summarize_forms(
     ``predictions`` is :func:`predict_forms`' table. Columns: form, n, loss, accuracy,
     accuracy_low, accuracy_high, auc, auc_low, auc_high, sensitivity, specificity, tn, fp, fn,
     tp, only_reference_correct (b), only_form_correct (c), mcnemar_p (NaN on the reference
-    row). Bootstrap resamples are the same images for every form, drawn from ``seed``.
+    row). Bootstrap resamples (``n_resamples``) are the same images for every form, drawn from
+    ``seed`` (:func:`stats.bootstrap_classification_ci`).
     """
     forms = list(dict.fromkeys(predictions["form"]))
     if reference_form not in forms:
         raise ValueError(f"reference form {reference_form!r} not among the forms {forms}.")
     reference = predictions[predictions["form"] == reference_form].set_index("file")
+    resampling = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
     rows = []
     for form in forms:
         data = _paired(predictions, form, reference)
-        y = data["label"].to_numpy()
-        prob = data["probability"].to_numpy()
-        pred = data["prediction"].to_numpy()
-        (tn, fp), (fn, tp) = confusion_matrix(y, pred)
-        sens, spec = sensitivity_specificity(y, pred)
-        resampling = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
-        # Accuracy from the stored predictions (whatever threshold made them): 0/1 >= 0.5.
-        acc_low, acc_high = bootstrap_ci(
-            y, pred.astype(np.float64), metric="accuracy", **resampling
-        )
-        auc_low, auc_high = bootstrap_ci(y, prob, metric="auc", **resampling)
-        if form == reference_form:
-            b, c, p = 0, 0, float("nan")
-        else:
-            b, c, p = mcnemar_exact(reference["correct"].to_numpy(), data["correct"].to_numpy())
-        rows.append(
-            {
-                "form": form,
-                "n": len(y),
-                "loss": binary_cross_entropy(y, prob),
-                "accuracy": float((pred == y).mean()),
-                "accuracy_low": acc_low,
-                "accuracy_high": acc_high,
-                "auc": roc_auc(y, prob),
-                "auc_low": auc_low,
-                "auc_high": auc_high,
-                "sensitivity": sens,
-                "specificity": spec,
-                "tn": int(tn),
-                "fp": int(fp),
-                "fn": int(fn),
-                "tp": int(tp),
-                "only_reference_correct": b,
-                "only_form_correct": c,
-                "mcnemar_p": p,
-            }
-        )
+        reference_correct = None if form == reference_form else reference["correct"].to_numpy()
+        rows.append(_form_row(form, data, reference_correct, resampling))
     return pd.DataFrame(rows)
 
 
@@ -796,7 +675,7 @@ def evaluate_forms(
     *,
     reference_form: str = "original",
     threshold: float = 0.5,
-    n_bootstrap: int = 2000,
+    n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
     batch_size: int = 32,
@@ -808,24 +687,11 @@ def evaluate_forms(
     summary = summarize_forms(
         predictions,
         reference_form=reference_form,
-        n_bootstrap=n_bootstrap,
+        n_resamples=n_resamples,
         confidence=confidence,
         seed=seed,
     )
     return summary, predictions
-
-
-def round_table(table: pd.DataFrame, *, digits: int = 3, p_digits: int = 4) -> pd.DataFrame:
-    """A copy with float columns rounded (p-value columns to ``p_digits``) for stable printing.
-
-    Keep the unrounded table for CSV; print this one in notebooks so nbval sees stable text.
-    """
-    out = table.copy()
-    for column in out.columns:
-        if pd.api.types.is_float_dtype(out[column]):
-            places = p_digits if column.endswith("_p") or column == "p_value" else digits
-            out[column] = out[column].round(places)
-    return out
 
 
 def train_or_load(

@@ -1,4 +1,5 @@
-"""The pneumonia classifier: architecture, augmentation, determinism, saving, and metrics."""
+"""The pneumonia classifier: architecture, images in, augmentation, determinism, saving, and
+the evaluation of forms (its statistics are tested in test_stats.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import stats as scipy_stats
 
-from cxrsr_utils import classify, data, io
+from cxrsr_utils import classify, data, io, stats
 
 TINY = 96  # smallest sizes still pass five conv+pool stages (>= 94); keeps CPU tests fast
 
@@ -242,72 +243,7 @@ def test_load_rejects_a_model_that_is_not_the_classifier(tmp_path: Path) -> None
         classify.load_classifier(path)
 
 
-# -- metrics on hand-made data ----------------------------------------------------------------
-
-
-def test_roc_auc_known_answers() -> None:
-    # The textbook example (also scikit-learn's): 3 of 4 positive/negative pairs ordered right.
-    assert classify.roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
-    assert classify.roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # ties count one half
-    assert classify.roc_auc([0, 0, 1], [0.1, 0.2, 0.9]) == 1.0
-    assert np.isnan(classify.roc_auc([1, 1], [0.2, 0.3]))
-    rng = np.random.default_rng(7)
-    y = rng.integers(0, 2, 60)
-    s = np.round(rng.random(60), 1)  # many ties
-    pairs = s[y == 1][:, None] - s[y == 0][None, :]
-    brute = ((pairs > 0) + 0.5 * (pairs == 0)).mean()
-    assert classify.roc_auc(y, s) == pytest.approx(brute)
-
-
-def test_confusion_sensitivity_specificity() -> None:
-    y = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
-    p = [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
-    np.testing.assert_array_equal(classify.confusion_matrix(y, p), [[3, 1], [2, 4]])
-    sens, spec = classify.sensitivity_specificity(y, p)
-    assert sens == pytest.approx(4 / 6) and spec == pytest.approx(3 / 4)
-    sens, spec = classify.sensitivity_specificity([1, 1], [1, 0])
-    assert sens == 0.5 and np.isnan(spec)
-
-
-def test_mcnemar_exact_known_p_value() -> None:
-    # b = 1, c = 9 discordant pairs: two-sided exact p = 2 * (C(10,0) + C(10,1)) / 2**10.
-    ref = np.array([True] * 1 + [False] * 9 + [True] * 20 + [False] * 5)
-    other = np.array([False] * 1 + [True] * 9 + [True] * 20 + [False] * 5)
-    b, c, p = classify.mcnemar_exact(ref, other)
-    assert (b, c) == (1, 9)
-    assert p == pytest.approx(22 / 1024)
-    assert classify.mcnemar_exact(ref, ref) == (0, 0, 1.0)
-    with pytest.raises(ValueError, match="paired"):
-        classify.mcnemar_exact(ref, other[:-1])
-
-
-def test_binary_cross_entropy_matches_keras() -> None:
-    import keras
-
-    rng = np.random.default_rng(8)
-    y = rng.integers(0, 2, 50).astype(np.float32)
-    prob = np.concatenate([rng.random(48), [0.0, 1.0]]).astype(np.float32)  # clipped ends
-    expected = float(np.mean(keras.losses.binary_crossentropy(y[:, None], prob[:, None])))
-    assert classify.binary_cross_entropy(y, prob) == pytest.approx(expected, rel=1e-5)
-
-
-def test_bootstrap_ci_covers_the_truth() -> None:
-    rng = np.random.default_rng(9)
-    n, true_acc = 400, 0.8
-    y = rng.integers(0, 2, n)
-    correct = rng.random(n) < true_acc
-    prob = np.where(correct, y, 1 - y).astype(float)
-    low, high = classify.bootstrap_ci(y, prob, metric="accuracy", n_bootstrap=1000, seed=0)
-    observed = correct.mean()
-    assert low < true_acc < high and low < observed < high
-    # Width agrees with the normal approximation of a binomial proportion.
-    assert high - low == pytest.approx(2 * 1.96 * np.sqrt(0.8 * 0.2 / n), rel=0.15)
-    assert classify.bootstrap_ci(y, prob, n_bootstrap=1000, seed=0) == (low, high)  # seeded
-    scores = y + rng.normal(0, 1.0, n)  # AUC = Phi(1 / sqrt(2)) for unit-gap normals
-    true_auc = stats.norm.cdf(1 / np.sqrt(2))
-    a_low, a_high = classify.bootstrap_ci(y, scores, metric="auc", n_bootstrap=500, seed=0)
-    assert a_low < true_auc < a_high
-    assert a_low < classify.roc_auc(y, scores) < a_high
+# -- the forms of the same images -----------------------------------------------------------
 
 
 def _predictions(form: str, labels: list[int], preds: list[int]) -> pd.DataFrame:
@@ -333,20 +269,20 @@ def test_summarize_forms_on_hand_made_predictions() -> None:
         ],
         ignore_index=True,
     )
-    summary = classify.summarize_forms(table, n_bootstrap=200, seed=0).set_index("form")
+    summary = classify.summarize_forms(table, n_resamples=200, seed=0).set_index("form")
     ref, sr = summary.loc["original"], summary.loc["sr"]
     assert ref["accuracy"] == 7 / 8 and sr["accuracy"] == 4 / 8
     assert (ref["tn"], ref["fp"], ref["fn"], ref["tp"]) == (3, 1, 0, 4)
     assert (sr["tn"], sr["fp"], sr["fn"], sr["tp"]) == (1, 3, 1, 3)
     assert sr["sensitivity"] == 3 / 4 and sr["specificity"] == 1 / 4
-    assert ref["auc"] == pytest.approx(classify.roc_auc(labels, [0.1] * 3 + [0.9] * 5))
+    assert ref["auc"] == pytest.approx(stats.roc_auc(labels, [0.1] * 3 + [0.9] * 5))
     # Discordant: sr wrong where original right on img1, img2, img7; never the reverse.
     assert (sr["only_reference_correct"], sr["only_form_correct"]) == (3, 0)
-    assert sr["mcnemar_p"] == pytest.approx(stats.binomtest(3, 3, 0.5).pvalue)
+    assert sr["mcnemar_p"] == pytest.approx(scipy_stats.binomtest(3, 3, 0.5).pvalue)
     assert np.isnan(ref["mcnemar_p"])
     assert ref["accuracy_low"] <= 7 / 8 <= ref["accuracy_high"]
     assert ref["loss"] == pytest.approx(-np.mean(np.log([0.9] * 7 + [0.1])))
-    rounded = classify.round_table(summary.reset_index(), digits=2)
+    rounded = stats.round_table(summary.reset_index(), 2)
     assert rounded.loc[1, "accuracy"] == 0.5 and rounded.loc[0, "loss"] == round(ref["loss"], 2)
     with pytest.raises(ValueError, match="reference form 'hr'"):
         classify.summarize_forms(table, reference_form="hr")
@@ -365,7 +301,7 @@ def test_evaluate_forms_with_a_model(tiny_model) -> None:
         {"original": original, "same": original.copy(), "sr128": bigger},
         labels,
         files,
-        n_bootstrap=100,
+        n_resamples=100,
     )
     assert list(preds.columns) == ["file", "label", "form", "probability", "prediction", "correct"]
     assert len(preds) == 18 and preds["form"].unique().tolist() == ["original", "same", "sr128"]
