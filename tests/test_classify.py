@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from cxrsr_utils import classify, data, io, stats
+from cxrsr_utils import classifier, classifier_images, classify, data, io, stats
 
 TINY = 96  # smallest sizes still pass five conv+pool stages (>= 94); keeps CPU tests fast
 
@@ -20,7 +20,7 @@ def tiny_model():
     import keras
 
     keras.utils.set_random_seed(0)
-    return classify.build_classifier(TINY)
+    return classifier.build_classifier(TINY)
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +28,15 @@ def kermany_sample(kermany_root: Path) -> tuple[list[Path], np.ndarray]:
     files = []
     for name in data.KERMANY_CLASSES:
         files += sorted((kermany_root / "train" / name).glob("*.jpeg"))[:5]
-    return files, np.array([classify.label_from_path(f) for f in files])
+    return files, np.array([classifier_images.label_from_path(f) for f in files])
 
 
 # -- the network ------------------------------------------------------------------------------
 
 
 def test_reference_architecture_and_parameter_count() -> None:
-    model = classify.build_classifier()
-    assert classify.count_trainable_parameters(model) == 1_983_009
+    model = classifier.build_classifier()
+    assert classifier.count_trainable_parameters(model) == 1_983_009
     assert model.get_layer("flatten").output.shape == (None, 6272)
     assert model.input_shape == (None, 300, 300, 3)
     assert model.output_shape == (None, 1)
@@ -74,45 +74,45 @@ def test_reference_architecture_and_parameter_count() -> None:
 
 
 def test_image_size_floor() -> None:
-    assert classify.min_image_size() == 94
+    assert classifier.min_image_size() == 94
     with pytest.raises(ValueError, match="at least 94"):
-        classify.build_classifier(93)
+        classifier.build_classifier(93)
 
 
 # -- images in --------------------------------------------------------------------------------
 
 
 def test_label_from_path() -> None:
-    assert classify.label_from_path("x/train/NORMAL/a.jpeg") == 0
-    assert classify.label_from_path("x/test/PNEUMONIA/b.jpeg") == 1
+    assert classifier_images.label_from_path("x/train/NORMAL/a.jpeg") == 0
+    assert classifier_images.label_from_path("x/test/PNEUMONIA/b.jpeg") == 1
     with pytest.raises(ValueError, match="NORMAL or PNEUMONIA"):
-        classify.label_from_path("x/train/COVID/c.jpeg")
+        classifier_images.label_from_path("x/train/COVID/c.jpeg")
 
 
 def test_prepare_images_resizes_like_io_and_checks_input() -> None:
     rng = np.random.default_rng(1)
     sr = rng.random((2, 256, 256)).astype(np.float32)
-    out = classify.prepare_images(sr, image_size=300)
+    out = classifier_images.prepare_images(sr, image_size=300)
     assert out.shape == (2, 300, 300) and out.dtype == np.float32
     np.testing.assert_array_equal(out[0], np.clip(io.resize(sr[0], (300, 300)), 0, 1))
     assert out.min() >= 0 and out.max() <= 1
     # Already the right size: untouched.
-    np.testing.assert_array_equal(classify.prepare_images(out, image_size=300), out)
+    np.testing.assert_array_equal(classifier_images.prepare_images(out, image_size=300), out)
     # Three equal channels are the gray image (luma weights sum to one).
     rgb = np.repeat(sr[:1, ..., None], 3, axis=-1)
     np.testing.assert_allclose(
-        classify.prepare_images(rgb, image_size=256)[0], sr[0], rtol=0, atol=1e-6
+        classifier_images.prepare_images(rgb, image_size=256)[0], sr[0], rtol=0, atol=1e-6
     )
     with pytest.raises(TypeError, match="floats"):
-        classify.prepare_images([np.zeros((8, 8), np.uint8)], image_size=8)
+        classifier_images.prepare_images([np.zeros((8, 8), np.uint8)], image_size=8)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        classify.prepare_images([np.full((8, 8), 255.0)], image_size=8)
+        classifier_images.prepare_images([np.full((8, 8), 255.0)], image_size=8)
 
 
 def test_load_images_reads_real_radiographs(kermany_sample) -> None:
     files, _ = kermany_sample
-    loaded = classify.load_images(files[:2], image_size=TINY)
-    expected = classify.prepare_images(
+    loaded = classifier_images.load_images(files[:2], image_size=TINY)
+    expected = classifier_images.prepare_images(
         [io.read_radiograph(f).as_float() for f in files[:2]], image_size=TINY
     )
     assert loaded.shape == (2, TINY, TINY)
@@ -134,25 +134,27 @@ def test_augmentation_matches_legacy_image_data_generator(shape, params) -> None
     ref = gen.apply_transform(
         image[..., None] * 255, {"shear": shear, "zx": zx, "zy": zy, "flip_horizontal": flip}
     )[..., 0]
-    ours = classify.augment_image(image, np.array(params))
+    ours = classifier_images.augment_image(image, np.array(params))
     np.testing.assert_allclose(ours, ref / 255, rtol=0, atol=1e-5)
     if shear != 0.2:  # a real transform moved pixels
         assert not np.allclose(ours, image)
 
 
 def test_augmentation_draws_follow_the_reference_ranges() -> None:
-    draws = classify.draw_augmentations(4000, np.random.default_rng(3), shear_degrees=0.2, zoom=0.2)
+    draws = classifier_images.draw_augmentations(
+        4000, np.random.default_rng(3), shear_degrees=0.2, zoom=0.2
+    )
     assert np.abs(draws[:, 0]).max() <= 0.2 and np.abs(draws[:, 0]).max() > 0.19
     assert draws[:, 1:3].min() >= 0.8 and draws[:, 1:3].max() <= 1.2
     assert not np.array_equal(draws[:, 1], draws[:, 2])  # zx and zy independent
     assert 0.45 < draws[:, 3].mean() < 0.55
-    off = classify.draw_augmentations(
+    off = classifier_images.draw_augmentations(
         5, np.random.default_rng(3), shear_degrees=0, zoom=0, horizontal_flip=False
     )
     image = np.random.default_rng(4).random((20, 20)).astype(np.float32)
-    np.testing.assert_array_equal(classify.augment_image(image, off[0]), image)
-    a = classify.augment_images(image[None].repeat(3, 0), seed=5)
-    b = classify.augment_images(image[None].repeat(3, 0), seed=5)
+    np.testing.assert_array_equal(classifier_images.augment_image(image, off[0]), image)
+    a = classifier_images.augment_images(image[None].repeat(3, 0), seed=5)
+    b = classifier_images.augment_images(image[None].repeat(3, 0), seed=5)
     np.testing.assert_array_equal(a, b)
 
 
@@ -161,7 +163,7 @@ def test_augmentation_draws_follow_the_reference_ranges() -> None:
 
 def test_training_is_deterministic(kermany_sample) -> None:
     files, labels = kermany_sample
-    images = classify.load_images(files, image_size=TINY)
+    images = classifier_images.load_images(files, image_size=TINY)
     train = np.r_[0:4, 5:9]
     val = np.r_[4, 9]
     kwargs = dict(
@@ -172,8 +174,8 @@ def test_training_is_deterministic(kermany_sample) -> None:
         batch_size=3,  # a partial last batch, as the reference's generator made
         seed=7,
     )
-    model_a, hist_a = classify.train_classifier(images[train], labels[train], **kwargs)
-    model_b, hist_b = classify.train_classifier(images[train], labels[train], **kwargs)
+    model_a, hist_a = classifier.train_classifier(images[train], labels[train], **kwargs)
+    model_b, hist_b = classifier.train_classifier(images[train], labels[train], **kwargs)
     assert list(hist_a.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     assert hist_a["epoch"].tolist() == [1, 2]
     assert np.isfinite(hist_a.drop(columns="epoch").to_numpy()).all()
@@ -181,16 +183,16 @@ def test_training_is_deterministic(kermany_sample) -> None:
     for wa, wb in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     # The seed matters: another one trains differently.
-    _, hist_c = classify.train_classifier(images[train], labels[train], **{**kwargs, "seed": 8})
+    _, hist_c = classifier.train_classifier(images[train], labels[train], **{**kwargs, "seed": 8})
     assert not hist_a["loss"].equals(hist_c["loss"])
 
 
 def test_training_rejects_bad_labels() -> None:
     images = np.zeros((2, TINY, TINY), np.float32)
     with pytest.raises(ValueError, match="0 \\(NORMAL\\) or 1"):
-        classify.train_classifier(images, [0, 2], image_size=TINY, epochs=1)
+        classifier.train_classifier(images, [0, 2], image_size=TINY, epochs=1)
     with pytest.raises(ValueError, match="one label each"):
-        classify.train_classifier(images, [0], image_size=TINY, epochs=1)
+        classifier.train_classifier(images, [0], image_size=TINY, epochs=1)
 
 
 # -- saving and loading -----------------------------------------------------------------------
@@ -202,11 +204,11 @@ def test_save_load_round_trip(tiny_model, tmp_path: Path, suffix: str) -> None:
     before = classify.predict_probabilities(tiny_model, images, batch_size=2)
     path = tmp_path / f"clf{suffix}"
     if suffix == ".keras":
-        classify.save_classifier(tiny_model, path)
+        classifier.save_classifier(tiny_model, path)
         assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
     else:
         tiny_model.save(path)  # a legacy H5 file, as older Keras wrote them
-    loaded = classify.load_classifier(path)
+    loaded = classifier.load_classifier(path)
     np.testing.assert_array_equal(classify.predict_probabilities(loaded, images), before)
     # Predictions do not change between calls: the model has no random layers.
     np.testing.assert_array_equal(classify.predict_probabilities(loaded, images), before)
@@ -214,22 +216,22 @@ def test_save_load_round_trip(tiny_model, tmp_path: Path, suffix: str) -> None:
 
 def test_save_needs_keras_suffix(tiny_model, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.keras suffix"):
-        classify.save_classifier(tiny_model, tmp_path / "clf.h5")
+        classifier.save_classifier(tiny_model, tmp_path / "clf.h5")
 
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.keras"
-    with pytest.raises(classify.ClassifierLoadError, match="missing.keras: no such model file"):
-        classify.load_classifier(missing)
+    with pytest.raises(classifier.ClassifierLoadError, match="missing.keras: no such model file"):
+        classifier.load_classifier(missing)
     for name in ("corrupt.keras", "corrupt.h5"):
         bad = tmp_path / name
         bad.write_bytes(b"not a model at all" * 10)
-        with pytest.raises(classify.ClassifierLoadError, match=f"{name}: cannot be loaded"):
-            classify.load_classifier(bad)
+        with pytest.raises(classifier.ClassifierLoadError, match=f"{name}: cannot be loaded"):
+            classifier.load_classifier(bad)
     odd = tmp_path / "model.pb"
     odd.write_bytes(b"x")
-    with pytest.raises(classify.ClassifierLoadError, match="model.pb: unknown model format"):
-        classify.load_classifier(odd)
+    with pytest.raises(classifier.ClassifierLoadError, match="model.pb: unknown model format"):
+        classifier.load_classifier(odd)
 
 
 def test_load_rejects_a_model_that_is_not_the_classifier(tmp_path: Path) -> None:
@@ -238,9 +240,9 @@ def test_load_rejects_a_model_that_is_not_the_classifier(tmp_path: Path) -> None
     other = keras.Sequential(
         [keras.Input((TINY, TINY, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]
     )
-    path = classify.save_classifier(other, tmp_path / "other.keras")
-    with pytest.raises(classify.ClassifierLoadError, match="other.keras: model output shape"):
-        classify.load_classifier(path)
+    path = classifier.save_classifier(other, tmp_path / "other.keras")
+    with pytest.raises(classifier.ClassifierLoadError, match="other.keras: model output shape"):
+        classifier.load_classifier(path)
 
 
 # -- the forms of the same images -----------------------------------------------------------
@@ -326,7 +328,7 @@ def test_evaluate_forms_with_a_model(tiny_model) -> None:
 
 def test_train_or_load_resumes_and_retrains_on_new_settings(tmp_path, kermany_sample):
     files, labels = kermany_sample
-    images = classify.load_images(files, image_size=TINY)
+    images = classifier_images.load_images(files, image_size=TINY)
     kwargs = dict(image_size=TINY, epochs=1, batch_size=4, seed=0)
     _, history, loaded = classify.train_or_load(tmp_path, {"a": 1}, images, labels, **kwargs)
     assert not loaded and (tmp_path / "model.keras").is_file()
