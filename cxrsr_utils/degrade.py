@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from cxrsr_utils import metrics
 from cxrsr_utils.io import resize as pil_resize
 from cxrsr_utils.params import DegradationParams
 from cxrsr_utils.sr_backend import (
@@ -502,8 +503,10 @@ def lr_fidelity(hr: torch.Tensor, lr: torch.Tensor, *, scale: int = 4) -> pd.Dat
 
     Both are taken to gray (channel mean); the LR is upsampled with the study's bicubic
     (:func:`cxrsr_utils.io.resize`), clipped and rounded to 8 bits as a saved image would be.
-    PSNR is ``10 log10(1 / MSE)`` on [0, 1]; SSIM is basicsr's ``calculate_ssim`` (MATLAB's
-    Gaussian-window SSIM) on the 0..255 scale. No border is cropped.
+    PSNR is ``10 log10(1 / MSE)`` on [0, 1] with :func:`cxrsr_utils.metrics.mse`; SSIM is
+    basicsr's ``calculate_ssim`` (MATLAB's Gaussian-window SSIM) on the 0..255 scale. No border
+    is cropped. (``metrics.psnr``'s numpy log10 and ``metrics.ssim``'s scikit-image differ from
+    these in the last digits, which the committed ``02_lr_fidelity`` table holds.)
     """
     hr_g, lr_g = batch_to_gray(hr), batch_to_gray(lr)
     if hr_g.shape[0] != lr_g.shape[0]:
@@ -515,8 +518,8 @@ def lr_fidelity(hr: torch.Tensor, lr: torch.Tensor, *, scale: int = 4) -> pd.Dat
                              f"{h_img.shape}.")
         up = pil_resize(l_img, (h_img.shape[1], h_img.shape[0]))
         up = np.clip(np.rint(up * 255.0), 0, 255) / 255.0
-        mse = float(np.mean((up.astype(np.float64) - h_img.astype(np.float64)) ** 2))
-        psnr = float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+        err = metrics.mse(up, h_img)
+        psnr = float("inf") if err == 0 else 10.0 * math.log10(1.0 / err)
         ssim = float(calculate_ssim(up[..., None] * 255.0, h_img[..., None].astype(np.float64)
                                     * 255.0, crop_border=0, input_order="HWC"))
         rows.append({"image": i, "psnr_db": psnr, "ssim": ssim})

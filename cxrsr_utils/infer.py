@@ -62,8 +62,6 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 GrayReduction = Literal["mean", "luma"]
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# ITU-R 601 luma for RGB output, what cv2.COLOR_BGR2GRAY applies inside RealESRGANer.
-_LUMA = (0.299, 0.587, 0.114)
 
 
 @dataclass(frozen=True)
@@ -239,7 +237,8 @@ def _to_gray(output: torch.Tensor, how: GrayReduction, precision: str = "fp32") 
     elif how == "mean":
         gray = output.mean(dim=1)
     elif output.shape[1] == 3:
-        weights = torch.tensor(_LUMA, dtype=output.dtype, device=output.device)
+        # io.LUMA_WEIGHTS: what cv2.COLOR_BGR2GRAY applies inside RealESRGANer.
+        weights = torch.tensor(io.LUMA_WEIGHTS, dtype=output.dtype, device=output.device)
         gray = torch.einsum("bchw,c->bhw", output, weights)
     else:
         raise ValueError(f"gray='luma' needs 1 or 3 output channels, got {output.shape[1]}.")

@@ -32,6 +32,10 @@ MAX_PIXELS = 64_000_000
 # A 16-bit PNG without an sBIT chunk whose values all fit in 12 bits is taken as 12-bit data
 # (what CR/DR exports hold); otherwise as full 16-bit. The note says which rule applied.
 TWELVE_BIT_MAX = 4095
+# ITU-R BT.601 luma (R, G, B), what PIL's convert("L") and cv2's BGR2GRAY apply: the one gray
+# conversion of colour pixels in the study (this reader, the classifier's inputs, and
+# cxrsr_utils.infer's gray="luma" reduction of network outputs).
+LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 
 class ImageReadError(ValueError):
@@ -190,7 +194,7 @@ def _gray(path: Path, mode: str, array: np.ndarray) -> tuple[np.ndarray, str]:
             array = array[..., 0]
             note = ", ".join(filter(None, [note, "RGB-stored gray"]))
         elif mode == "RGB":
-            weights = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+            weights = np.array(LUMA_WEIGHTS, dtype=np.float64)
             array = np.clip(np.rint(array @ weights), 0, 255).astype(np.uint8)
             note = ", ".join(filter(None, [note, "RGB converted to gray (ITU-R 601 luma)"]))
         else:

@@ -1,35 +1,35 @@
-"""Image-quality metrics against the HR ground truth, and the statistics that summarise them.
+"""Image-quality metrics against the HR ground truth, and the tables that summarise them.
 
 Per image: :func:`psnr`, :func:`ssim`, :func:`mse` (and :func:`image_metrics`, all three at
 once) on gray float images in [0, 1] (or any range given as ``data_range``), with BasicSR's
 ``crop_border``; :func:`lr_consistency` (does the SR image downsample back to its LR input?);
-:func:`difference_map`.
+:func:`difference_map` (the |SR - HR| maps of notebook 04's figure).
 
 PSNR and SSIM equal ``basicsr.metrics.calculate_psnr`` / ``calculate_ssim`` (what the
 Real-ESRGAN literature reports) on the same pixels: PSNR to the last float bit, SSIM to about
 1e-13 (``tests/test_metrics.py`` checks both on a real radiograph).
 
-Over images: :func:`bootstrap_mean_ci` (mean with a percentile-bootstrap CI),
-:func:`paired_test` (method A vs B on the same images: Wilcoxon signed-rank plus the mean
-paired difference with its CI), :func:`summary_table` and :func:`compare_methods` (tidy tables
-from the per-image long table), :func:`round_table` (rounding for stable printing).
+Over images, from the per-image long table (one row per data set, image and method; a
+"method" is how an SR output was made: bicubic, pretrained, finetuned:<variant>, ...):
+:func:`summary_table` (mean with a bootstrap CI per method and metric) and
+:func:`compare_methods` (method A vs B on the same images). The statistics themselves live in
+:mod:`cxrsr_utils.stats`; print the tables with ``stats.round_table(table, DIGITS)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from skimage.metrics import structural_similarity
 
-from cxrsr_utils import io
+from cxrsr_utils import io, stats
 
 # Which direction is better, per metric column of the per-image table.
 HIGHER_IS_BETTER: dict[str, bool] = {"psnr": True, "ssim": True, "mse": False, "lr_psnr": True}
 METRICS: tuple[str, ...] = ("psnr", "ssim", "mse", "lr_psnr")
-# Decimals per metric for round_table: 0.01 dB, 1e-4 SSIM, 1e-6 MSE on [0, 1] images.
+# Decimals per metric for stats.round_table: 0.01 dB, 1e-4 SSIM, 1e-6 MSE on [0, 1] images.
 DIGITS: dict[str, int] = {"psnr": 2, "lr_psnr": 2, "ssim": 4, "mse": 6}
 
 
@@ -161,105 +161,6 @@ def difference_map(sr: np.ndarray, hr: np.ndarray) -> np.ndarray:
     return np.abs(sr.astype(np.float64) - hr.astype(np.float64)).astype(np.float32)
 
 
-def _values(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64).ravel()
-    if array.size == 0:
-        raise ValueError(f"{what}: no values.")
-    if not np.isfinite(array).all():
-        raise ValueError(
-            f"{what}: {np.count_nonzero(~np.isfinite(array))} value(s) are NaN or infinite "
-            "(an infinite PSNR means an SR image equal to HR: check the pipeline)."
-        )
-    return array
-
-
-def bootstrap_mean_ci(
-    values: Sequence[float] | np.ndarray,
-    *,
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    seed: int | np.random.Generator = 0,
-) -> dict[str, float]:
-    """Mean with a percentile-bootstrap confidence interval.
-
-    ``scipy.stats.bootstrap(method="percentile")`` resamples the values ``n_resamples``
-    times with a numpy Generator made from ``seed`` (so the CI is reproducible). Returns
-    ``{"n", "mean", "ci_low", "ci_high"}``; with a single value the CI is NaN (there is
-    nothing to resample). NaN or infinite values raise.
-    """
-    array = _values(values, "bootstrap_mean_ci")
-    mean = float(array.mean())
-    if array.size < 2:
-        return {"n": 1, "mean": mean, "ci_low": float("nan"), "ci_high": float("nan")}
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    result = stats.bootstrap(
-        (array,),
-        np.mean,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        vectorized=True,
-        rng=rng,
-    )
-    ci = result.confidence_interval
-    return {"n": int(array.size), "mean": mean, "ci_low": float(ci.low), "ci_high": float(ci.high)}
-
-
-def paired_test(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
-    *,
-    metric: str = "psnr",
-    name_a: str = "a",
-    name_b: str = "b",
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    seed: int | np.random.Generator = 0,
-) -> dict[str, object]:
-    """Compare method A with method B on the same images (``a[i]``, ``b[i]``: image i).
-
-    Two-sided Wilcoxon signed-rank test on the differences ``a - b``
-    (``scipy.stats.wilcoxon``, zero differences dropped, exact p-value for small n without
-    ties) and the mean difference with a percentile-bootstrap CI. ``favours`` names the method
-    with the better mean given the metric's direction (:data:`HIGHER_IS_BETTER`; unknown
-    metrics count as higher-is-better), or ``"tie"``; it says nothing about significance, the
-    p-value does. Returns one tidy row as a dict.
-    """
-    a = _values(a, f"paired_test {name_a}")
-    b = _values(b, f"paired_test {name_b}")
-    if a.shape != b.shape:
-        raise ValueError(f"paired_test needs one value per image for both: {a.size} vs {b.size}.")
-    diff = a - b
-    if np.all(diff == 0):
-        # scipy returns p = 1 here too but warns (0/0); say it without the warning.
-        statistic, p_value = 0.0, 1.0
-    else:
-        test = stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
-        statistic, p_value = float(test.statistic), float(test.pvalue)
-    ci = bootstrap_mean_ci(diff, confidence=confidence, n_resamples=n_resamples, seed=seed)
-    mean_diff = ci["mean"]
-    higher = HIGHER_IS_BETTER.get(metric, True)
-    if mean_diff == 0:
-        favours = "tie"
-    else:
-        favours = name_a if (mean_diff > 0) == higher else name_b
-    return {
-        "metric": metric,
-        "method_a": name_a,
-        "method_b": name_b,
-        "n": int(a.size),
-        "mean_a": float(a.mean()),
-        "mean_b": float(b.mean()),
-        "mean_diff": mean_diff,
-        "diff_ci_low": ci["ci_low"],
-        "diff_ci_high": ci["ci_high"],
-        "median_diff": float(np.median(diff)),
-        "wilcoxon_statistic": statistic,
-        "p_value": p_value,
-        "favours": favours,
-    }
-
-
 def _check_long(per_image: pd.DataFrame, needed: Sequence[str]) -> None:
     missing = [c for c in needed if c not in per_image.columns]
     if missing:
@@ -301,7 +202,7 @@ def summary_table(
     for keys, group in per_image.groupby(by, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
         for metric in metrics:
-            ci = bootstrap_mean_ci(
+            ci = stats.bootstrap_mean_ci(
                 group[metric].to_numpy(),
                 confidence=confidence,
                 n_resamples=n_resamples,
@@ -323,10 +224,12 @@ def compare_methods(
     n_resamples: int = 10_000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """:func:`paired_test` of ``method_a`` vs ``method_b`` per ``by`` group and metric.
+    """:func:`stats.paired_test` of ``method_a`` vs ``method_b`` per ``by`` group and metric.
 
-    Images are paired on ``[*by, image_column]``; an image scored by only one of the two
-    methods, or twice by one, raises (a silently smaller n would bias the comparison).
+    ``favours`` follows each metric's direction (:data:`HIGHER_IS_BETTER`; unknown metrics
+    count as higher-is-better). Images are paired on ``[*by, image_column]``; an image scored
+    by only one of the two methods, or twice by one, raises (a silently smaller n would bias
+    the comparison).
     """
     by = list(by)
     metrics = _present_metrics(per_image, metrics)
@@ -349,53 +252,16 @@ def compare_methods(
     for group_keys, group in wide.groupby(level=by, sort=True) if by else [((), wide)]:
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
         for metric in metrics:
-            row = paired_test(
+            row = stats.paired_test(
                 group[(metric, method_a)].to_numpy(),
                 group[(metric, method_b)].to_numpy(),
                 metric=metric,
                 name_a=method_a,
                 name_b=method_b,
+                higher_is_better=HIGHER_IS_BETTER.get(metric, True),
                 confidence=confidence,
                 n_resamples=n_resamples,
                 seed=seed,
             )
             rows.append({**dict(zip(by, group_keys, strict=True)), **row})
     return pd.DataFrame(rows)
-
-
-_ROUNDED = (
-    "mean",
-    "ci_low",
-    "ci_high",
-    "mean_a",
-    "mean_b",
-    "mean_diff",
-    "diff_ci_low",
-    "diff_ci_high",
-    "median_diff",
-)
-
-
-def round_table(
-    table: pd.DataFrame,
-    *,
-    digits: Mapping[str, int] | None = None,
-    default_digits: int = 4,
-    p_significant: int = 3,
-) -> pd.DataFrame:
-    """A copy of a :func:`summary_table` / :func:`compare_methods` table rounded for printing.
-
-    Value columns are rounded to ``digits[metric]`` decimals (default :data:`DIGITS`, other
-    metrics ``default_digits``), ``p_value`` to ``p_significant`` significant figures, so that
-    printed tables and diffs of them do not churn with the last float bits.
-    """
-    if "metric" not in table.columns:
-        raise ValueError("round_table needs a 'metric' column (a summary or comparison table).")
-    digits = {**DIGITS, **(digits or {})}
-    out = table.copy()
-    columns = [c for c in _ROUNDED if c in out.columns]
-    for metric, index in out.groupby("metric", sort=False).groups.items():
-        out.loc[index, columns] = out.loc[index, columns].round(digits.get(metric, default_digits))
-    if "p_value" in out.columns:
-        out["p_value"] = [float(f"{p:.{p_significant}g}") for p in out["p_value"]]
-    return out

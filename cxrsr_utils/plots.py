@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cxrsr_utils.data import KERMANY_CLASSES
+
 
 def image_grid(
     images: Sequence[tuple[str, np.ndarray]], ncols: int = 5, size: float = 2.6
@@ -134,16 +136,21 @@ def training_curves(
 
 
 def roc_curves(predictions, form_column: str = "form") -> plt.Figure:
-    """ROC curve of every form (one line each), from per-image probabilities."""
-    from cxrsr_utils.classify import roc_auc
+    """ROC curve of every form (one line each), from per-image probabilities.
+
+    Points from ``sklearn.metrics.roc_curve`` at every distinct probability
+    (``drop_intermediate=False``: collinear points kept, so the line is drawn as before);
+    the AUC in the legend is :func:`cxrsr_utils.stats.roc_auc`, the one in the tables.
+    """
+    from sklearn.metrics import roc_curve
+
+    from cxrsr_utils.stats import roc_auc
 
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     for form, part in predictions.groupby(form_column, sort=False):
         y = part["label"].to_numpy()
         p = part["probability"].to_numpy()
-        thresholds = np.r_[np.inf, np.sort(np.unique(p))[::-1]]
-        tpr = [(p[y == 1] >= t).mean() for t in thresholds]
-        fpr = [(p[y == 0] >= t).mean() for t in thresholds]
+        fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
         ax.plot(fpr, tpr, label=f"{form} (AUC {roc_auc(y, p):.3f})")
     ax.plot([0, 1], [0, 1], color="0.7", ls="--", lw=1)
     ax.set_xlabel("1 - specificity")
@@ -153,7 +160,7 @@ def roc_curves(predictions, form_column: str = "form") -> plt.Figure:
     return fig
 
 
-def confusion_matrices(summary, classes: Sequence[str] = ("NORMAL", "PNEUMONIA")) -> plt.Figure:
+def confusion_matrices(summary, classes: Sequence[str] = KERMANY_CLASSES) -> plt.Figure:
     """One confusion matrix per form (rows: true class, columns: predicted)."""
     import seaborn as sns
 

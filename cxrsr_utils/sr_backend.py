@@ -37,7 +37,6 @@ from basicsr.data import degradations
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
 from basicsr.utils import DiffJPEG, USMSharp
 from basicsr.utils.img_process_util import filter2D
-from basicsr.utils.matlab_functions import imresize as matlab_imresize
 from realesrgan.archs.srvgg_arch import SRVGGNetCompact
 from realesrgan.data.realesrgan_dataset import RealESRGANDataset
 from realesrgan.models.realesrgan_model import RealESRGANModel
@@ -56,5 +55,4 @@ __all__ = [
     "calculate_ssim",
     "degradations",
     "filter2D",
-    "matlab_imresize",
 ]

@@ -1,4 +1,5 @@
-"""The pneumonia classifier: architecture, augmentation, determinism, saving, and metrics."""
+"""The pneumonia classifier: architecture, images in, augmentation, determinism, saving, and
+the evaluation of forms (its statistics are tested in test_stats.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import stats as scipy_stats
 
-from cxrsr_utils import classify, io
+from cxrsr_utils import classifier, classifier_images, classify, data, io, stats
 
 TINY = 96  # smallest sizes still pass five conv+pool stages (>= 94); keeps CPU tests fast
 
@@ -19,23 +20,23 @@ def tiny_model():
     import keras
 
     keras.utils.set_random_seed(0)
-    return classify.build_classifier(TINY)
+    return classifier.build_classifier(TINY)
 
 
 @pytest.fixture(scope="module")
 def kermany_sample(kermany_root: Path) -> tuple[list[Path], np.ndarray]:
     files = []
-    for name in classify.CLASS_NAMES:
+    for name in data.KERMANY_CLASSES:
         files += sorted((kermany_root / "train" / name).glob("*.jpeg"))[:5]
-    return files, np.array([classify.label_from_path(f) for f in files])
+    return files, np.array([classifier_images.label_from_path(f) for f in files])
 
 
 # -- the network ------------------------------------------------------------------------------
 
 
 def test_reference_architecture_and_parameter_count() -> None:
-    model = classify.build_classifier()
-    assert classify.count_trainable_parameters(model) == 1_983_009
+    model = classifier.build_classifier()
+    assert classifier.count_trainable_parameters(model) == 1_983_009
     assert model.get_layer("flatten").output.shape == (None, 6272)
     assert model.input_shape == (None, 300, 300, 3)
     assert model.output_shape == (None, 1)
@@ -73,45 +74,45 @@ def test_reference_architecture_and_parameter_count() -> None:
 
 
 def test_image_size_floor() -> None:
-    assert classify.min_image_size() == 94
+    assert classifier.min_image_size() == 94
     with pytest.raises(ValueError, match="at least 94"):
-        classify.build_classifier(93)
+        classifier.build_classifier(93)
 
 
 # -- images in --------------------------------------------------------------------------------
 
 
 def test_label_from_path() -> None:
-    assert classify.label_from_path("x/train/NORMAL/a.jpeg") == 0
-    assert classify.label_from_path("x/test/PNEUMONIA/b.jpeg") == 1
+    assert classifier_images.label_from_path("x/train/NORMAL/a.jpeg") == 0
+    assert classifier_images.label_from_path("x/test/PNEUMONIA/b.jpeg") == 1
     with pytest.raises(ValueError, match="NORMAL or PNEUMONIA"):
-        classify.label_from_path("x/train/COVID/c.jpeg")
+        classifier_images.label_from_path("x/train/COVID/c.jpeg")
 
 
 def test_prepare_images_resizes_like_io_and_checks_input() -> None:
     rng = np.random.default_rng(1)
     sr = rng.random((2, 256, 256)).astype(np.float32)
-    out = classify.prepare_images(sr, image_size=300)
+    out = classifier_images.prepare_images(sr, image_size=300)
     assert out.shape == (2, 300, 300) and out.dtype == np.float32
     np.testing.assert_array_equal(out[0], np.clip(io.resize(sr[0], (300, 300)), 0, 1))
     assert out.min() >= 0 and out.max() <= 1
     # Already the right size: untouched.
-    np.testing.assert_array_equal(classify.prepare_images(out, image_size=300), out)
+    np.testing.assert_array_equal(classifier_images.prepare_images(out, image_size=300), out)
     # Three equal channels are the gray image (luma weights sum to one).
     rgb = np.repeat(sr[:1, ..., None], 3, axis=-1)
     np.testing.assert_allclose(
-        classify.prepare_images(rgb, image_size=256)[0], sr[0], rtol=0, atol=1e-6
+        classifier_images.prepare_images(rgb, image_size=256)[0], sr[0], rtol=0, atol=1e-6
     )
     with pytest.raises(TypeError, match="floats"):
-        classify.prepare_images([np.zeros((8, 8), np.uint8)], image_size=8)
+        classifier_images.prepare_images([np.zeros((8, 8), np.uint8)], image_size=8)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        classify.prepare_images([np.full((8, 8), 255.0)], image_size=8)
+        classifier_images.prepare_images([np.full((8, 8), 255.0)], image_size=8)
 
 
 def test_load_images_reads_real_radiographs(kermany_sample) -> None:
     files, _ = kermany_sample
-    loaded = classify.load_images(files[:2], image_size=TINY)
-    expected = classify.prepare_images(
+    loaded = classifier_images.load_images(files[:2], image_size=TINY)
+    expected = classifier_images.prepare_images(
         [io.read_radiograph(f).as_float() for f in files[:2]], image_size=TINY
     )
     assert loaded.shape == (2, TINY, TINY)
@@ -133,25 +134,27 @@ def test_augmentation_matches_legacy_image_data_generator(shape, params) -> None
     ref = gen.apply_transform(
         image[..., None] * 255, {"shear": shear, "zx": zx, "zy": zy, "flip_horizontal": flip}
     )[..., 0]
-    ours = classify.augment_image(image, np.array(params))
+    ours = classifier_images.augment_image(image, np.array(params))
     np.testing.assert_allclose(ours, ref / 255, rtol=0, atol=1e-5)
     if shear != 0.2:  # a real transform moved pixels
         assert not np.allclose(ours, image)
 
 
 def test_augmentation_draws_follow_the_reference_ranges() -> None:
-    draws = classify.draw_augmentations(4000, np.random.default_rng(3), shear_degrees=0.2, zoom=0.2)
+    draws = classifier_images.draw_augmentations(
+        4000, np.random.default_rng(3), shear_degrees=0.2, zoom=0.2
+    )
     assert np.abs(draws[:, 0]).max() <= 0.2 and np.abs(draws[:, 0]).max() > 0.19
     assert draws[:, 1:3].min() >= 0.8 and draws[:, 1:3].max() <= 1.2
     assert not np.array_equal(draws[:, 1], draws[:, 2])  # zx and zy independent
     assert 0.45 < draws[:, 3].mean() < 0.55
-    off = classify.draw_augmentations(
+    off = classifier_images.draw_augmentations(
         5, np.random.default_rng(3), shear_degrees=0, zoom=0, horizontal_flip=False
     )
     image = np.random.default_rng(4).random((20, 20)).astype(np.float32)
-    np.testing.assert_array_equal(classify.augment_image(image, off[0]), image)
-    a = classify.augment_images(image[None].repeat(3, 0), seed=5)
-    b = classify.augment_images(image[None].repeat(3, 0), seed=5)
+    np.testing.assert_array_equal(classifier_images.augment_image(image, off[0]), image)
+    a = classifier_images.augment_images(image[None].repeat(3, 0), seed=5)
+    b = classifier_images.augment_images(image[None].repeat(3, 0), seed=5)
     np.testing.assert_array_equal(a, b)
 
 
@@ -160,7 +163,7 @@ def test_augmentation_draws_follow_the_reference_ranges() -> None:
 
 def test_training_is_deterministic(kermany_sample) -> None:
     files, labels = kermany_sample
-    images = classify.load_images(files, image_size=TINY)
+    images = classifier_images.load_images(files, image_size=TINY)
     train = np.r_[0:4, 5:9]
     val = np.r_[4, 9]
     kwargs = dict(
@@ -171,8 +174,8 @@ def test_training_is_deterministic(kermany_sample) -> None:
         batch_size=3,  # a partial last batch, as the reference's generator made
         seed=7,
     )
-    model_a, hist_a = classify.train_classifier(images[train], labels[train], **kwargs)
-    model_b, hist_b = classify.train_classifier(images[train], labels[train], **kwargs)
+    model_a, hist_a = classifier.train_classifier(images[train], labels[train], **kwargs)
+    model_b, hist_b = classifier.train_classifier(images[train], labels[train], **kwargs)
     assert list(hist_a.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     assert hist_a["epoch"].tolist() == [1, 2]
     assert np.isfinite(hist_a.drop(columns="epoch").to_numpy()).all()
@@ -180,16 +183,16 @@ def test_training_is_deterministic(kermany_sample) -> None:
     for wa, wb in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     # The seed matters: another one trains differently.
-    _, hist_c = classify.train_classifier(images[train], labels[train], **{**kwargs, "seed": 8})
+    _, hist_c = classifier.train_classifier(images[train], labels[train], **{**kwargs, "seed": 8})
     assert not hist_a["loss"].equals(hist_c["loss"])
 
 
 def test_training_rejects_bad_labels() -> None:
     images = np.zeros((2, TINY, TINY), np.float32)
     with pytest.raises(ValueError, match="0 \\(NORMAL\\) or 1"):
-        classify.train_classifier(images, [0, 2], image_size=TINY, epochs=1)
+        classifier.train_classifier(images, [0, 2], image_size=TINY, epochs=1)
     with pytest.raises(ValueError, match="one label each"):
-        classify.train_classifier(images, [0], image_size=TINY, epochs=1)
+        classifier.train_classifier(images, [0], image_size=TINY, epochs=1)
 
 
 # -- saving and loading -----------------------------------------------------------------------
@@ -201,11 +204,11 @@ def test_save_load_round_trip(tiny_model, tmp_path: Path, suffix: str) -> None:
     before = classify.predict_probabilities(tiny_model, images, batch_size=2)
     path = tmp_path / f"clf{suffix}"
     if suffix == ".keras":
-        classify.save_classifier(tiny_model, path)
+        classifier.save_classifier(tiny_model, path)
         assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
     else:
         tiny_model.save(path)  # a legacy H5 file, as older Keras wrote them
-    loaded = classify.load_classifier(path)
+    loaded = classifier.load_classifier(path)
     np.testing.assert_array_equal(classify.predict_probabilities(loaded, images), before)
     # Predictions do not change between calls: the model has no random layers.
     np.testing.assert_array_equal(classify.predict_probabilities(loaded, images), before)
@@ -213,22 +216,22 @@ def test_save_load_round_trip(tiny_model, tmp_path: Path, suffix: str) -> None:
 
 def test_save_needs_keras_suffix(tiny_model, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.keras suffix"):
-        classify.save_classifier(tiny_model, tmp_path / "clf.h5")
+        classifier.save_classifier(tiny_model, tmp_path / "clf.h5")
 
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.keras"
-    with pytest.raises(classify.ClassifierLoadError, match="missing.keras: no such model file"):
-        classify.load_classifier(missing)
+    with pytest.raises(classifier.ClassifierLoadError, match="missing.keras: no such model file"):
+        classifier.load_classifier(missing)
     for name in ("corrupt.keras", "corrupt.h5"):
         bad = tmp_path / name
         bad.write_bytes(b"not a model at all" * 10)
-        with pytest.raises(classify.ClassifierLoadError, match=f"{name}: cannot be loaded"):
-            classify.load_classifier(bad)
+        with pytest.raises(classifier.ClassifierLoadError, match=f"{name}: cannot be loaded"):
+            classifier.load_classifier(bad)
     odd = tmp_path / "model.pb"
     odd.write_bytes(b"x")
-    with pytest.raises(classify.ClassifierLoadError, match="model.pb: unknown model format"):
-        classify.load_classifier(odd)
+    with pytest.raises(classifier.ClassifierLoadError, match="model.pb: unknown model format"):
+        classifier.load_classifier(odd)
 
 
 def test_load_rejects_a_model_that_is_not_the_classifier(tmp_path: Path) -> None:
@@ -237,77 +240,12 @@ def test_load_rejects_a_model_that_is_not_the_classifier(tmp_path: Path) -> None
     other = keras.Sequential(
         [keras.Input((TINY, TINY, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]
     )
-    path = classify.save_classifier(other, tmp_path / "other.keras")
-    with pytest.raises(classify.ClassifierLoadError, match="other.keras: model output shape"):
-        classify.load_classifier(path)
+    path = classifier.save_classifier(other, tmp_path / "other.keras")
+    with pytest.raises(classifier.ClassifierLoadError, match="other.keras: model output shape"):
+        classifier.load_classifier(path)
 
 
-# -- metrics on hand-made data ----------------------------------------------------------------
-
-
-def test_roc_auc_known_answers() -> None:
-    # The textbook example (also scikit-learn's): 3 of 4 positive/negative pairs ordered right.
-    assert classify.roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
-    assert classify.roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # ties count one half
-    assert classify.roc_auc([0, 0, 1], [0.1, 0.2, 0.9]) == 1.0
-    assert np.isnan(classify.roc_auc([1, 1], [0.2, 0.3]))
-    rng = np.random.default_rng(7)
-    y = rng.integers(0, 2, 60)
-    s = np.round(rng.random(60), 1)  # many ties
-    pairs = s[y == 1][:, None] - s[y == 0][None, :]
-    brute = ((pairs > 0) + 0.5 * (pairs == 0)).mean()
-    assert classify.roc_auc(y, s) == pytest.approx(brute)
-
-
-def test_confusion_sensitivity_specificity() -> None:
-    y = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
-    p = [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
-    np.testing.assert_array_equal(classify.confusion_matrix(y, p), [[3, 1], [2, 4]])
-    sens, spec = classify.sensitivity_specificity(y, p)
-    assert sens == pytest.approx(4 / 6) and spec == pytest.approx(3 / 4)
-    sens, spec = classify.sensitivity_specificity([1, 1], [1, 0])
-    assert sens == 0.5 and np.isnan(spec)
-
-
-def test_mcnemar_exact_known_p_value() -> None:
-    # b = 1, c = 9 discordant pairs: two-sided exact p = 2 * (C(10,0) + C(10,1)) / 2**10.
-    ref = np.array([True] * 1 + [False] * 9 + [True] * 20 + [False] * 5)
-    other = np.array([False] * 1 + [True] * 9 + [True] * 20 + [False] * 5)
-    b, c, p = classify.mcnemar_exact(ref, other)
-    assert (b, c) == (1, 9)
-    assert p == pytest.approx(22 / 1024)
-    assert classify.mcnemar_exact(ref, ref) == (0, 0, 1.0)
-    with pytest.raises(ValueError, match="paired"):
-        classify.mcnemar_exact(ref, other[:-1])
-
-
-def test_binary_cross_entropy_matches_keras() -> None:
-    import keras
-
-    rng = np.random.default_rng(8)
-    y = rng.integers(0, 2, 50).astype(np.float32)
-    prob = np.concatenate([rng.random(48), [0.0, 1.0]]).astype(np.float32)  # clipped ends
-    expected = float(np.mean(keras.losses.binary_crossentropy(y[:, None], prob[:, None])))
-    assert classify.binary_cross_entropy(y, prob) == pytest.approx(expected, rel=1e-5)
-
-
-def test_bootstrap_ci_covers_the_truth() -> None:
-    rng = np.random.default_rng(9)
-    n, true_acc = 400, 0.8
-    y = rng.integers(0, 2, n)
-    correct = rng.random(n) < true_acc
-    prob = np.where(correct, y, 1 - y).astype(float)
-    low, high = classify.bootstrap_ci(y, prob, metric="accuracy", n_bootstrap=1000, seed=0)
-    observed = correct.mean()
-    assert low < true_acc < high and low < observed < high
-    # Width agrees with the normal approximation of a binomial proportion.
-    assert high - low == pytest.approx(2 * 1.96 * np.sqrt(0.8 * 0.2 / n), rel=0.15)
-    assert classify.bootstrap_ci(y, prob, n_bootstrap=1000, seed=0) == (low, high)  # seeded
-    scores = y + rng.normal(0, 1.0, n)  # AUC = Phi(1 / sqrt(2)) for unit-gap normals
-    true_auc = stats.norm.cdf(1 / np.sqrt(2))
-    a_low, a_high = classify.bootstrap_ci(y, scores, metric="auc", n_bootstrap=500, seed=0)
-    assert a_low < true_auc < a_high
-    assert a_low < classify.roc_auc(y, scores) < a_high
+# -- the forms of the same images -----------------------------------------------------------
 
 
 def _predictions(form: str, labels: list[int], preds: list[int]) -> pd.DataFrame:
@@ -333,20 +271,20 @@ def test_summarize_forms_on_hand_made_predictions() -> None:
         ],
         ignore_index=True,
     )
-    summary = classify.summarize_forms(table, n_bootstrap=200, seed=0).set_index("form")
+    summary = classify.summarize_forms(table, n_resamples=200, seed=0).set_index("form")
     ref, sr = summary.loc["original"], summary.loc["sr"]
     assert ref["accuracy"] == 7 / 8 and sr["accuracy"] == 4 / 8
     assert (ref["tn"], ref["fp"], ref["fn"], ref["tp"]) == (3, 1, 0, 4)
     assert (sr["tn"], sr["fp"], sr["fn"], sr["tp"]) == (1, 3, 1, 3)
     assert sr["sensitivity"] == 3 / 4 and sr["specificity"] == 1 / 4
-    assert ref["auc"] == pytest.approx(classify.roc_auc(labels, [0.1] * 3 + [0.9] * 5))
+    assert ref["auc"] == pytest.approx(stats.roc_auc(labels, [0.1] * 3 + [0.9] * 5))
     # Discordant: sr wrong where original right on img1, img2, img7; never the reverse.
     assert (sr["only_reference_correct"], sr["only_form_correct"]) == (3, 0)
-    assert sr["mcnemar_p"] == pytest.approx(stats.binomtest(3, 3, 0.5).pvalue)
+    assert sr["mcnemar_p"] == pytest.approx(scipy_stats.binomtest(3, 3, 0.5).pvalue)
     assert np.isnan(ref["mcnemar_p"])
     assert ref["accuracy_low"] <= 7 / 8 <= ref["accuracy_high"]
     assert ref["loss"] == pytest.approx(-np.mean(np.log([0.9] * 7 + [0.1])))
-    rounded = classify.round_table(summary.reset_index(), digits=2)
+    rounded = stats.round_table(summary.reset_index(), 2)
     assert rounded.loc[1, "accuracy"] == 0.5 and rounded.loc[0, "loss"] == round(ref["loss"], 2)
     with pytest.raises(ValueError, match="reference form 'hr'"):
         classify.summarize_forms(table, reference_form="hr")
@@ -365,7 +303,7 @@ def test_evaluate_forms_with_a_model(tiny_model) -> None:
         {"original": original, "same": original.copy(), "sr128": bigger},
         labels,
         files,
-        n_bootstrap=100,
+        n_resamples=100,
     )
     assert list(preds.columns) == ["file", "label", "form", "probability", "prediction", "correct"]
     assert len(preds) == 18 and preds["form"].unique().tolist() == ["original", "same", "sr128"]
@@ -390,7 +328,7 @@ def test_evaluate_forms_with_a_model(tiny_model) -> None:
 
 def test_train_or_load_resumes_and_retrains_on_new_settings(tmp_path, kermany_sample):
     files, labels = kermany_sample
-    images = classify.load_images(files, image_size=TINY)
+    images = classifier_images.load_images(files, image_size=TINY)
     kwargs = dict(image_size=TINY, epochs=1, batch_size=4, seed=0)
     _, history, loaded = classify.train_or_load(tmp_path, {"a": 1}, images, labels, **kwargs)
     assert not loaded and (tmp_path / "model.keras").is_file()

@@ -1,4 +1,4 @@
-"""Metrics match BasicSR's; the statistics give known answers on constructed data."""
+"""Metrics match BasicSR's; the tables over images give known answers on constructed data."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import io
+from cxrsr_utils import io, stats
 from cxrsr_utils.metrics import (
-    bootstrap_mean_ci,
+    DIGITS,
     compare_methods,
     difference_map,
     image_metrics,
     lr_consistency,
     mse,
-    paired_test,
     psnr,
-    round_table,
     ssim,
     summary_table,
 )
@@ -103,65 +101,6 @@ def test_difference_map() -> None:
     assert difference_map(a, b).dtype == np.float32
 
 
-def test_bootstrap_ci_of_a_constant_has_zero_width() -> None:
-    assert bootstrap_mean_ci(np.full(20, 3.25)) == {
-        "n": 20,
-        "mean": 3.25,
-        "ci_low": 3.25,
-        "ci_high": 3.25,
-    }
-
-
-def test_bootstrap_ci_is_seeded_and_single_value_has_no_ci() -> None:
-    values = np.random.default_rng(5).normal(size=30)
-    assert bootstrap_mean_ci(values, seed=7) == bootstrap_mean_ci(values, seed=7)
-    assert bootstrap_mean_ci(values, seed=7) != bootstrap_mean_ci(values, seed=8)
-    single = bootstrap_mean_ci([2.0])
-    assert single["mean"] == 2.0 and np.isnan(single["ci_low"]) and np.isnan(single["ci_high"])
-    with pytest.raises(ValueError, match="NaN or infinite"):
-        bootstrap_mean_ci([1.0, np.inf])
-
-
-def test_bootstrap_ci_covers_the_true_mean_at_about_the_nominal_rate() -> None:
-    rng = np.random.default_rng(2024)
-    repeats, hits, widths = 200, 0, []
-    for i in range(repeats):
-        sample = rng.normal(loc=10.0, scale=2.0, size=50)
-        ci = bootstrap_mean_ci(sample, n_resamples=2000, seed=i)
-        assert ci["ci_low"] <= ci["mean"] <= ci["ci_high"]
-        hits += ci["ci_low"] <= 10.0 <= ci["ci_high"]
-        widths.append(ci["ci_high"] - ci["ci_low"])
-    # Percentile bootstrap runs slightly under nominal at n = 50; 200 repeats give +-0.03.
-    assert 0.88 <= hits / repeats <= 0.99
-    # and the width is the normal theory's 2 * 1.96 * sigma / sqrt(n) = 1.109, roughly
-    assert np.mean(widths) == pytest.approx(2 * 1.96 * 2.0 / np.sqrt(50), rel=0.1)
-
-
-def test_paired_test_sign_and_direction() -> None:
-    rng = np.random.default_rng(3)
-    b = rng.normal(30, 2, size=40)
-    a = b + 0.5 + rng.normal(0, 0.1, size=40)  # A better by 0.5 dB on every image
-    row = paired_test(a, b, metric="psnr", name_a="esrgan", name_b="bicubic")
-    assert row["favours"] == "esrgan"
-    assert row["mean_diff"] == pytest.approx(np.mean(a - b))
-    assert 0.4 < row["diff_ci_low"] < row["mean_diff"] < row["diff_ci_high"] < 0.6
-    assert row["p_value"] < 1e-6 and row["n"] == 40
-    swapped = paired_test(b, a, metric="psnr", name_a="bicubic", name_b="esrgan")
-    assert swapped["mean_diff"] < 0 and swapped["favours"] == "esrgan"
-    # For MSE lower is better: a larger A means B wins.
-    assert paired_test(a, b, metric="mse", name_a="x", name_b="y")["favours"] == "y"
-    tie = paired_test(b, b.copy())
-    assert tie["favours"] == "tie" and tie["p_value"] == 1.0 and tie["mean_diff"] == 0.0
-
-
-def test_paired_test_no_difference_is_not_significant() -> None:
-    rng = np.random.default_rng(4)
-    a, b = rng.normal(0, 1, size=40), rng.normal(0, 1, size=40)
-    row = paired_test(a, b)
-    assert row["p_value"] > 0.05
-    assert row["diff_ci_low"] < 0 < row["diff_ci_high"]
-
-
 @pytest.fixture
 def per_image() -> pd.DataFrame:
     rng = np.random.default_rng(9)
@@ -196,7 +135,7 @@ def test_summary_table(per_image: pd.DataFrame) -> None:
     # A cell's CI does not depend on the other groups in the table.
     alone = summary_table(per_image[per_image.dataset == "nih"], n_resamples=1000)
     pd.testing.assert_frame_equal(alone, table[table.dataset == "nih"].reset_index(drop=True))
-    rounded = round_table(table)
+    rounded = stats.round_table(table, DIGITS)
     assert (
         rounded[rounded.metric == "psnr"]["mean"] == table[table.metric == "psnr"]["mean"].round(2)
     ).all()
@@ -214,7 +153,7 @@ def test_compare_methods(per_image: pd.DataFrame) -> None:
     assert psnr_rows.mean_diff.between(0.9, 1.1).all()
     assert (psnr_rows.p_value < 0.01).all()
     assert (table[table.metric == "mse"].favours == "esrgan").all()
-    rounded = round_table(table)
+    rounded = stats.round_table(table, DIGITS)
     assert (rounded.mean_diff == rounded.mean_diff.round(6)).all()
     with pytest.raises(ValueError, match="lack a score"):
         compare_methods(per_image.iloc[1:], "esrgan", "bicubic")
