@@ -1,9 +1,11 @@
 # The study's two commands (see README):
 #   make study   set up, then run every notebook on the quick profile; results go to
 #                work/<profile>/ and are compared with the committed ones (reports/<profile>/)
-#   make test    set up, then run the tests (unit tests + nbval over notebooks/)
+#   make test    set up, then the whole check (CI's command): ruff lint and format check,
+#                the type check, unit tests (the slow ones too) and nbval over notebooks/
 # The set-up makes .venv inside the checkout, installs the package editable with its
-# pinned dependencies, and registers the venv's Jupyter kernel "cxrsr".
+# pinned dependencies and the extras dev (tests, tools) and notebooks (JupyterLab), and
+# registers the venv's Jupyter kernel "cxrsr".
 
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
@@ -20,14 +22,15 @@ endif
 # OpenMP threads that spin while waiting slow torch down badly on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup study test lint expected publish bench bench-cpu paper-smoke clean
+.PHONY: setup study test test-fast lint typecheck expected publish bench bench-cpu \
+	paper-smoke clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cxrsr needs Python 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks]"
 	$(PY) -m ipykernel install --sys-prefix --name cxrsr --display-name "Python 3 (cxrsr)"
 	touch $(STAMP)
 
@@ -36,9 +39,24 @@ study: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest --nbval-lax tests notebooks
 
 # Developer helpers (not needed to reproduce the study).
+# A change checked in about a minute: lint, then the tests not marked slow (no training, no
+# notebook runs, no nbval).
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow" -q tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
 # After an intended change of results: rerun quick, store nbval's expected outputs, and make
 # the run the committed reference (reports/quick/, figures/quick/).
 expected: $(STAMP)
