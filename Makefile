@@ -1,9 +1,12 @@
 # The study's two commands (see README):
 #   make study   set up, then run every notebook on the quick profile; results go to
 #                work/<profile>/ and are compared with the committed ones (reports/<profile>/)
-#   make test    set up, then run the tests (unit tests + nbval over notebooks/)
+#   make test    set up, then the whole check (CI's command): ruff lint and format check,
+#                the type check, unit tests (the slow ones and the JupyterLab browser test
+#                too) and nbval over notebooks/
 # The set-up makes .venv inside the checkout, installs the package editable with its
-# pinned dependencies, and registers the venv's Jupyter kernel "cxrsr".
+# pinned dependencies and the extras dev (tests, tools) and notebooks (JupyterLab), and
+# registers the venv's Jupyter kernel "cxrsr".
 
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
@@ -20,25 +23,58 @@ endif
 # OpenMP threads that spin while waiting slow torch down badly on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup study test lint expected publish bench bench-cpu paper-smoke clean
+.PHONY: setup study test test-fast lint typecheck browser expected publish bench bench-cpu \
+	paper-smoke clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cxrsr needs Python 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks]"
 	$(PY) -m ipykernel install --sys-prefix --name cxrsr --display-name "Python 3 (cxrsr)"
 	touch $(STAMP)
 
 study: $(STAMP)
 	$(VENV)/bin/cxrsr study --profile $(PROFILE)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest --nbval-lax tests notebooks
 
 # Developer helpers (not needed to reproduce the study).
+# A change checked in about a minute: lint, then the tests not marked slow (no training, no
+# notebook runs, no nbval).
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow" -q tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+# tests/test_jupyterlab.py drives Debian's Chromium (never a browser downloaded by Playwright).
+# Install it where this can (root with apt-get, as on CI's fresh machine); else say why that
+# test will skip.
+export CXRSR_CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CXRSR_CHROMIUM)" ]; then \
+		echo "browser test: $(CXRSR_CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser test: installing chromium with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+		|| echo "browser test: apt-get could not install chromium; tests/test_jupyterlab.py will skip"; \
+	else \
+		echo "browser test: no $(CXRSR_CHROMIUM), and not root with apt-get to install it;" \
+			"tests/test_jupyterlab.py will skip (install Debian's chromium to run it)"; \
+	fi
+
 # After an intended change of results: rerun quick, store nbval's expected outputs, and make
 # the run the committed reference (reports/quick/, figures/quick/).
 expected: $(STAMP)

@@ -16,10 +16,12 @@ One line to upscale a radiograph (a path, a Radiograph or an array)::
     [sr] = cxrsr_utils.upscale("cxr.dcm", model="pretrained")
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 
-def upscale(inputs, model="pretrained", **kwargs):  # noqa: ANN001, ANN201 (see upscaler.upscale)
+def upscale(inputs: Any, model: Any = "pretrained", **kwargs: Any) -> list[object]:
     """Upscale radiographs; see :func:`cxrsr_utils.upscaler.upscale` (imported lazily so that
     ``import cxrsr_utils`` stays free of torch)."""
     from cxrsr_utils.upscaler import upscale as _upscale

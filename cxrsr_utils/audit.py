@@ -58,7 +58,7 @@ def audit(rad_in: Radiograph, rad_out: Radiograph, scale: int,
                                          data_range=float(rad_in.max_value))
     bicubic = infer.baseline_array(lr, scale=scale)
     mask = np.zeros(rad_out.pixels.shape, np.uint8)
-    for y0 in range(0, mask.shape[0], _STRIP_ROWS):
+    for y0 in range(0, rad_out.pixels.shape[0], _STRIP_ROWS):
         rows = slice(y0, y0 + _STRIP_ROWS)
         out = rad_out.pixels[rows].astype(np.float32) / np.float32(rad_out.max_value)
         mask[rows] = np.where(np.abs(out - bicubic[rows]) > threshold, 255, 0)

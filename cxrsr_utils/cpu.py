@@ -43,7 +43,8 @@ AVX2_ONLY_ENV = {
 
 @functools.cache
 def _cpuinfo() -> tuple[str, frozenset[str]]:
-    model, flags = platform.processor() or platform.machine(), frozenset()
+    model = platform.processor() or platform.machine()
+    flags: frozenset[str] = frozenset()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -53,7 +53,7 @@ from cxrsr_utils.sr_backend import (
 )
 
 Mode = Literal["realesrgan", "bicubic"]
-MODES: tuple[str, ...] = ("realesrgan", "bicubic")
+MODES: tuple[Mode, ...] = ("realesrgan", "bicubic")
 
 
 # Keys read by RealESRGANDataset (they go under ``datasets.train`` of a basicsr option dict)...

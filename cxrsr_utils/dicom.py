@@ -22,10 +22,14 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cxrsr_utils.io import ImageReadError, Radiograph, atomic_path
+
+if TYPE_CHECKING:  # pydicom itself is imported where a DICOM is read or written
+    from pydicom import Dataset
 
 # Decoders pydicom can use for each compressed family, for the error message.
 _DECODERS = {
@@ -65,7 +69,7 @@ def _decoder_for(syntax_name: str) -> str:
     return "pylibjpeg with its plugins, or gdcm"
 
 
-def _pixels(path: Path, ds: object) -> np.ndarray:
+def _pixels(path: Path, ds: Dataset) -> np.ndarray:
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise ImageReadError(f"{path}: DICOM without pixel data (a report or a header only).")

@@ -36,7 +36,7 @@ def _package_row(verify: bool) -> dict[str, str]:
     import importlib.util
 
     spec = importlib.util.find_spec(pkg.package)
-    if spec is None:
+    if spec is None or not spec.submodule_search_locations:
         return {"source": pkg.name, "state": "missing", "path": "", "check": "",
                 "where": f"pip install {pkg.package.replace('_', '-')}=={pkg.version}"}
     path = str(next(iter(files.values())).parent) if files else str(
@@ -51,8 +51,8 @@ def _dataset_rows() -> list[dict[str, str]]:
     for name, ds in sources.DATASETS.items():
         try:
             path = sources.resolve_dataset(name)
-            state = "mirror" if sources.mirror_dir() and path.is_relative_to(
-                sources.mirror_dir()) else "cache"
+            mirror = sources.mirror_dir()
+            state = "mirror" if mirror and path.is_relative_to(mirror) else "cache"
             rows.append({"source": name, "state": state, "path": str(path),
                          "check": "layout: ok", "where": ""})
         except sources.SourceError as exc:

@@ -135,9 +135,10 @@ def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray]:
                             "max_pixels if it is genuine."
                         )
                     img.load()
+                    decoded: Image.Image = img
                     if img.mode == "P" and "transparency" in img.info:
-                        img = img.convert("RGBA")  # so the alpha check below sees it
-                    return img.mode, np.asarray(img)
+                        decoded = img.convert("RGBA")  # so the alpha check below sees it
+                    return decoded.mode, np.asarray(decoded)
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
     except ImageReadError:

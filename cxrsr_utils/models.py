@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -177,9 +177,7 @@ def pretrained_generator_state(
                 stacklevel=2,
             )
         state, info = ncnn_generator_state()
-        return state, WeightsInfo(
-            **{**info.to_dict(), "note": f"{info.note}; official .pth: {exc}"}
-        )
+        return state, replace(info, note=f"{info.note}; official .pth: {exc}")
     state = load_state_dict_file(path)
     info = WeightsInfo(
         source="RealESRGAN_x4plus",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -59,7 +60,7 @@ def derivation(described: dict[str, object]) -> str:
     )
 
 
-def write(target: Path, rad_out: Radiograph, rad_in: Radiograph, described: dict[str, object],
+def write(target: Path, rad_out: Radiograph, rad_in: Radiograph, described: dict[str, Any],
           *, anonymize: bool = False) -> Path:
     """Write ``rad_out`` (upscaled from ``rad_in``) to ``target`` in the format its suffix says."""
     suffix = target.suffix.lower()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from cxrsr_utils.data import KERMANY_CLASSES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def image_grid(
@@ -84,7 +88,9 @@ def difference_maps(
     return fig
 
 
-def metric_distributions(per_image, metrics: Sequence[str] = ("psnr", "ssim")) -> plt.Figure:
+def metric_distributions(
+    per_image: pd.DataFrame, metrics: Sequence[str] = ("psnr", "ssim")
+) -> plt.Figure:
     """Per-image metric distributions per method and data set (seaborn box + points)."""
     import seaborn as sns
 
@@ -120,7 +126,9 @@ def metric_distributions(per_image, metrics: Sequence[str] = ("psnr", "ssim")) -
 
 
 def training_curves(
-    history, x: str = "epoch", pairs=(("loss", "val_loss"), ("accuracy", "val_accuracy"))
+    history: pd.DataFrame,
+    x: str = "epoch",
+    pairs: Sequence[tuple[str, str]] = (("loss", "val_loss"), ("accuracy", "val_accuracy")),
 ) -> plt.Figure:
     """Training vs validation curves (the paper's Fig 6 and 7)."""
     fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
@@ -135,7 +143,7 @@ def training_curves(
     return fig
 
 
-def roc_curves(predictions, form_column: str = "form") -> plt.Figure:
+def roc_curves(predictions: pd.DataFrame, form_column: str = "form") -> plt.Figure:
     """ROC curve of every form (one line each), from per-image probabilities.
 
     Points from ``sklearn.metrics.roc_curve`` at every distinct probability
@@ -160,7 +168,9 @@ def roc_curves(predictions, form_column: str = "form") -> plt.Figure:
     return fig
 
 
-def confusion_matrices(summary, classes: Sequence[str] = KERMANY_CLASSES) -> plt.Figure:
+def confusion_matrices(
+    summary: pd.DataFrame, classes: Sequence[str] = KERMANY_CLASSES
+) -> plt.Figure:
     """One confusion matrix per form (rows: true class, columns: predicted)."""
     import seaborn as sns
 
@@ -192,7 +202,7 @@ def prediction_grid(
     return image_grid(list(zip(titles, images, strict=True)), ncols=ncols, size=size)
 
 
-def loss_curves(logs: dict, x: str = "iter") -> plt.Figure:
+def loss_curves(logs: dict[str, pd.DataFrame], x: str = "iter") -> plt.Figure:
     """Every logged loss over iterations, one panel per training variant."""
     fig, axes = plt.subplots(1, len(logs), figsize=(5.2 * len(logs), 3.4), squeeze=False)
     for ax, (variant, log) in zip(axes[0], logs.items(), strict=True):

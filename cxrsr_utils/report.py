@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from cxrsr_utils.io import atomic_path, write_text
+
+if TYPE_CHECKING:  # matplotlib is imported only by what draws
+    from matplotlib.figure import Figure
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -33,7 +37,7 @@ def save_table(df: pd.DataFrame, folder: Path, name: str, markdown: bool = True)
     return csv
 
 
-def save_figure(fig: object, folder: Path, name: str, dpi: int = 110) -> Path:
+def save_figure(fig: Figure, folder: Path, name: str, dpi: int = 110) -> Path:
     """Save a matplotlib figure as ``name.png`` (no timestamp metadata, so reruns are identical)."""
     target = folder / f"{name}.png"
     with atomic_path(target) as tmp:

@@ -177,15 +177,18 @@ def upscale(
     :func:`load_model`). To write files, manifests and DICOM, use
     :func:`cxrsr_utils.batch.run_batch` (the command does).
     """
-    single = isinstance(inputs, str | os.PathLike | np.ndarray | Radiograph)
-    items = [inputs] if single else list(inputs)
+    items: list[object]
+    if isinstance(inputs, str | os.PathLike | np.ndarray | Radiograph):
+        items = [inputs]
+    else:
+        items = list(inputs)
     options = infer.InferOptions(tile=tile, tile_pad=tile_pad, precision=precision,
                                  device=device, batch_size=1, progress=progress)
     chosen = load_model(model, options, run=run)
     outputs: list[object] = []
     for index, item in enumerate(items):
         rad, kind = _as_input(item, index)
-        if kind == "float":
+        if isinstance(rad, np.ndarray):  # kind "float"
             outputs.append(chosen.upscale_float(rad))
             continue
         out = chosen.upscale(rad)

@@ -77,6 +77,7 @@ def _straight(train_data: Path, tmp_path: Path) -> dict[str, torch.Tensor]:  # n
     return _weights(Path(result.generator_path))
 
 
+@pytest.mark.slow
 def test_torn_newest_checkpoint_falls_back(train_data: Path, tmp_path: Path) -> None:  # noqa: F811
     """A torn net_g_4.pth beside a good checkpoint 2: resume takes 2 and ends like a run that
     was never interrupted."""
@@ -105,6 +106,7 @@ def test_torn_newest_checkpoint_falls_back(train_data: Path, tmp_path: Path) -> 
     assert "Skipping checkpoint 4" in (root / "exp" / "train.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["torn", "enospc"])
 def test_failed_write_keeps_the_previous_checkpoint(train_data: Path, tmp_path: Path,  # noqa: F811
                                                     monkeypatch, failure: str) -> None:

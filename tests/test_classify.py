@@ -161,6 +161,7 @@ def test_augmentation_draws_follow_the_reference_ranges() -> None:
 # -- training ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_training_is_deterministic(kermany_sample) -> None:
     files, labels = kermany_sample
     images = classifier_images.load_images(files, image_size=TINY)
@@ -326,6 +327,7 @@ def test_evaluate_forms_with_a_model(tiny_model) -> None:
         classify.predict_forms(tiny_model, {"bad": original[:2]}, labels, files)
 
 
+@pytest.mark.slow
 def test_train_or_load_resumes_and_retrains_on_new_settings(tmp_path, kermany_sample):
     files, labels = kermany_sample
     images = classifier_images.load_images(files, image_size=TINY)

@@ -49,6 +49,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / torch.mean((a - b) ** 2)))
 
 
+@pytest.mark.slow
 def test_pretrained_beats_random_init_on_a_real_cxr(nih_images):
     torch.manual_seed(0)
     hr = io.resize(io.read_radiograph(nih_images[0]).as_float(), (192, 192))

@@ -143,6 +143,7 @@ def test_paper_setting_stops_without_offline_sources(train_data: Path, tmp_path:
         tiny_options(train_data, tmp_path, perceptual_weight=1.0)
 
 
+@pytest.mark.slow
 def test_real_generator_two_iterations_then_finish(train_data: Path, tmp_path: Path) -> None:
     """Two CPU iterations of the real x4plus generator (pretrained) change its weights."""
     opt = T.build_options(
@@ -170,6 +171,7 @@ def test_real_generator_two_iterations_then_finish(train_data: Path, tmp_path: P
     assert info.sha256 == json.loads(Path(done.model_card_path).read_text())["generator"]["sha256"]
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_is_exact(train_data: Path, tmp_path: Path) -> None:
     straight_root, broken_root = tmp_path / "straight", tmp_path / "broken"
     straight = T.train(tiny_options(train_data, straight_root / "exp"), **outputs(straight_root))
@@ -238,6 +240,7 @@ def test_torchrun_command_and_options(train_data: Path, tmp_path: Path) -> None:
         T.train(dist_opt, **outputs(tmp_path))  # not started by torchrun
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
     opt = tiny_options(train_data, tmp_path / "exp", batch_size=2, total_iter=3,
                        use_tb_logger=False)
