@@ -1,7 +1,7 @@
 """How low-resolution training inputs are made: Real-ESRGAN's two-stage degradation, or bicubic x4.
 
 There is one implementation of the degradation, :func:`degrade_batch`. Training calls it from
-the model's ``feed_data`` (see :mod:`cxrsr_utils.train`) and notebook 02 calls it through
+the model's ``feed_data`` (see :mod:`cxrsr_utils.finetune_model`) and notebook 02 calls it through
 :func:`degrade`, which only adds a seed and the per-image blur kernels. Both are built from
 realesrgan/basicsr's own pieces: the kernels come from ``RealESRGANDataset.__getitem__``
 itself and the torch ops are those of ``RealESRGANModel.feed_data`` (``filter2D``,
@@ -26,11 +26,10 @@ gray radiographs are repeated over RGB (:func:`gray_to_batch`).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +42,7 @@ from torch.nn import functional as F
 from cxrsr_utils import metrics
 from cxrsr_utils.io import resize as pil_resize
 from cxrsr_utils.params import DegradationParams
+from cxrsr_utils.repro import seeded
 from cxrsr_utils.sr_backend import (
     DiffJPEG,
     RealESRGANDataset,
@@ -386,30 +386,6 @@ def sample_kernels(n: int, options: Mapping[str, Any]) -> dict[str, torch.Tensor
     items = [dataset[0] for _ in range(n)]
     return {key: torch.stack([item[key] for item in items])
             for key in ("kernel1", "kernel2", "sinc_kernel")}
-
-
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
-    """Seed Python, NumPy and torch (on ``device``) inside the block; restore them after.
-
-    The pipeline draws from these global streams (basicsr's noise functions take no
-    generator), so this is how :func:`degrade` is reproducible without disturbing the
-    caller's random state.
-    """
-    device = torch.device(device)
-    py_state, np_state = random.getstate(), np.random.get_state()
-    devices: list[int] = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices, device_type="cuda"):
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
 
 
 def degrade(

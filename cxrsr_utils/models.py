@@ -15,14 +15,26 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from cxrsr_utils import ncnn, sources
 from cxrsr_utils.io import atomic_path, write_text
+from cxrsr_utils.repro import seeded
 from cxrsr_utils.sr_backend import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
 
 NCNN_CONVERTED = "RealESRGAN_x4plus_from_ncnn_fp16.pth"
+
+# RealESRGAN_x4plus's networks as basicsr names them in an option file
+# (realesrgan's finetune_realesrgan_x4plus.yml): the one description of their shape.
+X4PLUS_GENERATOR: dict[str, Any] = {
+    "type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 23,
+    "num_grow_ch": 32, "scale": 4,
+}
+X4PLUS_DISCRIMINATOR: dict[str, Any] = {
+    "type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 64, "skip_connection": True,
+}
 
 
 @dataclass(frozen=True)
@@ -39,9 +51,14 @@ class WeightsInfo:
         return asdict(self)
 
 
+def _arguments(arch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in arch.items() if k != "type"}
+
+
 def build_generator() -> RRDBNet:
-    """RRDBNet as in RealESRGAN_x4plus: 3 in/out channels, 64 feats, 23 RRDB blocks, grow 32."""
-    return RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4)
+    """RRDBNet as in RealESRGAN_x4plus (:data:`X4PLUS_GENERATOR`): 3 in/out channels, 64
+    feats, 23 RRDB blocks, grow 32."""
+    return RRDBNet(**_arguments(X4PLUS_GENERATOR))
 
 
 def build_general_v3() -> SRVGGNetCompact:
@@ -52,8 +69,9 @@ def build_general_v3() -> SRVGGNetCompact:
 
 
 def build_discriminator() -> UNetDiscriminatorSN:
-    """UNetDiscriminatorSN as in RealESRGAN_x4plus_netD: 3 channels, 64 feats, skip connections."""
-    return UNetDiscriminatorSN(num_in_ch=3, num_feat=64, skip_connection=True)
+    """UNetDiscriminatorSN as in RealESRGAN_x4plus_netD (:data:`X4PLUS_DISCRIMINATOR`): 3
+    channels, 64 feats, skip connections."""
+    return UNetDiscriminatorSN(**_arguments(X4PLUS_DISCRIMINATOR))
 
 
 def write_standin_weights(folder: str | os.PathLike[str], seed: int = 0) -> dict[str, Path]:
@@ -70,8 +88,7 @@ def write_standin_weights(folder: str | os.PathLike[str], seed: int = 0) -> dict
     import torchvision
 
     weights = Path(folder) / "weights"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         netd = build_discriminator()
         vgg = torchvision.models.vgg19(weights=None)
     out = {}

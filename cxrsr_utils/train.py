@@ -50,7 +50,6 @@ import io as stdio
 import json
 import logging
 import os
-import random
 import resource
 import shutil
 import sys
@@ -63,7 +62,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -82,20 +80,18 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cxrsr_utils import checkpoints, cpu, degrade, provenance, sources
 from cxrsr_utils.io import atomic_path, write_text
-from cxrsr_utils.models import WeightsInfo, pretrained_generator_state, save_torch
-from cxrsr_utils.repro import torch_device
+from cxrsr_utils.models import (
+    X4PLUS_DISCRIMINATOR,
+    X4PLUS_GENERATOR,
+    WeightsInfo,
+    pretrained_generator_state,
+    save_torch,
+)
+from cxrsr_utils.repro import rng_state, set_rng_state, torch_device
 from cxrsr_utils.sr_backend import DiffJPEG, RealESRGANModel, USMSharp
 
 MODEL_TYPE = "CxrRealESRGANModel"
 
-# RealESRGAN_x4plus's networks (finetune_realesrgan_x4plus.yml).
-X4PLUS_GENERATOR: dict[str, Any] = {
-    "type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 23,
-    "num_grow_ch": 32, "scale": 4,
-}
-X4PLUS_DISCRIMINATOR: dict[str, Any] = {
-    "type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 64, "skip_connection": True,
-}
 # VGG19 features before ReLU, as in realesrgan's finetune options.
 PERCEPTUAL_LAYERS: dict[str, float] = {
     "conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0,
@@ -652,7 +648,7 @@ class CxrRealESRGANModel(RealESRGANModel):
             "epoch": epoch, "iter": current_iter,
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "loop": dict(getattr(self, "loop_state", {})),
             "pool": self._pool_state(),
         }
@@ -681,32 +677,6 @@ def _to_bytes(x: torch.Tensor) -> torch.Tensor:
 
 if MODEL_TYPE not in MODEL_REGISTRY:
     MODEL_REGISTRY.register(CxrRealESRGANModel)
-
-
-def _rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch RNG states as tensors and ints (loadable with weights_only)."""
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(_tuplify(state["python"]))
-    keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-def _tuplify(obj: Any) -> Any:
-    return tuple(_tuplify(v) for v in obj) if isinstance(obj, list | tuple) else obj
 
 
 # --------------------------------------------------------------------------------------------
@@ -998,7 +968,7 @@ def _train(opt: dict[str, Any], generator_path: Path, card_path: Path, params_ha
                 sampler.skip = epoch_batches * per_batch
                 batches = iter(loader)  # draws from torch's RNG, so restore the states after
                 if pending_rng is not None:
-                    _set_rng_state(pending_rng)
+                    set_rng_state(pending_rng)
                     pending_rng = None
                 tic = time.perf_counter()
                 for batch in batches:

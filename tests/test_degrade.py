@@ -15,6 +15,7 @@ import torch
 from cxrsr_utils import degrade
 from cxrsr_utils.io import read_radiograph
 from cxrsr_utils.io import resize as pil_resize
+from cxrsr_utils.repro import seeded
 from cxrsr_utils.sr_backend import DiffJPEG, RealESRGANModel, USMSharp
 
 
@@ -105,11 +106,11 @@ def _feed_data_like_realesrgan(gt: torch.Tensor, kernels: dict, options: dict) -
 def test_degrade_batch_equals_realesrgan_feed_data(hr_image: np.ndarray, seed: int) -> None:
     options = degrade.degradation_options()
     gt = degrade.gray_to_batch([hr_image, hr_image[::-1].copy()])
-    with degrade.seeded(seed):
+    with seeded(seed):
         kernels = degrade.sample_kernels(2, options)
-    with degrade.seeded(seed + 100):
+    with seeded(seed + 100):
         theirs = _feed_data_like_realesrgan(gt, kernels, options)
-    with degrade.seeded(seed + 100):
+    with seeded(seed + 100):
         ours = degrade.degrade_batch(gt, **kernels, options=options,
                                      jpeger=DiffJPEG(differentiable=False),
                                      usm_sharpener=USMSharp())
@@ -126,7 +127,7 @@ def _draw_decisions(n: int, options: dict) -> list[dict]:
     pulse = torch.zeros(1, 21, 21)
     pulse[0, 10, 10] = 1
     out = []
-    with degrade.seeded(0):
+    with seeded(0):
         for _ in range(n):
             out.append(degrade.degrade_batch(
                 gt, kernel1=pulse, kernel2=pulse, sinc_kernel=pulse, options=options,
@@ -163,14 +164,14 @@ def test_branch_frequencies_follow_the_options() -> None:
 
 def test_kernel_frequencies_follow_the_options() -> None:
     options = degrade.degradation_options()
-    with degrade.seeded(0):
+    with seeded(0):
         k = degrade.sample_kernels(1000, options)
     # realesrgan's sinc kernels have negative lobes; its Gaussian-family kernels never do.
     _assert_frequency((k["kernel1"].flatten(1).amin(1) < 0).tolist(), True, 0.1)
     _assert_frequency((k["kernel2"].flatten(1).amin(1) < 0).tolist(), True, 0.1)
     _assert_frequency([not degrade._is_pulse(s) for s in k["sinc_kernel"]], True, 0.8)
     assert torch.allclose(k["kernel1"].sum((1, 2)), torch.ones(1000), atol=1e-4)
-    with degrade.seeded(0):
+    with seeded(0):
         always = degrade.sample_kernels(50, degrade.degradation_options(
             sinc_prob=1.0, final_sinc_prob=0.0))
     assert bool((always["kernel1"].flatten(1).amin(1) < 0).all())
