@@ -17,7 +17,6 @@ on a rerun.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cxrsr_utils import io, stats
+from cxrsr_utils import io, stamps, stats
 from cxrsr_utils.classifier import (
     load_classifier,
     model_image_size,
@@ -228,14 +227,12 @@ def train_or_load(
     folder = Path(folder)
     model_path, history_path = folder / "model.keras", folder / "history.csv"
     stamp = folder / "settings.json"
-    wanted = json.dumps(dict(settings), sort_keys=True, default=str)
-    if model_path.is_file() and history_path.is_file() and stamp.is_file():
-        if stamp.read_text() == wanted:
-            return load_classifier(model_path, compile=True), pd.read_csv(history_path), True
+    if stamps.done(stamp, settings, model_path, history_path) is not None:
+        return load_classifier(model_path, compile=True), pd.read_csv(history_path), True
     model, history = train_classifier(train_images, train_labels, **train_kwargs)
     folder.mkdir(parents=True, exist_ok=True)
     save_classifier(model, model_path)
     with io.atomic_path(history_path) as tmp:
         history.to_csv(tmp, index=False)
-    io.write_text(stamp, wanted)
+    stamps.write(stamp, settings)
     return model, history, False

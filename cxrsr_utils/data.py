@@ -21,7 +21,6 @@ so an existing file is complete), which makes an interrupted preparation resumab
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxrsr_utils import io
+from cxrsr_utils import io, stamps
+from cxrsr_utils.layout import StudyLayout, as_layout
 from cxrsr_utils.params import KermanyParams, NIHParams, Params
 from cxrsr_utils.repro import rng
 from cxrsr_utils.sources import resolve_dataset, sha256_file
@@ -148,12 +148,14 @@ def multiscale_copies(image: np.ndarray, cfg: NIHParams) -> list[np.ndarray]:
     return [np.clip(x, 0.0, 1.0) for x in out]
 
 
-def prepare_nih(cfg: NIHParams, seed: int, scale: int, out: Path) -> tuple[Prepared, pd.DataFrame]:
-    """Build the NIH fine-tune set (+ meta_info) and the held-out HR/LR pairs under ``out``."""
+def prepare_nih(
+    cfg: NIHParams, seed: int, scale: int, layout: StudyLayout
+) -> tuple[Prepared, pd.DataFrame]:
+    """Build the NIH fine-tune set (+ meta_info) and the held-out HR/LR pairs in ``layout``."""
     root = resolve_dataset("nih", cfg.root)
     split = split_nih(list_images(root / "images"), cfg, seed)
     result = Prepared()
-    ft_root = out / "nih" / "finetune"
+    out, ft_root = layout.data, layout.nih_finetune
     multiscale: list[tuple[str, np.ndarray, int]] = []
     finetune = split[split["split"] == "finetune"]
     for i, src in enumerate(tqdm(finetune["file"], desc="NIH fine-tune set", leave=False)):
@@ -185,7 +187,7 @@ def prepare_nih(cfg: NIHParams, seed: int, scale: int, out: Path) -> tuple[Prepa
                 )
                 multiscale.append((name, copy, img.max_value))
     result.files += _crops(multiscale, cfg, seed, ft_root, out)
-    _write_meta_info(result.files, ft_root, out)
+    _write_meta_info(result.files, layout)
 
     evaluation = split[split["split"] == "eval"]
     for src in tqdm(evaluation["file"], desc="NIH held-out pairs", leave=False):
@@ -199,7 +201,7 @@ def prepare_nih(cfg: NIHParams, seed: int, scale: int, out: Path) -> tuple[Prepa
                 _save(
                     arr,
                     img.max_value,
-                    out / "nih" / "eval" / role / f"{src.stem}.png",
+                    layout.pair_folder("nih", role) / f"{src.stem}.png",
                     out,
                     {**base, "role": role},
                 )
@@ -237,10 +239,10 @@ def _crops(
     return rows
 
 
-def _write_meta_info(rows: list[dict[str, object]], ft_root: Path, out: Path) -> Path:
-    prefix = ft_root.relative_to(out).as_posix() + "/"
+def _write_meta_info(rows: list[dict[str, object]], layout: StudyLayout) -> Path:
+    prefix = layout.nih_finetune.relative_to(layout.data).as_posix() + "/"
     lines = [str(r["path"])[len(prefix) :] for r in rows if str(r["path"]).startswith(prefix)]
-    return io.write_text(ft_root / "meta_info.txt", "\n".join(lines) + "\n")
+    return io.write_text(layout.meta_info, "\n".join(lines) + "\n")
 
 
 # --- Kermany -------------------------------------------------------------------------------
@@ -275,9 +277,9 @@ def select_kermany(root: Path, cfg: KermanyParams, seed: int) -> pd.DataFrame:
 
 
 def prepare_kermany(
-    cfg: KermanyParams, seed: int, scale: int, out: Path
+    cfg: KermanyParams, seed: int, scale: int, layout: StudyLayout
 ) -> tuple[Prepared, pd.DataFrame]:
-    """HR/LR pairs of the balanced Kermany subset under ``out/kermany/{hr,lr}/<CLASS>/``."""
+    """HR/LR pairs of the balanced Kermany subset in ``layout`` (``kermany/{hr,lr}/<CLASS>/``)."""
     root = resolve_dataset("kermany", cfg.root)
     table = select_kermany(root, cfg, seed)
     result = Prepared()
@@ -295,8 +297,10 @@ def prepare_kermany(
             "label": row.label,
         }
         for role, arr in (("hr", hr), ("lr", lr)):
-            target = out / "kermany" / role / row.class_name / f"{row.file.stem}.png"
-            result.files.append(_save(arr, img.max_value, target, out, {**base, "role": role}))
+            target = layout.pair_folder("kermany", role) / row.class_name / f"{row.file.stem}.png"
+            result.files.append(
+                _save(arr, img.max_value, target, layout.data, {**base, "role": role})
+            )
     table["note"] = notes
     return result, table
 
@@ -304,31 +308,28 @@ def prepare_kermany(
 # --- the whole step ------------------------------------------------------------------------
 
 
-def prepare_all(params: Params, work: Path) -> dict[str, pd.DataFrame]:
-    """Run notebook 01's preparation into ``work/data``; return its tables.
+def prepare_all(params: Params, work: StudyLayout | Path) -> dict[str, pd.DataFrame]:
+    """Run notebook 01's preparation into the run's data folder (``work/data``); return its
+    tables.
 
     Tables: ``manifest`` (every produced file with SHA-256), ``excluded`` (file, reason),
     ``inputs`` (every source image read, with SHA-256), ``nih_split``, ``kermany_split`` and
     ``counts`` (the paper's form).
     """
-    out = work / "data"
-    stamp = out / "prepared_with.json"
-    settings = json.dumps(
-        {
-            "nih": params.nih.model_dump(mode="json"),
-            "kermany": params.kermany.model_dump(mode="json"),
-            "seed": params.seed,
-            "scale": params.scale,
-        },
-        sort_keys=True,
-    )
-    if stamp.is_file() and stamp.read_text() != settings:
-        shutil.rmtree(out)  # prepared with other settings: start afresh rather than mix
-    out.mkdir(parents=True, exist_ok=True)
-    nih, nih_split = prepare_nih(params.nih, params.seed, params.scale, out)
-    kermany, kermany_split = prepare_kermany(params.kermany, params.seed, params.scale, out)
+    layout = as_layout(work)
+    settings = {
+        "nih": params.nih.model_dump(mode="json"),
+        "kermany": params.kermany.model_dump(mode="json"),
+        "seed": params.seed,
+        "scale": params.scale,
+    }
+    if layout.prepared_stamp.is_file() and stamps.done(layout.prepared_stamp, settings) is None:
+        shutil.rmtree(layout.data)  # prepared with other settings: start afresh rather than mix
+    layout.data.mkdir(parents=True, exist_ok=True)
+    nih, nih_split = prepare_nih(params.nih, params.seed, params.scale, layout)
+    kermany, kermany_split = prepare_kermany(params.kermany, params.seed, params.scale, layout)
     nih.extend(kermany)
-    io.write_text(stamp, settings)
+    stamps.write(layout.prepared_stamp, settings)
 
     manifest = pd.DataFrame(nih.files).sort_values("path").reset_index(drop=True)
     manifest["label"] = manifest["label"].astype("Int64")
@@ -383,8 +384,12 @@ def source_record(inputs: pd.DataFrame) -> dict[str, dict[str, object]]:
     }
 
 
-def sample_images(manifest: pd.DataFrame, data_root: Path) -> list[tuple[str, np.ndarray]]:
-    """One example of each produced kind (for notebook 01's sample figure)."""
+def sample_images(
+    manifest: pd.DataFrame, work: StudyLayout | Path
+) -> list[tuple[str, np.ndarray]]:
+    """One example of each produced kind (for notebook 01's sample figure); ``work`` is the
+    run (its folder or :class:`~cxrsr_utils.layout.StudyLayout`)."""
+    data_root = as_layout(work).data
     picks = [
         ("NIH original", (manifest["role"] == "original")),
         ("NIH multiscale", (manifest["role"] == "multiscale")),

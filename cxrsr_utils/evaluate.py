@@ -21,13 +21,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxrsr_utils import infer, io, metrics, models, sources
+from cxrsr_utils.layout import StudyLayout, as_layout
 from cxrsr_utils.params import Params
 from cxrsr_utils.repro import torch_device
 
 DATASET_LABELS = {"nih": "NIH held-out (same dataset)", "kermany": "Kermany test (unseen)"}
 BASELINES = ("bicubic", "lanczos")
-FINETUNE_DIR = "finetune"
-GENERATOR_FILE = "generator.pth"
 
 
 @dataclass(frozen=True)
@@ -51,26 +50,30 @@ class Method:
         }
 
 
-def eval_pairs(manifest: pd.DataFrame, data_root: Path) -> pd.DataFrame:
-    """HR/LR pairs to evaluate: NIH held-out and Kermany *test* images.
+def eval_pairs(manifest: pd.DataFrame, work: StudyLayout | Path) -> pd.DataFrame:
+    """HR/LR pairs to evaluate: NIH held-out and Kermany *test* images of the run ``work``
+    (its folder or :class:`~cxrsr_utils.layout.StudyLayout`).
 
     Columns: dataset, image (path relative to the dataset's HR folder), hr, lr (absolute
     paths), label (Kermany: 0/1, NIH: NA).
     """
+    layout = as_layout(work)
+    if not layout.data.is_dir():
+        raise FileNotFoundError(
+            f"{layout.data} is missing: give the run's folder (work/<profile>) or its Paths, "
+            "and run notebook 01 first."
+        )
     hr = manifest[(manifest["role"] == "hr") & manifest["split"].isin(["eval", "test"])]
     rows = []
     for r in hr.itertuples():
-        rel = Path(r.path)
-        parts = rel.parts  # <dataset>/.../hr/<rest>
-        i = parts.index("hr")
-        rest = Path(*parts[i + 1 :])
-        lr = data_root / Path(*parts[:i]) / "lr" / rest
+        hr_path = layout.data / r.path
+        image = hr_path.relative_to(layout.pair_folder(r.dataset, "hr"))
         rows.append(
             {
                 "dataset": r.dataset,
-                "image": rest.as_posix(),
-                "hr": data_root / rel,
-                "lr": lr,
+                "image": image.as_posix(),
+                "hr": hr_path,
+                "lr": layout.pair_folder(r.dataset, "lr") / image,
                 "label": r.label,
             }
         )
@@ -79,15 +82,7 @@ def eval_pairs(manifest: pd.DataFrame, data_root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["dataset", "image"], ignore_index=True)
 
 
-def finetuned_generators(work: Path) -> dict[str, Path]:
-    """Fine-tuned generators saved by notebook 03: ``work/finetune/<variant>/generator.pth``."""
-    root = work / FINETUNE_DIR
-    if not root.is_dir():
-        return {}
-    return {p.parent.name: p for p in sorted(root.glob(f"*/{GENERATOR_FILE}"))}
-
-
-def study_methods(params: Params, work: Path) -> tuple[list[Method], list[str]]:
+def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method], list[str]]:
     """The methods notebooks 04 and 05 compare, run with ``params.evaluate``'s inference
     settings on ``params.device`` (see :func:`available_methods`)."""
     ev = params.evaluate
@@ -98,7 +93,7 @@ def study_methods(params: Params, work: Path) -> tuple[list[Method], list[str]]:
 
 
 def available_methods(
-    work: Path, options: infer.InferOptions, *, include_general_v3: bool = True
+    work: StudyLayout | Path, options: infer.InferOptions, *, include_general_v3: bool = True
 ) -> tuple[list[Method], list[str]]:
     """Every method that can run here, and a note for each one that cannot (and why)."""
     methods = [
@@ -117,7 +112,8 @@ def available_methods(
             "fp16-rounded weights" if info.fp16_rounded else "",
         )
     )
-    for variant, path in finetuned_generators(work).items():
+    generators = as_layout(work).finetuned_generators()
+    for variant, path in generators.items():
         net, info = models.load_generator_file(path)
         methods.append(
             Method(
@@ -128,7 +124,7 @@ def available_methods(
                 info.sha256,
             )
         )
-    if not finetuned_generators(work):
+    if not generators:
         skipped.append("no fine-tuned generator under work/finetune/ (run notebook 03)")
     if include_general_v3:
         try:
@@ -150,17 +146,19 @@ def available_methods(
     return methods, skipped
 
 
-def sr_path(work: Path, method: Method, dataset: str, image: str) -> Path:
+def sr_path(work: StudyLayout | Path, method: Method, dataset: str, image: str) -> Path:
     """Where the SR output of ``method`` for one image lives.
 
     The folder carries the first 12 hex digits of the weights' SHA-256, so outputs of other
     weights (a re-trained variant) are never reused by a resumed run.
     """
     folder = method.name.replace(":", "_") + (f"-{method.sha256[:12]}" if method.sha256 else "")
-    return work / "sr" / folder / dataset / Path(image).with_suffix(".png")
+    return as_layout(work).sr_output(folder, dataset, image)
 
 
-def run_methods(pairs: pd.DataFrame, methods: list[Method], work: Path) -> pd.DataFrame:
+def run_methods(
+    pairs: pd.DataFrame, methods: list[Method], work: StudyLayout | Path
+) -> pd.DataFrame:
     """Upscale every LR input with every method, write the outputs, score them.
 
     Returns the per-image long table: dataset, image, label, method, psnr, ssim, mse, lr_psnr.
@@ -189,7 +187,9 @@ def run_methods(pairs: pd.DataFrame, methods: list[Method], work: Path) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def paper_table(pairs: pd.DataFrame, work: Path, methods: list[Method]) -> pd.DataFrame:
+def paper_table(
+    pairs: pd.DataFrame, work: StudyLayout | Path, methods: list[Method]
+) -> pd.DataFrame:
     """The paper's Fig 10 table in its own form, for each SR method and dataset.
 
     The paper compares against the *LR* image, brought to HR size with bicubic here:

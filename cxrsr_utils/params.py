@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cxrsr_utils.layout import StudyLayout
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = PROJECT_ROOT / "params"
 ENV_OUTPUT_ROOT = "CXRSR_OUTPUT_ROOT"
@@ -382,8 +384,9 @@ def load_params(
         raise _explain(err, origin) from None
 
 
-class Paths:
-    """Where a run writes: its own git-ignored folder ``work/<profile>/``.
+class Paths(StudyLayout):
+    """Where a run writes: its own git-ignored folder ``work/<profile>/``, laid out as
+    :class:`~cxrsr_utils.layout.StudyLayout` says (the folders are made here).
 
     It holds the prepared data, checkpoints and SR outputs, ``reports/`` (executed notebooks,
     ``tables/``, manifests, model cards) and ``figures/``, so running the study never changes
@@ -396,10 +399,7 @@ class Paths:
     def __init__(self, params: Params, root: Path | None = None) -> None:
         env = os.environ.get(ENV_OUTPUT_ROOT)
         self.root = Path(root or env or PROJECT_ROOT)
-        self.work = self.root / "work" / params.profile
-        self.reports = self.work / "reports"
-        self.tables = self.reports / "tables"
-        self.figures = self.work / "figures"
+        super().__init__(self.root / "work" / params.profile)
         for folder in (self.reports, self.tables, self.figures, self.work):
             folder.mkdir(parents=True, exist_ok=True)
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cxrsr_utils.io import atomic_path
+from cxrsr_utils.layout import DATA_MANIFEST_FILE
 from cxrsr_utils.params import PROJECT_ROOT
 
 
@@ -260,7 +261,7 @@ def verdict(fresh_tables: Path, table: str, profile: str, root: Path = PROJECT_R
 
 
 PUBLISHED = ("tables", "model_cards")
-PUBLISHED_FILES = ("run_manifest.json", "data_manifest.csv", "sources_used.json")
+PUBLISHED_FILES = ("run_manifest.json", DATA_MANIFEST_FILE, "sources_used.json")
 
 
 def publish(run_reports: Path, run_figures: Path, profile: str,

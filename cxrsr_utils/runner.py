@@ -28,7 +28,6 @@ from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params, pa
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 KERNEL = "cxrsr"
-DATA_MANIFEST = "data_manifest.csv"
 
 
 class StudyError(RuntimeError):
@@ -120,7 +119,7 @@ def build_manifest(params: Any, paths: Paths, walls: dict[str, float], total: fl
     """The run manifest (see module doc)."""
     from cxrsr_utils.data import manifest_digest
 
-    data_csv = paths.reports / DATA_MANIFEST
+    data_csv = paths.data_manifest
     data_hash = manifest_digest(pd.read_csv(data_csv)) if data_csv.is_file() else None
     return {
         **provenance.summary(params, paths),

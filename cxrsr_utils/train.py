@@ -78,8 +78,9 @@ from basicsr.utils.misc import check_resume
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DistributedDataParallel
 
-from cxrsr_utils import checkpoints, cpu, degrade, provenance, sources
+from cxrsr_utils import checkpoints, cpu, degrade, provenance, sources, stamps
 from cxrsr_utils.io import atomic_path, write_text
+from cxrsr_utils.layout import StudyLayout, as_layout
 from cxrsr_utils.models import (
     X4PLUS_DISCRIMINATOR,
     X4PLUS_GENERATOR,
@@ -832,14 +833,8 @@ class _LossCSV:
 
 
 def _card_matches(card_path: Path, generator_path: Path, identity: Mapping[str, Any]) -> bool:
-    if not (card_path.is_file() and generator_path.is_file()):
-        return False
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    same = all(card.get(k) == v for k, v in identity.items())
-    return (same and card.get("iterations") == card.get("total_iter")
+    card = stamps.done(card_path, identity, generator_path)
+    return (card is not None and card.get("iterations") == card.get("total_iter")
             and card.get("generator", {}).get("sha256") == sources.sha256_file(generator_path))
 
 
@@ -1134,21 +1129,17 @@ if __name__ == "__main__":
 # --------------------------------------------------------------------------------------------
 
 
-def variant_folder(work: str | os.PathLike[str], variant: str) -> Path:
-    """Where notebook 03 keeps a variant: ``work/finetune/<variant>/`` (generator.pth,
-    model_card.json, experiment/ with logs and checkpoints); notebook 04 reads it."""
-    return Path(work) / "finetune" / variant
-
-
-def profile_options(params: Any, work: str | os.PathLike[str], variant: str) -> dict[str, Any]:
+def profile_options(params: Any, work: StudyLayout | str | os.PathLike[str],
+                    variant: str) -> dict[str, Any]:
     """basicsr options for ``variant`` from a :class:`cxrsr_utils.params.Params` profile.
 
-    The fine-tune set is notebook 01's ``work/data/nih/finetune`` with its ``meta_info.txt``;
+    The fine-tune set is notebook 01's (``work/data/nih/finetune`` with its
+    ``meta_info.txt``); the variant trains into ``work/finetune/<variant>/experiment``;
     ``finetune.epochs`` becomes iterations with :func:`iterations_for_epochs`.
     """
     ft = params.finetune
-    root = Path(work) / "data" / "nih" / "finetune"
-    meta = root / "meta_info.txt"
+    layout = as_layout(work)
+    root, meta = layout.nih_finetune, layout.meta_info
     if not meta.is_file():
         raise FileNotFoundError(f"{meta} is missing: run notebook 01 (data preparation) first.")
     total = ft.total_iter
@@ -1157,7 +1148,7 @@ def profile_options(params: Any, work: str | os.PathLike[str], variant: str) -> 
         total = iterations_for_epochs(n_images, ft.batch_size, ft.epochs)
     return build_options(
         name=f"{params.profile}_{variant}", dataroot_gt=root, meta_info=meta,
-        experiments_root=variant_folder(work, variant) / "experiment", variant=variant,
+        experiments_root=layout.experiment(variant), variant=variant,
         total_iter=total, batch_size=ft.batch_size, gt_size=ft.gt_size, lr_g=ft.lr_g,
         lr_d=ft.lr_d, betas=ft.betas, pixel_weight=ft.pixel_weight,
         perceptual_weight=ft.perceptual_weight, gan_weight=ft.gan_weight,
@@ -1179,14 +1170,18 @@ def _autocast_for(requested: str | None, device: str) -> str | None:
 
 
 def train_variant(
-    params: Any, work: str | os.PathLike[str], variant: str, *, data_manifest_hash: str | None
+    params: Any, work: StudyLayout | str | os.PathLike[str], variant: str, *,
+    data_manifest_hash: str | None,
 ) -> TrainResult:
-    """Train (or resume, or recognise as done) one variant of the profile; see :func:`train`."""
-    folder = variant_folder(work, variant)
+    """Train (or resume, or recognise as done) one variant of the profile; see :func:`train`.
+
+    Writes ``work/finetune/<variant>/generator.pth`` and ``model_card.json``.
+    """
+    layout = as_layout(work)
     return train(
-        profile_options(params, work, variant),
-        generator_path=folder / "generator.pth",
-        model_card_path=folder / "model_card.json",
+        profile_options(params, layout, variant),
+        generator_path=layout.generator(variant),
+        model_card_path=layout.model_card(variant),
         params_hash=params.digest(),
         data_manifest_hash=data_manifest_hash,
     )

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from cxrsr_utils import infer, io
-from cxrsr_utils.evaluate import BASELINES, FINETUNE_DIR, GENERATOR_FILE
+from cxrsr_utils.evaluate import BASELINES
 from cxrsr_utils.io import Radiograph
+from cxrsr_utils.layout import GENERATOR_FILE, StudyLayout
 from cxrsr_utils.params import PROJECT_ROOT
 
 # Tiling the command uses unless told otherwise: at tile 128 / pad 32 RRDBNet's tiled output
@@ -84,18 +85,19 @@ class Model:
 def latest_run(root: Path | None = None) -> Path | None:
     """The study run under ``<root>/work/`` whose newest generator is newest (None if none)."""
     work = Path(root or os.environ.get("CXRSR_OUTPUT_ROOT") or PROJECT_ROOT) / "work"
+    runs = [StudyLayout(folder) for folder in sorted(work.glob("*")) if folder.is_dir()]
     found = sorted(
-        work.glob(f"*/{FINETUNE_DIR}/*/{GENERATOR_FILE}"), key=lambda p: p.stat().st_mtime
+        ((path.stat().st_mtime, run.work) for run in runs
+         for path in run.finetuned_generators().values()),
+        key=lambda item: item[0],
     )
-    return found[-1].parents[2] if found else None
+    return found[-1][1] if found else None
 
 
 def known_models(run: Path | None = None) -> list[str]:
     """Every name ``--model`` accepts here (variants of ``run`` or the newest run)."""
     run = run or latest_run()
-    variants = sorted(p.parent.name for p in run.glob(f"{FINETUNE_DIR}/*/{GENERATOR_FILE}")) if (
-        run
-    ) else []
+    variants = sorted(StudyLayout(run).finetuned_generators()) if run else []
     return ["pretrained", *variants, *BASELINES]
 
 
@@ -122,7 +124,7 @@ def load_model(
     path = Path(name)
     if not (path.suffix == ".pth" or path.is_file()):
         run_dir = Path(run) if run else latest_run()
-        path = (run_dir / FINETUNE_DIR / name / GENERATOR_FILE) if run_dir else Path("")
+        path = StudyLayout(run_dir).generator(name) if run_dir else Path("")
         if not path.is_file():
             where = f"run {run_dir}" if run_dir else "no study run under work/"
             raise ModelError(

@@ -110,7 +110,7 @@ def test_corrupt_images_are_reported_and_excluded(tmp_path, nih_images, kermany_
 
 def test_sample_images_cover_every_kind(tmp_path, mirror):
     t = data.prepare_all(_tiny_params(), tmp_path)
-    samples = data.sample_images(t["manifest"], tmp_path / "data")
+    samples = data.sample_images(t["manifest"], tmp_path)
     assert len(samples) == 9
     assert all(0 <= img.min() and img.max() <= 1 for _, img in samples)
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from cxrsr_utils import data, evaluate, infer, io, metrics
+from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.params import load_params
 
 from .test_data import TINY
@@ -14,7 +15,7 @@ from .test_data import TINY
 def prepared(tmp_path_factory, mirror):
     work = tmp_path_factory.mktemp("work")
     tables = data.prepare_all(load_params("quick", TINY), work)
-    return work, evaluate.eval_pairs(tables["manifest"], work / "data")
+    return work, evaluate.eval_pairs(tables["manifest"], work)
 
 
 def test_eval_pairs_are_held_out_and_match(prepared):
@@ -25,6 +26,8 @@ def test_eval_pairs_are_held_out_and_match(prepared):
         hr, lr = io.read_radiograph(p.hr), io.read_radiograph(p.lr)
         assert hr.pixels.shape == tuple(4 * s for s in lr.pixels.shape)
     assert pairs.query("dataset == 'kermany'").label.notna().all()
+    with pytest.raises(FileNotFoundError, match="run's folder"):  # the data folder, not the run
+        evaluate.eval_pairs(pd.DataFrame(), work / "data")
 
 
 def test_methods_run_score_and_resume(prepared):
@@ -54,7 +57,8 @@ def test_finetuned_generators_are_found(tmp_path):
     (tmp_path / "finetune" / "paper").mkdir(parents=True)
     (tmp_path / "finetune" / "paper" / "generator.pth").write_bytes(b"x")
     (tmp_path / "finetune" / "empty").mkdir()
-    assert list(evaluate.finetuned_generators(tmp_path)) == ["paper"]
+    layout = StudyLayout(tmp_path)
+    assert layout.finetuned_generators() == {"paper": layout.generator("paper")}
 
 
 def test_paper_table_form(prepared):

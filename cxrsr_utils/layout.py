@@ -1,0 +1,108 @@
+"""Where the study keeps its files: one object for the folder of a run, ``work/<profile>/``.
+
+Every hand-off between notebooks goes through a file whose place is named here once:
+
+=======================================  ====================================================
+``reports/data_manifest.csv``            every prepared image with its SHA-256 (notebook 01)
+``data/prepared_with.json``              the settings the data were prepared with
+``data/nih/finetune/``                   the fine-tune set, with realesrgan's ``meta_info.txt``
+``data/nih/eval/{hr,lr}/``               NIH held-out pairs ("same dataset")
+``data/kermany/{hr,lr}/<CLASS>/``        Kermany pairs (classifier train and test)
+``finetune/<variant>/``                  ``generator.pth``, ``model_card.json``, ``experiment/``
+``sr/<method>/<dataset>/<image>.png``    SR outputs (notebook 04; notebook 05 reads them)
+``classifier/``                          the reference CNN (notebook 05)
+``reports/``, ``reports/tables/``, ``figures/``  executed notebooks, tables, figures
+=======================================  ====================================================
+
+:class:`cxrsr_utils.params.Paths` is this layout for a profile's run folder; modules that are
+handed only the folder build it with :func:`as_layout`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_MANIFEST_FILE = "data_manifest.csv"
+GENERATOR_FILE = "generator.pth"
+MODEL_CARD_FILE = "model_card.json"
+# The data sets' evaluation pairs, relative to data/: HR and LR side by side with one name.
+_PAIR_FOLDERS = {"nih": Path("nih") / "eval", "kermany": Path("kermany")}
+
+
+class StudyLayout:
+    """The files of one study run under its folder ``work`` (see the module doc).
+
+    Folders and fixed files are attributes; the places that depend on a variant, a data set
+    or a method are methods.
+    """
+
+    def __init__(self, work: str | os.PathLike[str]) -> None:
+        self.work = Path(work)
+        # What a run reports: executed notebooks, manifests, model cards; tables; figures.
+        self.reports = self.work / "reports"
+        self.tables = self.reports / "tables"
+        self.figures = self.work / "figures"
+        # Notebook 01's table of every prepared file (path relative to ``data``, SHA-256).
+        self.data_manifest = self.reports / DATA_MANIFEST_FILE
+        # The prepared data, and the settings they were prepared with (cxrsr_utils.stamps).
+        self.data = self.work / "data"
+        self.prepared_stamp = self.data / "prepared_with.json"
+        # The fine-tune set (originals, multiscale copies, crops) and realesrgan's list of its
+        # images, relative to it.
+        self.nih_finetune = self.data / "nih" / "finetune"
+        self.meta_info = self.nih_finetune / "meta_info.txt"
+        # Notebook 03's variants, notebook 04's SR outputs, notebook 05's classifier.
+        self.finetune = self.work / "finetune"
+        self.sr = self.work / "sr"
+        self.classifier = self.work / "classifier"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(work={self.work})"
+
+    def pair_folder(self, dataset: str, role: str) -> Path:
+        """Where the ``role`` (``hr`` or ``lr``) images of ``dataset``'s pairs are: an HR image
+        and its LR have the same path relative to these two folders."""
+        if role not in ("hr", "lr"):
+            raise ValueError(f"role must be 'hr' or 'lr', got {role!r}.")
+        try:
+            return self.data / _PAIR_FOLDERS[dataset] / role
+        except KeyError:
+            raise ValueError(
+                f"No pairs of data set {dataset!r}; known: {', '.join(_PAIR_FOLDERS)}."
+            ) from None
+
+    def variant_folder(self, variant: str) -> Path:
+        """A fine-tuned variant: generator, model card, ``experiment/`` (logs, checkpoints)."""
+        return self.finetune / variant
+
+    def generator(self, variant: str) -> Path:
+        """The exported EMA generator of a variant (what notebook 04 and the command load)."""
+        return self.variant_folder(variant) / GENERATOR_FILE
+
+    def model_card(self, variant: str) -> Path:
+        return self.variant_folder(variant) / MODEL_CARD_FILE
+
+    def experiment(self, variant: str) -> Path:
+        """basicsr's experiments root of a variant: checkpoints, loss log, train.log."""
+        return self.variant_folder(variant) / "experiment"
+
+    def torchrun_options(self, variant: str) -> Path:
+        """The options file of the command that trains a variant on several GPUs."""
+        return self.variant_folder(variant) / "options_torchrun.yml"
+
+    def finetuned_generators(self) -> dict[str, Path]:
+        """Every variant with an exported generator: {variant: generator path}, by name."""
+        if not self.finetune.is_dir():
+            return {}
+        return {p.parent.name: p for p in sorted(self.finetune.glob(f"*/{GENERATOR_FILE}"))}
+
+    def sr_output(self, method_folder: str, dataset: str, image: str | os.PathLike[str]) -> Path:
+        """The SR output (PNG) of one pair's image by the method stored in ``method_folder``."""
+        return self.sr / method_folder / dataset / Path(image).with_suffix(".png")
+
+
+def as_layout(where: StudyLayout | str | os.PathLike[str]) -> StudyLayout:
+    """``where`` as a layout: a layout (or :class:`~cxrsr_utils.params.Paths`) as it is, a run
+    folder (``work/<profile>``) wrapped."""
+    return where if isinstance(where, StudyLayout) else StudyLayout(where)
