@@ -5,14 +5,16 @@ un-tuned RealESRGAN_x4plus), each fine-tuned variant found under ``work/finetune
 03), and ``realesr-general-x4v3`` when its weights resolve. Inputs: the held-out NIH pairs
 ("same dataset") and the Kermany test pairs ("unseen") prepared by notebook 01.
 
-SR outputs are written as PNG (same bit depth as the HR) under ``work/sr/<method>/`` and scored
-from the written file, so a resumed run scores exactly what a fresh run scores, and notebook 05
-classifies the very images scored here.
+Every method runs through :func:`cxrsr_utils.upscaler.load_model` and its
+:class:`~cxrsr_utils.upscaler.Model`, the path of ``cxrsr upscale`` and
+:func:`cxrsr_utils.upscale`, with the profile's inference settings. SR outputs are written as
+PNG (same bit depth as the HR) under ``work/sr/<method>/`` and scored from the written file, so
+a resumed run scores exactly what a fresh run scores, and notebook 05 classifies the very
+images scored here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,21 +26,26 @@ from cxrsr_utils import infer, io, metrics, models, sources
 from cxrsr_utils.layout import StudyLayout, as_layout
 from cxrsr_utils.params import Params
 from cxrsr_utils.repro import torch_device
+from cxrsr_utils.upscaler import BASELINES, Model, load_model
 
 DATASET_LABELS = {"nih": "NIH held-out (same dataset)", "kermany": "Kermany test (unseen)"}
-BASELINES = ("bicubic", "lanczos")
 
 
 @dataclass(frozen=True)
 class Method:
-    """One way of bringing LR to HR size, and where it came from."""
+    """One way of bringing LR to HR size (a loaded :class:`~cxrsr_utils.upscaler.Model`),
+    and where it came from."""
 
     name: str
     kind: str  # "resize" or "network"
-    upscale: Callable[[np.ndarray], np.ndarray]
+    model: Model
     source: str
     sha256: str = ""
     note: str = ""
+
+    def upscale(self, image: np.ndarray) -> np.ndarray:
+        """The SR of a gray float image in [0, 1], as ``cxrsr_utils.upscale`` computes it."""
+        return self.model.upscale_float(image)
 
     def describe(self) -> dict[str, str]:
         return {
@@ -95,18 +102,21 @@ def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method
 def available_methods(
     work: StudyLayout | Path, options: infer.InferOptions, *, include_general_v3: bool = True
 ) -> tuple[list[Method], list[str]]:
-    """Every method that can run here, and a note for each one that cannot (and why)."""
+    """Every method that can run here, and a note for each one that cannot (and why).
+
+    Networks run with ``options``; the resize baselines ignore them.
+    """
     methods = [
-        Method(name, "resize", infer.make_upscaler(name), source=f"io.resize ({name}, PIL)")
+        Method(name, "resize", load_model(name, options), source=f"io.resize ({name}, PIL)")
         for name in BASELINES
     ]
     skipped: list[str] = []
-    net, info = models.load_pretrained_generator()
+    net, info = models.load_pretrained_generator()  # as load_model("pretrained"), with its info
     methods.append(
         Method(
             "pretrained",
             "network",
-            infer.make_upscaler(net, options),
+            load_model(net, options),
             info.source,
             info.sha256,
             "fp16-rounded weights" if info.fp16_rounded else "",
@@ -114,15 +124,9 @@ def available_methods(
     )
     generators = as_layout(work).finetuned_generators()
     for variant, path in generators.items():
-        net, info = models.load_generator_file(path)
+        tuned = load_model(path, options)
         methods.append(
-            Method(
-                f"finetuned:{variant}",
-                "network",
-                infer.make_upscaler(net, options),
-                str(path),
-                info.sha256,
-            )
+            Method(f"finetuned:{variant}", "network", tuned, str(path), tuned.sha256)
         )
     if not generators:
         skipped.append("no fine-tuned generator under work/finetune/ (run notebook 03)")
@@ -138,7 +142,7 @@ def available_methods(
                 Method(
                     "realesr-general-x4v3",
                     "network",
-                    infer.make_upscaler(net.eval(), options),
+                    load_model(net.eval(), options),
                     str(path),
                     sources.WEIGHTS["realesr-general-x4v3"].sha256 or "",
                 )

@@ -40,8 +40,7 @@ network in one piece):
   radiograph), so a large image never has its full 3-channel float output in memory.
 
 A bicubic/lanczos baseline (:func:`baseline_array`, :func:`baseline_radiograph`) has the same
-interface, and :func:`make_upscaler` turns either into one ``float image -> float image``
-callable.
+interface; :class:`cxrsr_utils.upscaler.Model` runs either under one name.
 """
 
 from __future__ import annotations
@@ -471,35 +470,3 @@ def baseline_radiograph(
         pixels=io.to_pixels(out, radiograph.max_value),
         note="; ".join(filter(None, [radiograph.note, note])),
     )
-
-
-def make_upscaler(
-    method: str | torch.nn.Module,
-    options: InferOptions | None = None,
-    *,
-    scale: int | None = None,
-) -> Callable[[np.ndarray], np.ndarray]:
-    """One ``float image in [0, 1] -> float32 image`` callable for a network or a resize method.
-
-    ``method`` is a network (run with ``options``) or ``"bicubic"``/``"lanczos"``/``"bilinear"``
-    (``options`` must then be None), so notebooks can loop over methods uniformly. ``scale``
-    defaults to ``net.scale`` for a network and to 4 for a resize.
-    """
-    if isinstance(method, torch.nn.Module):
-        net = method
-
-        def run_net(image: np.ndarray) -> np.ndarray:
-            return upscale_array(image, net, options, scale=scale)
-
-        return run_net
-    if options is not None:
-        raise ValueError(f"InferOptions apply to networks only, not to {method!r}.")
-    if method not in ("bicubic", "lanczos", "bilinear"):
-        raise ValueError(f"Unknown upscaling method {method!r}; pass a network or a resize name.")
-
-    factor = 4 if scale is None else scale
-
-    def run_resize(image: np.ndarray) -> np.ndarray:
-        return baseline_array(image, scale=factor, method=method)
-
-    return run_resize

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from cxrsr_utils import infer, io
-from cxrsr_utils.evaluate import BASELINES
 from cxrsr_utils.io import Radiograph
 from cxrsr_utils.layout import GENERATOR_FILE, StudyLayout
 from cxrsr_utils.params import PROJECT_ROOT
@@ -30,6 +29,8 @@ DEFAULT_TILE = 128
 DEFAULT_TILE_PAD = 32
 TILED_MIN_DB = 60.0
 SCALE = 4
+# The classical resize methods, named like models (no weights; the study's baselines too).
+BASELINES = ("bicubic", "lanczos")
 
 
 class ModelError(ValueError):

@@ -13,13 +13,13 @@ from cxrsr_utils.infer import (
     InferOptions,
     baseline_array,
     baseline_radiograph,
-    make_upscaler,
     upscale_array,
     upscale_arrays,
     upscale_radiograph,
     upscale_radiographs,
 )
 from cxrsr_utils.io import Radiograph
+from cxrsr_utils.upscaler import load_model
 
 QUIET = InferOptions(progress=False)
 
@@ -204,12 +204,13 @@ def test_network_mode_is_restored(image: np.ndarray) -> None:
 def test_baseline_has_the_same_interface(image: np.ndarray) -> None:
     expected = np.clip(io.resize(image, (23 * 4, 29 * 4), "bicubic"), 0, 1)
     np.testing.assert_array_equal(baseline_array(image), expected)
-    np.testing.assert_array_equal(make_upscaler("bicubic")(image), expected)
-    lanczos = make_upscaler("lanczos")(image)
+    # Through the models of cxrsr upscale / cxrsr_utils.upscale (what notebook 04 runs).
+    np.testing.assert_array_equal(load_model("bicubic").upscale_float(image), expected)
+    lanczos = load_model("lanczos").upscale_float(image)
     assert lanczos.shape == expected.shape and not np.array_equal(lanczos, expected)
     net = small_net()
     np.testing.assert_array_equal(
-        make_upscaler(net, QUIET, scale=4)(image), upscale_array(image, net, QUIET, scale=4)
+        load_model(net, QUIET).upscale_float(image), upscale_array(image, net, QUIET, scale=4)
     )
     pixels = np.random.default_rng(3).integers(0, 4096, size=(8, 8)).astype(np.uint16)
     out = baseline_radiograph(Radiograph(pixels, 4095, Path("x.dcm")), method="lanczos")
