@@ -1,9 +1,10 @@
 """One fine-tuning iteration of our training model against realesrgan's own step.
 
 Where does the paper profile's time go, and how fast can its 6480 iterations run? Both models
-are built by basicsr's ``build_model`` from one option dict (``cxrsr_utils.train.build_options``
-with the paper's losses: pretrained discriminator, VGG19 perceptual loss with the paper's layer
-weights, GAN loss, EMA 0.999, USM-sharpened HR); only ``model_type`` differs:
+are built by basicsr's ``build_model`` from one option dict
+(``cxrsr_utils.finetune_options.build_options`` with the paper's losses: pretrained
+discriminator, VGG19 perceptual loss with the paper's layer weights, GAN loss, EMA 0.999,
+USM-sharpened HR); only ``model_type`` differs:
 ``CxrRealESRGANModel`` (ours: our degradation, device-agnostic, optional autocast) or
 realesrgan's ``RealESRGANModel``. An iteration is what the training loop does: a batch from
 the data loader (``RealESRGANDataset``, one process), ``feed_data`` (degradation synthesis,
@@ -127,15 +128,19 @@ def prepare(folder: Path, images: list[Path], n_images: int) -> dict[str, str]:
 
 def build_opt(env: dict[str, str], device: str, gt_size: int, batch: int) -> dict[str, Any]:
     """The paper's options at this size, from stand-in sources (see module doc)."""
-    from cxrsr_utils import sources, train
+    from cxrsr_utils import sources
+    from cxrsr_utils.finetune_options import build_options
+    from cxrsr_utils.params import FinetuneParams
 
+    # The paper's recipe (FinetuneParams' defaults) at this size, generator from scratch.
+    recipe = FinetuneParams(total_iter=PAPER_ITERS, batch_size=batch, gt_size=gt_size,
+                            queue_size=batch * 4, generator_init="scratch", num_workers=0)
     with sources.allow_unverified_for_tests():
-        return train.build_options(
-            name="bench", dataroot_gt=env["data"], meta_info=Path(env["data"]) / "meta_info.txt",
-            experiments_root=Path(env["root"]) / "exp", variant="paper", batch_size=batch,
-            gt_size=gt_size, queue_size=batch * 4, generator_init="scratch",
-            discriminator_init="pretrained", perceptual_weight=1.0, ema_decay=0.999,
-            device=device, num_workers=0, use_tb_logger=False, download=False,
+        return build_options(
+            recipe, name="bench", dataroot_gt=env["data"],
+            meta_info=Path(env["data"]) / "meta_info.txt",
+            experiments_root=Path(env["root"]) / "exp", variant="paper", seed=0, device=device,
+            use_tb_logger=False, download=False,
             dataset_enlarge_ratio=-(-batch // int(env["n_images"])))  # at least one batch
 
 
@@ -163,16 +168,17 @@ def realesrgan_on_cpu() -> Iterator[None]:
 def make_model(opt: dict[str, Any], config: dict[str, Any]) -> Any:
     """basicsr's build_model for our model or realesrgan's, with the configuration applied."""
     import torch
+    from basicsr.models import build_model
 
-    from cxrsr_utils import train
+    from cxrsr_utils.finetune_model import vgg_weights
 
     opt = {**opt, "cxrsr": {**opt["cxrsr"]}}
     if config["engine"] == "realesrgan":
         opt["model_type"] = "RealESRGANModel"
     elif config.get("amp") == "bf16":
         opt["cxrsr"]["autocast"] = "bf16"  # the training code's own bf16 path
-    with train._vgg_weights(opt["path"]["vgg19"]):  # realesrgan's model does not set it
-        model = train.build_model(opt)
+    with vgg_weights(opt["path"]["vgg19"]):  # realesrgan's model does not set it
+        model = build_model(opt)
     nets = [model.net_g, model.net_d, model.cri_perceptual.vgg]
     if config.get("channels_last"):
         for net in nets:
@@ -313,12 +319,14 @@ def run_one(env: dict[str, str], config: dict[str, Any], settings: dict[str, Any
     shim = realesrgan_on_cpu() if (config["engine"] == "realesrgan" and device == "cpu") else (
         contextlib.nullcontext())
     with shim:
-        from cxrsr_utils import train
+        from basicsr.data import build_dataset
+
+        from cxrsr_utils import finetune_model  # noqa: F401  (registers our model with basicsr)
 
         torch.manual_seed(0)
         opt = build_opt(env, device, settings["gt_size"], settings["batch"])
         model = make_model(opt, config)
-        dataset = train.build_dataset(opt["datasets"]["train"])
+        dataset = build_dataset(opt["datasets"]["train"])
         n = settings["batch"] * (settings["warmup"] + 2 + settings["reps"])
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=settings["batch"], num_workers=0, drop_last=True,

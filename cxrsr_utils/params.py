@@ -142,7 +142,10 @@ class PreviewParams(_Strict):
 
 
 class FinetuneParams(_Strict):
-    """Notebook 03: basicsr/realesrgan fine-tuning (see cxrsr_utils.train.build_options)."""
+    """Notebook 03: basicsr/realesrgan fine-tuning; the defaults are the paper's protocol.
+
+    :func:`cxrsr_utils.finetune_options.build_options` turns these into basicsr options.
+    """
 
     variants: tuple[Literal["paper", "matched", "l1", "matched_l1"], ...] = Field(
         ("paper",), min_length=1

@@ -19,9 +19,21 @@ import numpy as np
 import pytest
 import torch
 
+from cxrsr_utils import sr_backend  # noqa: F401  (the basicsr import shim, before basicsr)
+
+# isort: split
+
+from basicsr.archs import vgg_arch
+from basicsr.models import build_model
+
 from cxrsr_utils import sources
 from cxrsr_utils import train as T
+from cxrsr_utils.finetune_logs import GAN_LOG_KEYS
+from cxrsr_utils.finetune_options import PERCEPTUAL_LAYERS
+from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.models import (
+    X4PLUS_DISCRIMINATOR,
+    X4PLUS_GENERATOR,
     load_generator_file,
     pretrained_generator_state,
     write_standin_weights,
@@ -47,7 +59,7 @@ def paper_env(tmp_path_factory: pytest.TempPathFactory, mirror: Path,
     standins = write_standin_weights(fake_mirror, seed=0)
     (fake_mirror / "data").symlink_to(mirror / "data")
     work = tmp / "work"
-    write_training_set(work / "data" / "nih" / "finetune", nih_images[:6])
+    write_training_set(StudyLayout(work).nih_finetune, nih_images[:6])
     return {"mirror": fake_mirror, "cache": tmp / "cache", "work": work, "standins": standins}
 
 
@@ -72,10 +84,10 @@ def test_the_study_refuses_the_stand_ins(paper_env, stand_in_sources) -> None:
 def test_paper_options_take_every_paper_part(paper_env, stand_in_sources) -> None:
     with sources.allow_unverified_for_tests():
         opt = _options(paper_env)
-        model = T.build_model(opt)
+        model = build_model(opt)
     t, src = opt["train"], opt["cxrsr"]["sources"]
-    assert opt["network_g"] == T.X4PLUS_GENERATOR and opt["network_d"] == T.X4PLUS_DISCRIMINATOR
-    assert t["perceptual_opt"]["layer_weights"] == T.PERCEPTUAL_LAYERS
+    assert opt["network_g"] == X4PLUS_GENERATOR and opt["network_d"] == X4PLUS_DISCRIMINATOR
+    assert t["perceptual_opt"]["layer_weights"] == PERCEPTUAL_LAYERS
     assert t["perceptual_opt"]["perceptual_weight"] == 1.0 and t["gan_opt"]["loss_weight"] == 0.1
     assert t["ema_decay"] == 0.999 and t["net_d_init_iters"] == 0
     assert (opt["l1_gt_usm"], opt["percep_gt_usm"], opt["gan_gt_usm"]) == (True, True, False)
@@ -92,7 +104,7 @@ def test_paper_options_take_every_paper_part(paper_env, stand_in_sources) -> Non
     assert len(used) == 32  # conv1_1 .. conv5_4: weight and bias each
     for k, v in used.items():  # basicsr names torchvision's features.<i> by layer
         layer, kind = k.split(".")
-        assert torch.equal(v, vgg[f"features.{T.vgg_arch.NAMES['vgg19'].index(layer)}.{kind}"]), k
+        assert torch.equal(v, vgg[f"features.{vgg_arch.NAMES['vgg19'].index(layer)}.{kind}"]), k
     pretrained, _ = pretrained_generator_state(download=False)
     assert all(torch.equal(model.net_g.state_dict()[k], v) for k, v in pretrained.items())
 
@@ -123,8 +135,8 @@ def test_paper_training_resumes_exactly_and_exports(paper_env, stand_in_sources,
     assert all(torch.equal(a[k], b[k]) for k in a)  # the interruption changed nothing
     log = T.loss_log(resumed.loss_csv)
     assert list(log["iter"]) == [1, 2, 3, 4]
-    assert (log["l_g_percep"] > 0).all() and np.isfinite(log[list(T.GAN_LOG_KEYS)]).all().all()
-    assert log[list(T.GAN_LOG_KEYS)].equals(T.loss_log(straight.loss_csv)[list(T.GAN_LOG_KEYS)])
+    assert (log["l_g_percep"] > 0).all() and np.isfinite(log[list(GAN_LOG_KEYS)]).all().all()
+    assert log[list(GAN_LOG_KEYS)].equals(T.loss_log(straight.loss_csv)[list(GAN_LOG_KEYS)])
 
     net, info = load_generator_file(resumed.generator_path)  # export: strict x4plus load
     card = json.loads(Path(resumed.model_card_path).read_text())

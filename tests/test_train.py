@@ -14,10 +14,27 @@ import pytest
 import torch
 from PIL import Image
 
-from cxrsr_utils import sources
+from cxrsr_utils import finetune_options, sources
 from cxrsr_utils import train as T
+from cxrsr_utils.finetune_logs import CSV_BASE_COLUMNS, GAN_LOG_KEYS
+from cxrsr_utils.finetune_options import (
+    build_options,
+    distributed_options,
+    iterations_for_epochs,
+    options_digest,
+    read_options,
+)
+from cxrsr_utils.finetune_records import TrainResult
+from cxrsr_utils.finetune_sources import TrainingSources
 from cxrsr_utils.io import read_radiograph, resize
-from cxrsr_utils.models import WeightsInfo, load_generator_file, pretrained_generator_state
+from cxrsr_utils.layout import StudyLayout
+from cxrsr_utils.models import (
+    X4PLUS_GENERATOR,
+    WeightsInfo,
+    load_generator_file,
+    pretrained_generator_state,
+)
+from cxrsr_utils.params import FinetuneParams, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_G = {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1,
@@ -43,16 +60,23 @@ def train_data(tmp_path_factory: pytest.TempPathFactory, nih_images: list[Path])
     return write_training_set(tmp_path_factory.mktemp("nih128"), nih_images[:4])
 
 
+TINY_RECIPE: dict[str, Any] = dict(
+    total_iter=5, batch_size=1, gt_size=64, perceptual_weight=0, generator_init="scratch",
+    discriminator_init="scratch", net_d_init_iters=1, save_checkpoint_freq=2, print_freq=1,
+    queue_size=4)
+
+
 def tiny_options(data: Path, root: Path, **overrides: Any) -> dict[str, Any]:
-    """Options with tiny networks from scratch: the mechanics, cheaply."""
+    """Options with tiny networks from scratch: the mechanics, cheaply. ``overrides`` are
+    FinetuneParams fields or build_options arguments."""
+    recipe = {**TINY_RECIPE, **{k: overrides.pop(k) for k in list(overrides)
+                                if k in FinetuneParams.model_fields}}
     kwargs: dict[str, Any] = dict(
         name="tiny", dataroot_gt=data, meta_info=data / "meta_info.txt", experiments_root=root,
-        variant="paper", total_iter=5, batch_size=1, gt_size=64, perceptual_weight=0,
-        generator_init="scratch", discriminator_init="scratch", net_d_init_iters=1,
-        generator_arch=TINY_G, discriminator_arch=TINY_D, save_checkpoint_freq=2, print_freq=1,
-        device="cpu", queue_size=4, download=False)
+        variant="paper", seed=0, device="cpu", generator_arch=TINY_G, discriminator_arch=TINY_D,
+        download=False)
     kwargs.update(overrides)
-    return T.build_options(**kwargs)
+    return build_options(FinetuneParams(**recipe), **kwargs)
 
 
 def outputs(root: Path) -> dict[str, Path]:
@@ -60,21 +84,24 @@ def outputs(root: Path) -> dict[str, Path]:
             "model_card_path": root / "out" / "model_card.json"}
 
 
-def _fake_sources(**kwargs: Any) -> T.TrainingSources:
+def _fake_sources(**kwargs: Any) -> TrainingSources:
     def info(name: str) -> WeightsInfo:
         return WeightsInfo(source=name, path=f"/weights/{name}.pth", sha256="0" * 64,
                            fp16_rounded=False)
 
-    return T.TrainingSources(info("RealESRGAN_x4plus"), info("RealESRGAN_x4plus_netD"),
-                             info("vgg19"))
+    return TrainingSources(info("RealESRGAN_x4plus"), info("RealESRGAN_x4plus_netD"),
+                           info("vgg19"))
 
 
 def test_paper_options(train_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FinetuneParams' defaults (with 8 epochs of 8100 images) are the paper's protocol."""
     # The paper setting needs netD and VGG19, which have no offline source: stand them in.
-    monkeypatch.setattr(T, "resolve_sources", _fake_sources)
-    opt = T.build_options(name="paper", dataroot_gt=train_data,
-                          meta_info=train_data / "meta_info.txt", experiments_root=tmp_path,
-                          device="cpu", dataset_enlarge_ratio=3)  # 4 images, batch 10
+    monkeypatch.setattr(finetune_options, "resolve_sources", _fake_sources)
+    opt = build_options(FinetuneParams(total_iter=iterations_for_epochs(8100, 10, 8)),
+                        name="paper", dataroot_gt=train_data,
+                        meta_info=train_data / "meta_info.txt", experiments_root=tmp_path,
+                        variant="paper", seed=0, device="cpu",
+                        dataset_enlarge_ratio=3)  # 4 images, batch 10
     assert opt["model_type"] == "CxrRealESRGANModel" and opt["scale"] == 4
     assert opt["network_g"] == {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3,
                                 "num_feat": 64, "num_block": 23, "num_grow_ch": 32, "scale": 4}
@@ -89,7 +116,7 @@ def test_paper_options(train_data: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert ds["batch_size_per_gpu"] == 10 and ds["gt_size"] == opt["gt_size"] == 256
     assert ds["type"] == "RealESRGANDataset" and ds["final_sinc_prob"] == 0.8
     t = opt["train"]
-    assert t["total_iter"] == 6480 == T.iterations_for_epochs(8100, 10, 8)
+    assert t["total_iter"] == 6480
     for optim in (t["optim_g"], t["optim_d"]):
         assert optim == {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.99]}
     assert t["pixel_opt"] == {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}
@@ -146,12 +173,14 @@ def test_paper_setting_stops_without_offline_sources(train_data: Path, tmp_path:
 @pytest.mark.slow
 def test_real_generator_two_iterations_then_finish(train_data: Path, tmp_path: Path) -> None:
     """Two CPU iterations of the real x4plus generator (pretrained) change its weights."""
-    opt = T.build_options(
-        name="x4plus", dataroot_gt=train_data, meta_info=train_data / "meta_info.txt",
-        experiments_root=tmp_path / "exp", total_iter=3, batch_size=1, gt_size=64,
-        perceptual_weight=0, discriminator_init="scratch", net_d_init_iters=0,
-        save_checkpoint_freq=2, device="cpu", download=False, use_tb_logger=False)
-    assert opt["network_g"] == T.X4PLUS_GENERATOR
+    recipe = FinetuneParams(total_iter=3, batch_size=1, gt_size=64, perceptual_weight=0,
+                            discriminator_init="scratch", net_d_init_iters=0,
+                            save_checkpoint_freq=2)
+    opt = build_options(
+        recipe, name="x4plus", dataroot_gt=train_data, meta_info=train_data / "meta_info.txt",
+        experiments_root=tmp_path / "exp", variant="paper", seed=0, device="cpu",
+        download=False, use_tb_logger=False)
+    assert opt["network_g"] == X4PLUS_GENERATOR
     notes = opt["cxrsr"]["sources"]["notes"]
     assert "scratch" in notes["discriminator"] and "perceptual weight 0" in notes["vgg19"]
     first = T.train(opt, **outputs(tmp_path), stop_after=2)
@@ -190,12 +219,12 @@ def test_resume_after_interruption_is_exact(train_data: Path, tmp_path: Path) ->
     a = torch.load(straight.generator_path, weights_only=True)["params_ema"]
     b = torch.load(resumed.generator_path, weights_only=True)["params_ema"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # same weights as the uninterrupted run
-    losses = list(T.GAN_LOG_KEYS)
+    losses = list(GAN_LOG_KEYS)
     assert T.loss_log(straight_root / "exp")[losses].equals(T.loss_log(broken_root / "exp")[losses])
     assert not list((broken_root / "exp" / "training_states").iterdir())  # pruned when done
     card = json.loads(outputs(broken_root)["model_card_path"].read_text())
     assert card["iterations"] == 5 and card["resumed_from"] == 2
-    assert card["options_sha256"] == T.options_digest(opt) == straight.options_sha256
+    assert card["options_sha256"] == options_digest(opt) == straight.options_sha256
     assert card["sources"]["notes"]["discriminator"].startswith("trained from scratch")
 
     again = T.train(opt, **outputs(broken_root))  # a finished run is recognised, not redone
@@ -215,7 +244,7 @@ def test_pixel_only_variant_bf16_and_logs(train_data: Path, tmp_path: Path) -> N
                        autocast="bf16")
     result = T.train(opt, **outputs(tmp_path))
     log = T.loss_log(result.loss_csv)
-    assert list(log.columns) == [*T.CSV_BASE_COLUMNS, "l_g_pix"]
+    assert list(log.columns) == [*CSV_BASE_COLUMNS, "l_g_pix"]
     assert np.isfinite(log["l_g_pix"]).all() and log["lr_d"].isna().all()
     assert list((tmp_path / "exp" / "tb_logger").glob("events.out.tfevents.*"))
     card = json.loads(Path(result.model_card_path).read_text())
@@ -232,10 +261,10 @@ def test_torchrun_command_and_options(train_data: Path, tmp_path: Path) -> None:
     assert cmd[-2:] == ["--params-hash", "abc"]
     assert dist_opt["launcher"] == "pytorch" and dist_opt["dist_params"]["backend"] == "gloo"
     assert dist_opt["datasets"]["train"]["batch_size_per_gpu"] == 1
-    assert T.read_options(tmp_path / "opt.yml") == dist_opt
-    assert T.options_digest(dist_opt) == T.options_digest(opt)  # same recipe, other layout
+    assert read_options(tmp_path / "opt.yml") == dist_opt
+    assert options_digest(dist_opt) == options_digest(opt)  # same recipe, other layout
     with pytest.raises(ValueError, match="does not split"):
-        T.distributed_options(opt, nproc=3)
+        distributed_options(opt, nproc=3)
     with pytest.raises(RuntimeError, match="torchrun_command"):
         T.train(dist_opt, **outputs(tmp_path))  # not started by torchrun
 
@@ -254,16 +283,15 @@ def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
 
 
 def _meta_info(work: Path, n: int) -> None:
-    root = work / "data" / "nih" / "finetune"
-    root.mkdir(parents=True)
-    (root / "meta_info.txt").write_text("".join(f"originals/{i:05d}.png\n" for i in range(n)))
+    """Notebook 01's meta_info in the run ``work``, listing ``n`` images."""
+    meta = StudyLayout(work).meta_info
+    meta.parent.mkdir(parents=True)
+    meta.write_text("".join(f"originals/{i:05d}.png\n" for i in range(n)))
 
 
 def test_paper_profile_gives_the_paper_options(tmp_path: Path, monkeypatch) -> None:
-    from cxrsr_utils.params import load_params
-
     _meta_info(tmp_path, 8100)  # the paper's 3600 + 3600 + 900 images
-    monkeypatch.setattr(T, "resolve_sources", _fake_sources)
+    monkeypatch.setattr(finetune_options, "resolve_sources", _fake_sources)
     params = load_params("paper", {"device": "cpu"})
     opt = T.profile_options(params, tmp_path, "paper")
     t = opt["train"]
@@ -276,7 +304,6 @@ def test_paper_profile_gives_the_paper_options(tmp_path: Path, monkeypatch) -> N
 
 
 def test_paper_profile_stops_offline_without_netd(tmp_path: Path, monkeypatch) -> None:
-    from cxrsr_utils.params import load_params
     from cxrsr_utils.sources import SourceError
 
     monkeypatch.setenv("CXRSR_CACHE", str(tmp_path / "empty-cache"))
@@ -287,8 +314,6 @@ def test_paper_profile_stops_offline_without_netd(tmp_path: Path, monkeypatch) -
 
 
 def test_quick_profile_replaces_the_offline_sources(tmp_path: Path) -> None:
-    from cxrsr_utils.params import load_params
-
     _meta_info(tmp_path, 20)
     opt = T.profile_options(load_params("quick"), tmp_path, "paper")
     assert opt["path"].get("pretrain_network_d") is None
@@ -299,8 +324,8 @@ def test_quick_profile_replaces_the_offline_sources(tmp_path: Path) -> None:
 
 
 def test_sources_table_names_each_source_or_its_replacement() -> None:
-    def result(sources: dict[str, Any]) -> T.TrainResult:
-        return T.TrainResult(
+    def result(sources: dict[str, Any]) -> TrainResult:
+        return TrainResult(
             completed=True, iterations=40, total_iter=40, resumed_from=None, generator_path=None,
             model_card_path=None, loss_csv="", experiments_root="", options_sha256="",
             sources=sources, seconds=1.0, seconds_per_iter=0.1, peak_rss_mb=1.0)
@@ -316,3 +341,39 @@ def test_sources_table_names_each_source_or_its_replacement() -> None:
     assert table.iloc[0].tolist() == ["paper", 40, "RealESRGAN_x4plus_ncnn",
                                       "trained from scratch", "vgg19"]
     assert table.iloc[1].tolist() == ["l1", 40, "scratch", "none", "none"]
+
+
+def _recording_sources(**kwargs: Any) -> TrainingSources:
+    """Stand-in sources for what resolve_sources is asked; its notes record the arguments."""
+    def info(name: str) -> WeightsInfo:
+        return WeightsInfo(source=name, path=f"/weights/{name}.pth", sha256="0" * 64,
+                           fp16_rounded=False)
+
+    gan = kwargs["gan"]
+    return TrainingSources(
+        info("RealESRGAN_x4plus") if kwargs.get("generator_init") == "pretrained" else None,
+        info("RealESRGAN_x4plus_netD")
+        if gan and kwargs.get("discriminator_init") == "pretrained" else None,
+        info("vgg19") if kwargs.get("perceptual_weight", 1.0) > 0 else None,
+        {"arguments": json.dumps(kwargs, sort_keys=True)})
+
+
+@pytest.mark.parametrize("profile, n_images", [("quick", 20), ("paper", 8100)])
+def test_profiles_give_the_options_they_gave_before_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str, n_images: int
+) -> None:
+    """Every variant's options and digest equal those recorded from the code before train.py
+    was split (tests/data/finetune_options_before_split.json): the quick results depend on
+    them, and fine-tune folders are identified by the digest."""
+    recorded = json.loads((ROOT / "tests" / "data" / "finetune_options_before_split.json")
+                          .read_text())["runs"]
+    monkeypatch.setattr(finetune_options, "resolve_sources", _recording_sources)
+    params = load_params(profile, {"device": "cpu"})
+    for variant in ("paper", "matched", "l1", "matched_l1"):
+        work = tmp_path / variant
+        _meta_info(work, n_images)
+        opt = T.profile_options(params, work, variant)
+        text = json.dumps(opt, sort_keys=True).replace(str(work.resolve()), "<work>")
+        before = recorded[f"{profile}/{variant}"]
+        assert json.loads(text) == before["options"], variant
+        assert options_digest(opt) == before["digest"], variant

@@ -1,0 +1,241 @@
+"""The training model: realesrgan's RealESRGANModel, device-agnostic, with the study's variants.
+
+What breaks off-GPU in realesrgan/basicsr's model, and where it is solved (once each, no edits
+to site-packages):
+
+- ``RealESRGANModel.__init__`` builds DiffJPEG and USMSharp with ``.cuda()``;
+  ``_dequeue_and_enqueue`` makes its pair pool with ``.cuda()``:
+  :class:`CxrRealESRGANModel` builds them on the model's device.
+- On CPU, DiffJPEG returns a non-contiguous tensor that ``filter2D`` cannot ``.view()``:
+  :func:`cxrsr_utils.degrade.degrade_batch`, the model's degradation, makes it contiguous.
+- ``BaseModel.save_network`` writes straight to the final path and, after three failed
+  tries, logs "Just ignore it" and returns: ``CxrRealESRGANModel.save_network`` writes
+  every checkpoint file through :mod:`cxrsr_utils.checkpoints` (temporary file, loaded back,
+  renamed; an error raises).
+- DDP on CPU: basicsr passes ``device_ids=[torch.cuda.current_device()]``:
+  ``CxrRealESRGANModel.model_to_device``.
+
+Importing this module registers the model with basicsr under
+:data:`cxrsr_utils.finetune_options.MODEL_TYPE`, the ``model_type`` of the options.
+"""
+
+from __future__ import annotations
+
+from cxrsr_utils import sr_backend  # noqa: F401  (the basicsr import shim, before basicsr)
+
+# isort: split
+
+import contextlib
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from basicsr.archs import vgg_arch
+from basicsr.data.transforms import paired_random_crop
+from basicsr.models.sr_model import SRModel
+from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch.nn.parallel import DistributedDataParallel
+
+from cxrsr_utils import checkpoints, degrade, sources
+from cxrsr_utils.finetune_options import MODEL_TYPE
+from cxrsr_utils.repro import rng_state
+from cxrsr_utils.sr_backend import DiffJPEG, RealESRGANModel, USMSharp
+
+
+@contextlib.contextmanager
+def vgg_weights(path: str | None) -> Iterator[None]:
+    """Point basicsr's VGGFeatureExtractor at our resolved VGG19 file while losses are built.
+
+    basicsr reads the module constant VGG_PRETRAIN_PATH (relative to the working folder)
+    and otherwise downloads; this is its one configuration point.
+    """
+    old = vgg_arch.VGG_PRETRAIN_PATH
+    if path:
+        vgg_arch.VGG_PRETRAIN_PATH = path
+    try:
+        with warnings.catch_warnings():
+            # basicsr builds VGG with torchvision's deprecated ``pretrained=`` argument.
+            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+            yield
+    finally:
+        vgg_arch.VGG_PRETRAIN_PATH = old
+
+
+class CxrRealESRGANModel(RealESRGANModel):
+    """realesrgan's RealESRGANModel, device-agnostic, with our degradation and variants.
+
+    - builds DiffJPEG/USMSharp and the training-pair pool on ``self.device`` (CPU or GPU);
+    - ``feed_data`` degrades with :func:`cxrsr_utils.degrade.degrade_batch` (realesrgan's
+      two-stage pipeline, or bicubic x4 for the matched variants), then crops, pools and
+      re-sharpens exactly as realesrgan;
+    - ``cxrsr.loss == "l1"`` trains the generator with the pixel loss only (no discriminator);
+    - optional bf16 autocast around the optimisation step;
+    - DDP on CPU (gloo), atomic training states that also carry the RNG states.
+    """
+
+    def __init__(self, opt: dict[str, Any]) -> None:
+        # RealESRGANModel.__init__ only adds .cuda() copies of these two modules and the pool
+        # size, so run the class above it and make the same members on our device.
+        SRGANModel.__init__(self, opt)
+        self.jpeger = DiffJPEG(differentiable=False).to(self.device)
+        self.usm_sharpener = USMSharp().to(self.device)
+        self.queue_size = opt.get("queue_size", 180)
+
+    @property
+    def uses_gan(self) -> bool:
+        return self.opt["cxrsr"]["loss"] == "gan"
+
+    def init_training_settings(self) -> None:
+        if self.opt["train"].get("perceptual_opt") and not self.opt["path"].get("vgg19"):
+            raise sources.SourceError(
+                "The perceptual loss needs VGG19 weights but options path.vgg19 is empty; build "
+                "the options with build_options() (it resolves them) or set perceptual_weight=0."
+            )
+        with vgg_weights(self.opt["path"].get("vgg19")):
+            if self.uses_gan:
+                super().init_training_settings()
+            else:
+                SRModel.init_training_settings(self)
+
+    def setup_optimizers(self) -> None:
+        if self.uses_gan:
+            super().setup_optimizers()
+        else:
+            SRModel.setup_optimizers(self)  # SRGANModel's would also want an optim_d
+
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        if self.opt["dist"] and self.device.type == "cpu":
+            # basicsr passes device_ids=[torch.cuda.current_device()], which CPU DDP rejects.
+            return DistributedDataParallel(
+                net.to(self.device),
+                find_unused_parameters=self.opt.get("find_unused_parameters", False),
+            )
+        return super().model_to_device(net)
+
+    @torch.no_grad()
+    def _dequeue_and_enqueue(self) -> None:
+        if not hasattr(self, "queue_lr"):
+            # realesrgan makes the pool with .cuda(); make it here on our device first.
+            b, c, h, w = self.lq.size()
+            if self.queue_size % b:
+                raise ValueError(f"queue_size {self.queue_size} is not divisible by the batch {b}.")
+            self.queue_lr = torch.zeros(self.queue_size, c, h, w, device=self.device)
+            _, c, h, w = self.gt.size()
+            self.queue_gt = torch.zeros(self.queue_size, c, h, w, device=self.device)
+            self.queue_ptr = 0
+        super()._dequeue_and_enqueue()
+
+    @torch.no_grad()
+    def feed_data(self, data: dict[str, Any]) -> None:
+        if not self.is_train:
+            super().feed_data(data)
+            return
+        self.gt = data["gt"].to(self.device)
+        result = degrade.degrade_batch(
+            self.gt,
+            kernel1=data["kernel1"].to(self.device),
+            kernel2=data["kernel2"].to(self.device),
+            sinc_kernel=data["sinc_kernel"].to(self.device),
+            options=self.opt,
+            jpeger=self.jpeger,
+            usm_sharpener=self.usm_sharpener,
+            mode=self.opt["cxrsr"]["degradation"],
+            scale=self.opt["scale"],
+        )
+        # realesrgan crops [gt, gt_usm] here, but re-sharpens the crop after the pool anyway.
+        self.gt, self.lq = paired_random_crop(
+            [self.gt], result.lr, self.opt["gt_size"], self.opt["scale"]
+        )
+        self._dequeue_and_enqueue()
+        self.gt_usm = self.usm_sharpener(self.gt)
+        self.lq = self.lq.contiguous()
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        bf16 = self.opt["cxrsr"].get("autocast") == "bf16"
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            if self.uses_gan:
+                super().optimize_parameters(current_iter)
+            else:
+                self._optimize_pixel_only()
+
+    def _optimize_pixel_only(self) -> None:
+        """SRModel's step, but against gt_usm when l1_gt_usm (realesrnet's convention)."""
+        target = self.gt_usm if self.opt["l1_gt_usm"] else self.gt
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        l_g_pix = self.cri_pix(self.output, target)
+        l_g_pix.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(OrderedDict(l_g_pix=l_g_pix))
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        if self.uses_gan:
+            super().save(epoch, current_iter)
+        else:
+            SRModel.save(self, epoch, current_iter)
+
+    @master_only
+    def save_network(
+        self, net: Any, net_label: str, current_iter: int, param_key: str | list[str] = "params"
+    ) -> None:
+        # basicsr writes straight to the final path and, after three failed tries, logs "Just
+        # ignore it" and returns: a full disk left a torn net_g_N.pth behind a normal return.
+        # Write through a temporary file that must load back, and raise on failure.
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        checkpoints.save(
+            checkpoints.network_dict(nets, keys),
+            checkpoints.network_file(self.opt, net_label, current_iter),
+        )
+
+    @master_only
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        # basicsr's state, written atomically (a crash never leaves a truncated newest state),
+        # plus what makes a resumed run continue exactly: the RNG states, the position in the
+        # epoch (``loop_state``, set by the training loop) and realesrgan's training-pair pool.
+        if current_iter == -1:
+            return
+        state = {
+            "epoch": epoch,
+            "iter": current_iter,
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "rng": rng_state(),
+            "loop": dict(getattr(self, "loop_state", {})),
+            "pool": self._pool_state(),
+        }
+        checkpoints.save(state, Path(self.opt["path"]["training_states"]) / f"{current_iter}.state")
+
+    def _pool_state(self) -> dict[str, Any] | None:
+        """The pair pool as uint8: its LR are 8-bit quantized and its HR come from 8-bit
+        files, so the bytes hold it exactly at a quarter of the float size."""
+        if not hasattr(self, "queue_lr"):
+            return None
+        return {
+            "lr": _to_bytes(self.queue_lr),
+            "gt": _to_bytes(self.queue_gt),
+            "ptr": int(self.queue_ptr),
+        }
+
+    def restore_pool(self, pool: Mapping[str, Any] | None) -> None:
+        """Put back a pool saved by :meth:`save_training_state`."""
+        if pool is None:
+            return
+        self.queue_lr = pool["lr"].to(self.device, torch.float32) / 255.0
+        self.queue_gt = pool["gt"].to(self.device, torch.float32) / 255.0
+        self.queue_ptr = int(pool["ptr"])
+
+
+def _to_bytes(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp((x * 255.0).round(), 0, 255).to(torch.uint8).cpu()
+
+
+if MODEL_TYPE not in MODEL_REGISTRY:
+    MODEL_REGISTRY.register(CxrRealESRGANModel)
