@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from cxrsr_utils import provenance, reference
+from cxrsr_utils.cli import EXIT_FAILED, EXIT_USAGE
 from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params, parse_set
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -164,7 +165,8 @@ def refresh_expected_outputs(profile: str = "quick", folder: Path = NOTEBOOKS) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit status."""
+    """Command line entry point; returns the exit status: 0 done, 1 the study failed, 2 a
+    parameter error (unknown profile or key, bad value)."""
     ap = argparse.ArgumentParser(prog="cxrsr-study", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick", help="params/<profile>.yaml or a YAML path")
     ap.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01 04)")
@@ -199,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
             refresh_expected_outputs(args.profile)
         if args.publish:
             publish(args.profile, overrides)
-    except (StudyError, ParamsError, FileNotFoundError) as exc:
+    except ParamsError as exc:  # an unknown key, a bad value, an unknown profile: usage
+        print(f"[cxrsr] parameter error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StudyError, FileNotFoundError) as exc:
         print(f"[cxrsr] {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     return 0
 
 

@@ -269,7 +269,22 @@ def test_study_passes_its_options_to_the_runner(monkeypatch):
         "wall_seconds": {"total": 0}})
     assert cli.main(["study", "--profile", "quick", "--set", "seed=3", "--only", "01"]) == 0
     assert seen[0][:3] == ("quick", {"seed": 3}, ["01"])
-    assert cli.main(["study", "--set", "seed=1", "seed=2"]) == 1
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--set", "seed=1", "seed=2"], "seed is given twice"),
+    (["--set", "nih.no_such_key=1"], "unknown key 'nih.no_such_key'"),
+    (["--set", "nih.n_crops=many"], "nih.n_crops"),
+    (["--profile", "no_such_profile"], "No profile 'no_such_profile'"),
+])
+def test_study_parameter_errors_exit_2_with_the_reason(monkeypatch, capsys, argv, says):
+    from cxrsr_utils import runner
+
+    monkeypatch.setattr(runner, "run_study", lambda profile, overrides, *a, **k: (
+        runner.load_params(profile, overrides)))  # the real params check, no notebook run
+    assert cli.main(["study", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "parameter error" in err and says in err
 
 
 def test_help_shows_a_real_example(capsys):
