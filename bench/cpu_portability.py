@@ -43,8 +43,12 @@ def run_study(out_root: Path, limit_isa: bool, profile: str) -> float:
     if limit_isa:
         env |= cpu.AVX2_ONLY_ENV
     t0 = time.time()
-    subprocess.run([sys.executable, "-m", "cxrsr_utils.runner", "--profile", profile],
-                   cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "cxrsr_utils.runner", "--profile", profile],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     return time.time() - t0
 
 
@@ -71,37 +75,62 @@ def numeric_differences(a: Path, b: Path, profile: str) -> pd.DataFrame:
             continue
         da, db = pd.read_csv(fa), pd.read_csv(fb)
         if da.shape != db.shape:
-            rows.append({"table": fa.stem, "column": "(shape)", "max_abs_diff": np.nan,
-                         "note": f"{da.shape} vs {db.shape}"})
+            rows.append(
+                {
+                    "table": fa.stem,
+                    "column": "(shape)",
+                    "max_abs_diff": np.nan,
+                    "note": f"{da.shape} vs {db.shape}",
+                }
+            )
             continue
         metric_col = (reference.check_for(fa.stem) or reference.TableCheck()).metric_column
         for col in (c for c in da.columns if c not in TIMING_COLUMNS):
+
             def numeric(c: pd.Series) -> bool:
                 return pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c)
 
             if not (numeric(da[col]) and numeric(db[col])):
                 same = (reference.labels(da[col]) == reference.labels(db[col])).all()
                 if not same:
-                    rows.append({"table": fa.stem, "column": col, "max_abs_diff": np.nan,
-                                 "note": "labels differ"})
+                    rows.append(
+                        {
+                            "table": fa.stem,
+                            "column": col,
+                            "max_abs_diff": np.nan,
+                            "note": "labels differ",
+                        }
+                    )
                 continue
             diff = (da[col] - db[col]).abs()
             groups = da[metric_col] if metric_col and col != metric_col else None
             if groups is None:
-                rows.append({"table": fa.stem, "column": col,
-                             "max_abs_diff": float(diff.max()), "note": ""})
+                rows.append(
+                    {"table": fa.stem, "column": col, "max_abs_diff": float(diff.max()), "note": ""}
+                )
             else:
                 for metric, part in diff.groupby(groups):
-                    rows.append({"table": fa.stem, "column": f"{col} [{metric}]",
-                                 "max_abs_diff": float(part.max()), "note": ""})
+                    rows.append(
+                        {
+                            "table": fa.stem,
+                            "column": f"{col} [{metric}]",
+                            "max_abs_diff": float(part.max()),
+                            "note": "",
+                        }
+                    )
     return pd.DataFrame(rows, columns=["table", "column", "max_abs_diff", "note"])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
-    ap.add_argument("--reuse", nargs=3, type=Path, metavar=("NATIVE", "REPEAT", "AVX2"),
-                    help="output roots of earlier runs instead of running the study")
+    ap.add_argument(
+        "--reuse",
+        nargs=3,
+        type=Path,
+        metavar=("NATIVE", "REPEAT", "AVX2"),
+        help="output roots of earlier runs instead of running the study",
+    )
     args = ap.parse_args(argv)
     walls: dict[str, float | None] = {}
     if args.reuse:
@@ -118,10 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     changed = isa[(isa.max_abs_diff > 0) | (isa.note != "")].copy()
     changed["max_abs_diff"] = changed.max_abs_diff.map(lambda v: float(f"{v:.3g}"))
     n_repeat = int(((repeat.max_abs_diff > 0) | (repeat.note != "")).sum())
-    meta = {"cpu": cpu.describe(), "cpu_label": cpu.isa_label(), "profile": args.profile,
-            "avx2_env": cpu.AVX2_ONLY_ENV, "wall_seconds": walls,
-            "repeat_columns_differing": n_repeat,
-            "avx2_differences": changed.to_dict(orient="records")}
+    meta = {
+        "cpu": cpu.describe(),
+        "cpu_label": cpu.isa_label(),
+        "profile": args.profile,
+        "avx2_env": cpu.AVX2_ONLY_ENV,
+        "wall_seconds": walls,
+        "repeat_columns_differing": n_repeat,
+        "avx2_differences": changed.to_dict(orient="records"),
+    }
     out = ROOT / "reports" / "bench"
     write_text(out / "cpu_portability.json", json.dumps(meta, indent=2, default=str) + "\n")
     write_text(out / "cpu_portability.md", render(meta, changed, n_repeat))
@@ -137,7 +171,8 @@ def render(meta: dict, changed: pd.DataFrame, n_repeat: int) -> str:
         "# Results across CPU instruction sets\n\n"
         f"Quick profile run three times on {meta['cpu_label']}: twice as the machine runs it, "
         f"once limited to AVX2 kernels (`{env}`)."
-        + (f" Wall times: {walls}." if walls else "") + "\n\n"
+        + (f" Wall times: {walls}." if walls else "")
+        + "\n\n"
         f"- **Rerun on the same machine**: {n_repeat} columns differ "
         "(0: every table is identical to the last digit; the loss logs' seconds per "
         "iteration are left out of both comparisons).\n"

@@ -63,8 +63,13 @@ def _child(config: dict, lr8: np.ndarray, queue: mp.Queue) -> None:
             path = Path(tmp) / "x4plus.pth"
             torch.save({"params_ema": net.state_dict()}, path)
             upsampler = RealESRGANer(
-                scale=SCALE, model_path=str(path), model=models.build_generator(),
-                tile=config["tile"], tile_pad=config["tile_pad"], pre_pad=10, half=False,
+                scale=SCALE,
+                model_path=str(path),
+                model=models.build_generator(),
+                tile=config["tile"],
+                tile_pad=config["tile_pad"],
+                pre_pad=10,
+                half=False,
                 device=torch.device("cpu"),
             )
         t0 = time.perf_counter()
@@ -72,8 +77,13 @@ def _child(config: dict, lr8: np.ndarray, queue: mp.Queue) -> None:
         seconds = time.perf_counter() - t0
     else:
         options = InferOptions(
-            tile=config["tile"], tile_pad=config["tile_pad"], pre_pad=10, batch_size=1,
-            precision=config["precision"], gray=config["gray"], progress=False,
+            tile=config["tile"],
+            tile_pad=config["tile_pad"],
+            pre_pad=10,
+            batch_size=1,
+            precision=config["precision"],
+            gray=config["gray"],
+            progress=False,
         )
         t0 = time.perf_counter()
         out = upscale_radiograph(Radiograph(lr8, 255, Path("bench.png")), net, options).pixels
@@ -112,8 +122,14 @@ def main() -> None:
         inputs[name] = (io.to_pixels(lr, 255), io.to_pixels(hr, 255))
 
     # (label, configuration, label of the run it is compared with)
-    ours = {"engine": "cxrsr", "precision": "fp32", "gray": "mean", "tile": 0, "tile_pad": 0,
-            "input": "small"}
+    ours = {
+        "engine": "cxrsr",
+        "precision": "fp32",
+        "gray": "mean",
+        "tile": 0,
+        "tile_pad": 0,
+        "input": "small",
+    }
     luma = {**ours, "gray": "luma"}
     large = {**ours, "input": "large"}
     theirs = {"engine": "RealESRGANer", "input": "small"}
@@ -121,26 +137,42 @@ def main() -> None:
     configs = [
         ("untiled fp32", ours, "untiled fp32"),
         ("untiled bf16", {**ours, "precision": "bf16"}, "untiled fp32"),
-        *[(f"tile {TILE} pad {p} fp32", {**ours, "tile": TILE, "tile_pad": p}, "untiled fp32")
-          for p in PADS],
+        *[
+            (f"tile {TILE} pad {p} fp32", {**ours, "tile": TILE, "tile_pad": p}, "untiled fp32")
+            for p in PADS
+        ],
         ("untiled fp32, gray=luma", luma, "untiled fp32, gray=luma"),
         ("RealESRGANer untiled", {**theirs, "tile": 0, "tile_pad": 0}, "untiled fp32, gray=luma"),
-        (f"tile {TILE} pad 10 fp32, gray=luma", {**luma, "tile": TILE, "tile_pad": 10},
-         "untiled fp32, gray=luma"),
-        (f"RealESRGANer tile {TILE} pad 10", {**theirs, "tile": TILE, "tile_pad": 10},
-         "untiled fp32, gray=luma"),
+        (
+            f"tile {TILE} pad 10 fp32, gray=luma",
+            {**luma, "tile": TILE, "tile_pad": 10},
+            "untiled fp32, gray=luma",
+        ),
+        (
+            f"RealESRGANer tile {TILE} pad 10",
+            {**theirs, "tile": TILE, "tile_pad": 10},
+            "untiled fp32, gray=luma",
+        ),
         (f"{big} untiled fp32", large, f"{big} untiled fp32"),
-        (f"{big} tile {TILE_LARGE} pad {PAD_LARGE} fp32",
-         {**large, "tile": TILE_LARGE, "tile_pad": PAD_LARGE}, f"{big} untiled fp32"),
-        (f"{big} tile {TILE_LARGE} pad {PAD_LARGE} bf16",
-         {**large, "tile": TILE_LARGE, "tile_pad": PAD_LARGE, "precision": "bf16"},
-         f"{big} untiled fp32"),
+        (
+            f"{big} tile {TILE_LARGE} pad {PAD_LARGE} fp32",
+            {**large, "tile": TILE_LARGE, "tile_pad": PAD_LARGE},
+            f"{big} untiled fp32",
+        ),
+        (
+            f"{big} tile {TILE_LARGE} pad {PAD_LARGE} bf16",
+            {**large, "tile": TILE_LARGE, "tile_pad": PAD_LARGE, "precision": "bf16"},
+            f"{big} untiled fp32",
+        ),
     ]
     from cxrsr_utils import cpu
 
     # Emulated bf16 is ~160x slower than fp32: such a configuration would run for hours.
-    skipped = [label for label, config, _ in configs
-               if config.get("precision") == "bf16" and not cpu.native_bf16()]
+    skipped = [
+        label
+        for label, config, _ in configs
+        if config.get("precision") == "bf16" and not cpu.native_bf16()
+    ]
     configs = [c for c in configs if c[0] not in skipped]
     results = {}
     for label, config, _ in configs:
@@ -152,27 +184,38 @@ def main() -> None:
         seconds, peak, over, out = results[label]
         ref = results[reference][3]
         diff = np.abs(out.astype(np.int32) - ref.astype(np.int32))
-        rows.append({
-            "configuration": label,
-            "seconds": round(seconds, 2),
-            "peak RSS (MB)": round(peak),
-            "peak over model (MB)": round(over),
-            "compared with": reference,
-            "max |diff| (grey levels)": int(diff.max()),
-            "pixels differing": f"{100 * float((diff > 0).mean()):.2f}%",
-            "PSNR vs that (dB)": round(metrics.psnr(out, ref, data_range=255), 1),
-            "PSNR vs HR (dB)": round(
-                metrics.psnr(out, inputs[config["input"]][1], data_range=255), 2),
-        })
+        rows.append(
+            {
+                "configuration": label,
+                "seconds": round(seconds, 2),
+                "peak RSS (MB)": round(peak),
+                "peak over model (MB)": round(over),
+                "compared with": reference,
+                "max |diff| (grey levels)": int(diff.max()),
+                "pixels differing": f"{100 * float((diff > 0).mean()):.2f}%",
+                "PSNR vs that (dB)": round(metrics.psnr(out, ref, data_range=255), 1),
+                "PSNR vs HR (dB)": round(
+                    metrics.psnr(out, inputs[config["input"]][1], data_range=255), 2
+                ),
+            }
+        )
     table = pd.DataFrame(rows)
     meta = {
-        "image": files[0].name, "hr": HR, "lr": HR // SCALE, "scale": SCALE,
+        "image": files[0].name,
+        "hr": HR,
+        "lr": HR // SCALE,
+        "scale": SCALE,
         "machine": f"{cpu.isa_label()}, {os.cpu_count()} CPUs",
-        "cpu": cpu.describe(), "torch_threads": os.cpu_count(), "skipped": skipped,
+        "cpu": cpu.describe(),
+        "torch_threads": os.cpu_count(),
+        "skipped": skipped,
     }
-    note = (f"\n\nNot run on this CPU (bf16 is emulated here, about "
-            f"{cpu.EMULATED_BF16_SLOWDOWN}x slower than fp32): {', '.join(skipped)}."
-            if skipped else "")
+    note = (
+        f"\n\nNot run on this CPU (bf16 is emulated here, about "
+        f"{cpu.EMULATED_BF16_SLOWDOWN}x slower than fp32): {', '.join(skipped)}."
+        if skipped
+        else ""
+    )
     out_dir = ROOT / "reports" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     io.write_text(out_dir / "inference.json", json.dumps({"rows": rows, **meta}, indent=2))
@@ -183,7 +226,9 @@ def main() -> None:
         f"{HR}x{HR}, LR bicubic x{SCALE} ({HR // SCALE}x{HR // SCALE}), 8-bit (rows 'LR "
         f"{HR_LARGE // SCALE}': HR {HR_LARGE}x{HR_LARGE}, the image's full size); "
         f"{meta['machine']}; each configuration in a fresh process; batch 1, pre_pad 10. "
-        "Differences are in 8-bit grey levels of the output." + note + "\n\n"
+        "Differences are in 8-bit grey levels of the output."
+        + note
+        + "\n\n"
         + markdown_table(table),
     )
     print(markdown_table(table))

@@ -60,18 +60,24 @@ CPU_CONFIGS = [
 # basicsr's train.py sets cudnn.benchmark; our train() does not (yet): both are timed.
 _FAST = {"engine": "cxrsr", "amp": "bf16", "channels_last": True, "cudnn_benchmark": True}
 GPU_CONFIGS = [  # the most telling first: a run cut short keeps them
-    ("realesrgan step, fp32, cudnn.benchmark (as basicsr's train.py)",
-     {"engine": "realesrgan", "cudnn_benchmark": True}),
+    (
+        "realesrgan step, fp32, cudnn.benchmark (as basicsr's train.py)",
+        {"engine": "realesrgan", "cudnn_benchmark": True},
+    ),
     ("ours, fp32", {"engine": "cxrsr"}),
     ("ours, bf16 autocast", {"engine": "cxrsr", "amp": "bf16"}),
     ("ours, bf16, channels_last, cudnn.benchmark", _FAST),
     ("ours, bf16, channels_last, cudnn.benchmark, torch.compile", {**_FAST, "compile": True}),
     ("ours, fp32, cudnn.benchmark", {"engine": "cxrsr", "cudnn_benchmark": True}),
     ("ours, fp16 autocast (no loss scaling)", {"engine": "cxrsr", "amp": "fp16"}),
-    ("ours, bf16, channels_last, cudnn.benchmark, torch.compile reduce-overhead (CUDA graphs)",
-     {**_FAST, "compile": True, "compile_mode": "reduce-overhead"}),
-    ("ours, fp32, channels_last, cudnn.benchmark, torch.compile",
-     {"engine": "cxrsr", "channels_last": True, "cudnn_benchmark": True, "compile": True}),
+    (
+        "ours, bf16, channels_last, cudnn.benchmark, torch.compile reduce-overhead (CUDA graphs)",
+        {**_FAST, "compile": True, "compile_mode": "reduce-overhead"},
+    ),
+    (
+        "ours, fp32, channels_last, cudnn.benchmark, torch.compile",
+        {"engine": "cxrsr", "channels_last": True, "cudnn_benchmark": True, "compile": True},
+    ),
 ]
 LOADER_WORKERS = 4  # paper.yaml's finetune.num_workers: data loading runs beside the step
 
@@ -86,19 +92,26 @@ def cpu_info() -> dict[str, Any]:
     from cxrsr_utils import cpu
 
     flags = cpu.isa_flags()
-    return {"cpu": cpu.cpu_model(), "cpus": os.cpu_count(), "native_bf16": cpu.native_bf16(),
-            "bf16_flags": [f for f in ("avx512_bf16", "amx_bf16") if flags.get(f)],
-            "load_average_at_start": os.getloadavg()[0]}
+    return {
+        "cpu": cpu.cpu_model(),
+        "cpus": os.cpu_count(),
+        "native_bf16": cpu.native_bf16(),
+        "bf16_flags": [f for f in ("avx512_bf16", "amx_bf16") if flags.get(f)],
+        "load_average_at_start": os.getloadavg()[0],
+    }
 
 
 def gpu_info() -> dict[str, Any]:
     import torch
 
     props = torch.cuda.get_device_properties(0)
-    return {"gpu": torch.cuda.get_device_name(0), "gpu_memory_gib": round(
-        props.total_memory / 2**30, 1), "cuda": torch.version.cuda,
+    return {
+        "gpu": torch.cuda.get_device_name(0),
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "cuda": torch.version.cuda,
         "cudnn_tf32": torch.backends.cudnn.allow_tf32,
-        "matmul_tf32": torch.backends.cuda.matmul.allow_tf32}
+        "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,8 +135,13 @@ def prepare(folder: Path, images: list[Path], n_images: int) -> dict[str, str]:
         shutil.copy2(path, data / path.name)
     (data / "meta_info.txt").write_text("".join(f"{p.name}\n" for p in chosen))
     write_standin_weights(folder / "mirror")
-    return {"data": str(data), "mirror": str(folder / "mirror"), "cache": str(folder / "cache"),
-            "root": str(folder), "n_images": str(n_images)}
+    return {
+        "data": str(data),
+        "mirror": str(folder / "mirror"),
+        "cache": str(folder / "cache"),
+        "root": str(folder),
+        "n_images": str(n_images),
+    }
 
 
 def build_opt(env: dict[str, str], device: str, gt_size: int, batch: int) -> dict[str, Any]:
@@ -133,15 +151,28 @@ def build_opt(env: dict[str, str], device: str, gt_size: int, batch: int) -> dic
     from cxrsr_utils.params import FinetuneParams
 
     # The paper's recipe (FinetuneParams' defaults) at this size, generator from scratch.
-    recipe = FinetuneParams(total_iter=PAPER_ITERS, batch_size=batch, gt_size=gt_size,
-                            queue_size=batch * 4, generator_init="scratch", num_workers=0)
+    recipe = FinetuneParams(
+        total_iter=PAPER_ITERS,
+        batch_size=batch,
+        gt_size=gt_size,
+        queue_size=batch * 4,
+        generator_init="scratch",
+        num_workers=0,
+    )
     with sources.allow_unverified_for_tests():
         return build_options(
-            recipe, name="bench", dataroot_gt=env["data"],
+            recipe,
+            name="bench",
+            dataroot_gt=env["data"],
             meta_info=Path(env["data"]) / "meta_info.txt",
-            experiments_root=Path(env["root"]) / "exp", variant="paper", seed=0, device=device,
-            use_tb_logger=False, download=False,
-            dataset_enlarge_ratio=-(-batch // int(env["n_images"])))  # at least one batch
+            experiments_root=Path(env["root"]) / "exp",
+            variant="paper",
+            seed=0,
+            device=device,
+            use_tb_logger=False,
+            download=False,
+            dataset_enlarge_ratio=-(-batch // int(env["n_images"])),
+        )  # at least one batch
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,8 +255,9 @@ def _feed(model: Any, batch: dict[str, Any], config: dict[str, Any]) -> None:
             setattr(model, name, getattr(model, name).contiguous(memory_format=torch.channels_last))
 
 
-def timed_iterations(model: Any, loader: Any, config: dict[str, Any], device: str,
-                     warmup: int, reps: int) -> dict[str, Any]:
+def timed_iterations(
+    model: Any, loader: Any, config: dict[str, Any], device: str, warmup: int, reps: int
+) -> dict[str, Any]:
     """Warm-up iterations, then ``reps`` timed ones; medians of each phase, in seconds."""
     batches = iter(loader)
     times: dict[str, list[float]] = {"data_s": [], "degrade_s": [], "step_s": []}
@@ -283,9 +315,13 @@ def components(model: Any, config: dict[str, Any], device: str, reps: int) -> di
         for p in [*g.parameters(), *d.parameters()]:
             p.grad = torch.full_like(p, 1e-3)
 
-    parts = {"generator fwd+bwd": gen, "VGG19 perceptual fwd+bwd": vgg,
-             "discriminator (G's GAN loss + D real/fake)": disc,
-             "Adam steps (G and D)": adam, "EMA update": lambda: model.model_ema(decay=0.999)}
+    parts = {
+        "generator fwd+bwd": gen,
+        "VGG19 perceptual fwd+bwd": vgg,
+        "discriminator (G's GAN loss + D real/fake)": disc,
+        "Adam steps (G and D)": adam,
+        "EMA update": lambda: model.model_ema(decay=0.999),
+    }
     bf16 = config.get("amp") == "bf16"
     result = {}
     for name, fn in parts.items():
@@ -295,8 +331,10 @@ def components(model: Any, config: dict[str, Any], device: str, reps: int) -> di
             model.optimizer_d.zero_grad(set_to_none=True)
             if fn is adam:
                 some_grads()
-            with _amp(config, device), torch.autocast(device_type=device, dtype=torch.bfloat16,
-                                                      enabled=bf16):
+            with (
+                _amp(config, device),
+                torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16),
+            ):
                 samples.append(_timed(fn, device))
         result[name] = statistics.median(samples[1:])
     return result
@@ -316,8 +354,11 @@ def run_one(env: dict[str, str], config: dict[str, Any], settings: dict[str, Any
     torch.backends.cudnn.benchmark = bool(config.get("cudnn_benchmark"))
     from cxrsr_utils import sr_backend  # noqa: F401  (the basicsr shim, before realesrgan)
 
-    shim = realesrgan_on_cpu() if (config["engine"] == "realesrgan" and device == "cpu") else (
-        contextlib.nullcontext())
+    shim = (
+        realesrgan_on_cpu()
+        if (config["engine"] == "realesrgan" and device == "cpu")
+        else (contextlib.nullcontext())
+    )
     with shim:
         from basicsr.data import build_dataset
 
@@ -329,8 +370,12 @@ def run_one(env: dict[str, str], config: dict[str, Any], settings: dict[str, Any
         dataset = build_dataset(opt["datasets"]["train"])
         n = settings["batch"] * (settings["warmup"] + 2 + settings["reps"])
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=settings["batch"], num_workers=0, drop_last=True,
-            sampler=torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=n))
+            dataset,
+            batch_size=settings["batch"],
+            num_workers=0,
+            drop_last=True,
+            sampler=torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=n),
+        )
         rss_model = _peak_rss_mb()
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -342,8 +387,11 @@ def run_one(env: dict[str, str], config: dict[str, Any], settings: dict[str, Any
             row["peak_gpu_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
         if not config.get("compile"):
             row["components_s"] = components(model, config, device, settings["parts_reps"])
-        if config["engine"] == "cxrsr" and not config.get("amp") and not config.get(
-                "channels_last"):
+        if (
+            config["engine"] == "cxrsr"
+            and not config.get("amp")
+            and not config.get("channels_last")
+        ):
             model.loop_state = {"epoch_batches": 0}
             row["checkpoint_s"] = _timed(lambda: model.save(0, 1), device)
             from cxrsr_utils import checkpoints
@@ -389,8 +437,9 @@ def run_config(env: dict, config: dict, settings: dict, timeout: float) -> dict[
 
 def summarise(rows: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     """Speed-up over realesrgan's step and the projection to the paper's 6480 iterations."""
-    base = next((r for r in rows if r["label"].startswith("realesrgan") and r["status"] == "ok"),
-                None)
+    base = next(
+        (r for r in rows if r["label"].startswith("realesrgan") and r["status"] == "ok"), None
+    )
     scale = PAPER_BATCH / settings["batch"]
     for row in rows:
         if row["status"] != "ok":
@@ -405,10 +454,12 @@ def summarise(rows: list[dict[str, Any]], settings: dict[str, Any]) -> None:
             row["projected_6480_min"] = minutes
             if "checkpoint_s" in row:
                 row["projected_checkpoints_min"] = (
-                    PAPER_ITERS // CHECKPOINT_FREQ + 1) * row["checkpoint_s"] / 60
+                    (PAPER_ITERS // CHECKPOINT_FREQ + 1) * row["checkpoint_s"] / 60
+                )
         else:  # a rough bound only: small sizes use the machine less well than large ones
-            row["projected_6480_min_if_linear"] = minutes * scale * (PAPER_GT / settings[
-                "gt_size"]) ** 2
+            row["projected_6480_min_if_linear"] = (
+                minutes * scale * (PAPER_GT / settings["gt_size"]) ** 2
+            )
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -422,38 +473,62 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def markdown_rows(result: dict[str, Any]) -> str:
     """The main table and the per-part table of one device's result."""
     gpu = result["settings"]["device"] == "cuda"
-    head = ["configuration", "data load, 1 process (s)", "degradation (s)", "step (s) [min–max]",
-            "iteration (s)", "vs realesrgan step", "first iteration (s)",
-            "peak GPU alloc (MiB)" if gpu else "peak RSS (MB)",
-            "6480 iterations (min)" if gpu else "6480 at paper size, if linear (h)"]
+    head = [
+        "configuration",
+        "data load, 1 process (s)",
+        "degradation (s)",
+        "step (s) [min–max]",
+        "iteration (s)",
+        "vs realesrgan step",
+        "first iteration (s)",
+        "peak GPU alloc (MiB)" if gpu else "peak RSS (MB)",
+        "6480 iterations (min)" if gpu else "6480 at paper size, if linear (h)",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     parts_rows = []
     for row in result["rows"]:
         if row["status"] != "ok":
-            lines.append(f"| {row['label']} | {row['status']}: "
-                         f"{row.get('note', '').splitlines()[0][:120]} |" + " |" * 7)
+            lines.append(
+                f"| {row['label']} | {row['status']}: "
+                f"{row.get('note', '').splitlines()[0][:120]} |" + " |" * 7
+            )
             continue
         speed = row.get("speedup_vs_realesrgan")
         memory = row.get("peak_gpu_allocated_mib") if gpu else row.get("peak_rss_mb")
-        minutes = row.get("projected_6480_min") if gpu else (
-            row["projected_6480_min_if_linear"] / 60)  # hours, on a CPU
-        lines.append("| " + " | ".join([
-            row["label"], _fmt(row["data_s"]), _fmt(row["degrade_s"]),
-            f"{_fmt(row['step_s'])} [{_fmt(row['step_spread_s'][0])}–"
-            f"{_fmt(row['step_spread_s'][1])}]",
-            _fmt(row["iteration_s"]), f"{speed:.2f}×" if speed else "–",
-            _fmt(row["first_iteration_s"], 2), _fmt(memory, 0), _fmt(minutes, 1)]) + " |")
+        minutes = (
+            row.get("projected_6480_min") if gpu else (row["projected_6480_min_if_linear"] / 60)
+        )  # hours, on a CPU
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    row["label"],
+                    _fmt(row["data_s"]),
+                    _fmt(row["degrade_s"]),
+                    f"{_fmt(row['step_s'])} [{_fmt(row['step_spread_s'][0])}–"
+                    f"{_fmt(row['step_spread_s'][1])}]",
+                    _fmt(row["iteration_s"]),
+                    f"{speed:.2f}×" if speed else "–",
+                    _fmt(row["first_iteration_s"], 2),
+                    _fmt(memory, 0),
+                    _fmt(minutes, 1),
+                ]
+            )
+            + " |"
+        )
         if "components_s" in row:
             parts_rows.append((row["label"], row["components_s"]))
     table = "\n".join(lines)
     saves = [r for r in result["rows"] if r["status"] == "ok" and "checkpoint_s" in r]
     if saves:
         n = PAPER_ITERS // CHECKPOINT_FREQ + 1
-        table += (f"\n\nOne checkpoint (net_g with its EMA, net_d, training state; each file "
-                  f"written to a temporary file, loaded back, renamed): "
-                  f"{saves[0]['checkpoint_s']:.2f} s, {saves[0]['checkpoint_mb']:.0f} MB "
-                  f"({saves[0]['label']}); the paper profile writes {n} "
-                  f"({n * saves[0]['checkpoint_s'] / 60:.2f} min), keeping one at a time.")
+        table += (
+            f"\n\nOne checkpoint (net_g with its EMA, net_d, training state; each file "
+            f"written to a temporary file, loaded back, renamed): "
+            f"{saves[0]['checkpoint_s']:.2f} s, {saves[0]['checkpoint_mb']:.0f} MB "
+            f"({saves[0]['label']}); the paper profile writes {n} "
+            f"({n * saves[0]['checkpoint_s'] / 60:.2f} min), keeping one at a time."
+        )
     if parts_rows:
         names = list(parts_rows[0][1])
         table += "\n\nParts of the step, each timed alone on the last batch (seconds):\n\n"
@@ -461,8 +536,11 @@ def markdown_rows(result: dict[str, Any]) -> str:
         table += "|" + "---|" * (len(names) + 3) + "\n"
         steps = {r["label"]: r["step_s"] for r in result["rows"] if r["status"] == "ok"}
         for label, parts in parts_rows:
-            table += (f"| {label} | " + " | ".join(_fmt(parts[n]) for n in names)
-                      + f" | {_fmt(sum(parts.values()))} | {_fmt(steps[label])} |\n")
+            table += (
+                f"| {label} | "
+                + " | ".join(_fmt(parts[n]) for n in names)
+                + f" | {_fmt(sum(parts.values()))} | {_fmt(steps[label])} |\n"
+            )
     return table
 
 
@@ -496,15 +574,20 @@ def write_report(report: dict[str, Any]) -> None:
 def describe(result: dict[str, Any]) -> str:
     """One line naming the machine, the software and the sizes."""
     m, st = result["machine"], result["settings"]
-    where = (f"{m['gpu']} ({m['gpu_memory_gib']} GiB, CUDA {m['cuda']}, cuDNN TF32 "
-             f"{'on' if m['cudnn_tf32'] else 'off'}), host {m['cpu']}" if "gpu" in m else
-             f"{m['cpu']}, {m['cpus']} cores, native bf16: "
-             f"{'yes (' + ', '.join(m['bf16_flags']) + ')' if m['native_bf16'] else 'no'}, "
-             f"load average {m['load_average_at_start']:.2f} at the start")
-    return (f"{where}; torch {result['torch']}, basicsr {result['basicsr']}, realesrgan "
-            f"{result['realesrgan']}; gt_size {st['gt_size']}, batch {st['batch']}, "
-            f"{st['warmup']} warm-up + {st['reps']} timed iterations, parts timed "
-            f"{st['parts_reps']}×; {result['date']}.")
+    where = (
+        f"{m['gpu']} ({m['gpu_memory_gib']} GiB, CUDA {m['cuda']}, cuDNN TF32 "
+        f"{'on' if m['cudnn_tf32'] else 'off'}), host {m['cpu']}"
+        if "gpu" in m
+        else f"{m['cpu']}, {m['cpus']} cores, native bf16: "
+        f"{'yes (' + ', '.join(m['bf16_flags']) + ')' if m['native_bf16'] else 'no'}, "
+        f"load average {m['load_average_at_start']:.2f} at the start"
+    )
+    return (
+        f"{where}; torch {result['torch']}, basicsr {result['basicsr']}, realesrgan "
+        f"{result['realesrgan']}; gt_size {st['gt_size']}, batch {st['batch']}, "
+        f"{st['warmup']} warm-up + {st['reps']} timed iterations, parts timed "
+        f"{st['parts_reps']}×; {result['date']}."
+    )
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -514,10 +597,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     gpu = args.device == "cuda"
-    settings = {"device": args.device, "gt_size": args.gt_size or (PAPER_GT if gpu else 64),
-                "batch": args.batch or (PAPER_BATCH if gpu else 2),
-                "warmup": args.warmup or (3 if gpu else 1), "reps": args.reps or (10 if gpu else 3),
-                "parts_reps": args.parts_reps or (5 if gpu else 2)}
+    settings = {
+        "device": args.device,
+        "gt_size": args.gt_size or (PAPER_GT if gpu else 64),
+        "batch": args.batch or (PAPER_BATCH if gpu else 2),
+        "warmup": args.warmup or (3 if gpu else 1),
+        "reps": args.reps or (10 if gpu else 3),
+        "parts_reps": args.parts_reps or (5 if gpu else 2),
+    }
     machine = cpu_info()
     if gpu:
         machine.update(gpu_info())
@@ -531,27 +618,46 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         env = prepare(Path(tmp), images, args.n_images)
         for label, config in configs:
             if config.get("amp") == "bf16" and not gpu and not machine["native_bf16"]:
-                rows.append({"label": label, "config": config, "status": "skipped",
-                             "note": "no native bf16 on this CPU (emulated bf16 is ~100x slower)"})
+                rows.append(
+                    {
+                        "label": label,
+                        "config": config,
+                        "status": "skipped",
+                        "note": "no native bf16 on this CPU (emulated bf16 is ~100x slower)",
+                    }
+                )
                 continue
             timeout = args.compile_timeout if config.get("compile") else args.timeout
             print(f"[bench] {label} ...", flush=True)
-            row = {"label": label, "config": config,
-                   **run_config(env, config, settings, timeout)}
-            print(f"[bench] {label}: {row['status']} "
-                  f"{_fmt(row.get('iteration_s'))} s/iteration", flush=True)
+            row = {"label": label, "config": config, **run_config(env, config, settings, timeout)}
+            print(
+                f"[bench] {label}: {row['status']} {_fmt(row.get('iteration_s'))} s/iteration",
+                flush=True,
+            )
             rows.append(row)
             if args.json:  # what is measured so far survives a later timeout
-                Path(args.json).write_text(json.dumps({"partial": True, "settings": settings,
-                                                       "machine": machine, "rows": rows},
-                                                      indent=1))
+                Path(args.json).write_text(
+                    json.dumps(
+                        {"partial": True, "settings": settings, "machine": machine, "rows": rows},
+                        indent=1,
+                    )
+                )
     summarise(rows, settings)
     if not gpu:
-        notes.append("torch.compile is not timed on the CPU (compiling the three networks "
-                     "takes longer than the whole CPU benchmark on 2 cores).")
-    return {"settings": settings, "machine": machine, "rows": rows, "notes": notes,
-            "torch": torch.__version__, "basicsr": md.version("basicsr"),
-            "realesrgan": md.version("realesrgan"), "date": time.strftime("%Y-%m-%d")}
+        notes.append(
+            "torch.compile is not timed on the CPU (compiling the three networks "
+            "takes longer than the whole CPU benchmark on 2 cores)."
+        )
+    return {
+        "settings": settings,
+        "machine": machine,
+        "rows": rows,
+        "notes": notes,
+        "torch": torch.__version__,
+        "basicsr": md.version("basicsr"),
+        "realesrgan": md.version("realesrgan"),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def merge(report: dict[str, Any], results: list[dict[str, Any]], notes: list[str]) -> None:
@@ -560,8 +666,9 @@ def merge(report: dict[str, Any], results: list[dict[str, Any]], notes: list[str
     first = results[0]
     key = first["settings"]["device"].replace("cuda", "gpu")
     for more in results[1:]:
-        same = (more["settings"] == first["settings"]
-                and more["machine"].get("gpu") == first["machine"].get("gpu"))
+        same = more["settings"] == first["settings"] and more["machine"].get("gpu") == first[
+            "machine"
+        ].get("gpu")
         if not same:
             raise SystemExit("Results to merge differ in machine or settings; merge them apart.")
         known = {r["label"] for r in first["rows"]}
@@ -581,16 +688,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int)
     parser.add_argument("--parts-reps", type=int)
     parser.add_argument("--n-images", type=int, default=8)
-    parser.add_argument("--images", default=str(Path(os.environ.get(
-        "CXRSR_MIRROR", ROOT.parent / "shared" / "mirror")) / "data" / "nih-sample" / "images"))
+    parser.add_argument(
+        "--images",
+        default=str(
+            Path(os.environ.get("CXRSR_MIRROR", ROOT.parent / "shared" / "mirror"))
+            / "data"
+            / "nih-sample"
+            / "images"
+        ),
+    )
     parser.add_argument("--only", nargs="*", help="run the configurations whose label has this")
-    parser.add_argument("--configs", choices=["cpu", "gpu"], help="configuration set (default: "
-                        "the device's); 'gpu' on a CPU checks the GPU script's code paths")
+    parser.add_argument(
+        "--configs",
+        choices=["cpu", "gpu"],
+        help="configuration set (default: "
+        "the device's); 'gpu' on a CPU checks the GPU script's code paths",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per configuration")
     parser.add_argument("--compile-timeout", type=float, default=300)
     parser.add_argument("--json", help="write this device's result here instead of reports/")
-    parser.add_argument("--merge", nargs="+", help="add --json results (e.g. from a GPU) to "
-                        "reports/; later files of one machine and settings add their rows")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        help="add --json results (e.g. from a GPU) to "
+        "reports/; later files of one machine and settings add their rows",
+    )
     parser.add_argument("--note", nargs="*", help="with --merge: notes for that device's section")
     args = parser.parse_args(argv)
     path = REPORTS / "training.json"

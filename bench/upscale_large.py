@@ -43,8 +43,22 @@ def _crop(side: int, folder: Path) -> Path:
 
 
 def _run(path: Path, out: Path) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "cxrsr_utils.cli", "upscale", str(path), "-o", str(out),
-           "--tile", str(TILE), "--tile-pad", str(PAD), "--precision", "fp32", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cxrsr_utils.cli",
+        "upscale",
+        str(path),
+        "-o",
+        str(out),
+        "--tile",
+        str(TILE),
+        "--tile-pad",
+        str(PAD),
+        "--precision",
+        "fp32",
+        "--quiet",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -66,8 +80,7 @@ def measure() -> list[dict[str, float]]:
             crop = _crop(side, Path(tmp))
             measured = _run(crop, Path(tmp) / f"out{side}")
             n, px = resources.windows(side, side, TILE, PAD, PRE_PAD)
-            measured.update(side=side, windows=n, window_px=px,
-                            s_per_window=measured["file_s"] / n)
+            measured.update(side=side, windows=n, window_px=px, s_per_window=measured["file_s"] / n)
             results.append(measured)
             print(measured, flush=True)
     return results
@@ -94,8 +107,14 @@ def report(results: list[dict[str, float]]) -> str:
         "windows": n_target,
         "seconds": n_target * s_window,
     }
-    body = {"cpu": cpu.isa_label(), "threads": os.cpu_count(), "tile": TILE, "tile_pad": PAD,
-            "measured": results, "extrapolated_3000": extrapolated}
+    body = {
+        "cpu": cpu.isa_label(),
+        "threads": os.cpu_count(),
+        "tile": TILE,
+        "tile_pad": PAD,
+        "measured": results,
+        "extrapolated_3000": extrapolated,
+    }
     out = ROOT / "reports" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "upscale_large.json").write_text(json.dumps(body, indent=1) + "\n")
@@ -110,9 +129,11 @@ def report(results: list[dict[str, float]]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r['side']}x{r['side']} | {4 * r['side']}x{4 * r['side']} | "
-                     f"{r['windows']} | {r['file_s']:.1f} | {r['s_per_window']:.2f} | "
-                     f"{r['peak_mb']:.0f} |")
+        lines.append(
+            f"| {r['side']}x{r['side']} | {4 * r['side']}x{4 * r['side']} | "
+            f"{r['windows']} | {r['file_s']:.1f} | {r['s_per_window']:.2f} | "
+            f"{r['peak_mb']:.0f} |"
+        )
     lines += [
         "",
         f"**Extrapolated** to {TARGET}x{TARGET} (output {4 * TARGET}x{4 * TARGET}; not run, "

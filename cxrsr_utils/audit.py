@@ -47,15 +47,17 @@ class Audit:
         }
 
 
-def audit(rad_in: Radiograph, rad_out: Radiograph, scale: int,
-          threshold: float = DEFAULT_THRESHOLD) -> Audit:
+def audit(
+    rad_in: Radiograph, rad_out: Radiograph, scale: int, threshold: float = DEFAULT_THRESHOLD
+) -> Audit:
     """LR-consistency PSNR and the departure mask of ``rad_out`` (upscaled ``rad_in``)."""
     if not 0 < threshold < 1:
         raise ValueError(f"audit threshold must be in (0, 1), got {threshold}.")
     lr = rad_in.as_float()
     # In the radiograph's own units (its real maximum), as the study measures LR consistency.
-    consistency = metrics.lr_consistency(rad_out.pixels, rad_in.pixels,
-                                         data_range=float(rad_in.max_value))
+    consistency = metrics.lr_consistency(
+        rad_out.pixels, rad_in.pixels, data_range=float(rad_in.max_value)
+    )
     bicubic = infer.baseline_array(lr, scale=scale)
     mask = np.zeros(rad_out.pixels.shape, np.uint8)
     for y0 in range(0, rad_out.pixels.shape[0], _STRIP_ROWS):

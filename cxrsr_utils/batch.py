@@ -59,13 +59,16 @@ def collect_inputs(items: Iterable[str]) -> list[tuple[Path, Path]]:
         path = Path(item)
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix.lower() in outputs.INPUT_SUFFIXES and not any(
-                    part.startswith(".") for part in f.relative_to(path).parts
+                if (
+                    f.is_file()
+                    and f.suffix.lower() in outputs.INPUT_SUFFIXES
+                    and not any(part.startswith(".") for part in f.relative_to(path).parts)
                 ):
                     found.append((f, f.relative_to(path)))
         elif glob.has_magic(item) and not path.exists():
-            found += [(Path(m), Path(Path(m).name)) for m in sorted(glob.glob(item)) if
-                      Path(m).is_file()] or [(path, Path(path.name))]
+            found += [
+                (Path(m), Path(Path(m).name)) for m in sorted(glob.glob(item)) if Path(m).is_file()
+            ] or [(path, Path(path.name))]
         else:
             found.append((path, Path(path.name)))
     return found
@@ -111,26 +114,34 @@ def _skip_or_refuse(row: Row, target: Path, previous: dict[str, dict], overwrite
     raise FileExistsError(f"{target}: exists (not made by this model here); pass --overwrite.")
 
 
-def process(row: Row, source: Path, target: Path, model: Model, *, anonymize: bool,
-            audit: float | None) -> None:
+def process(
+    row: Row, source: Path, target: Path, model: Model, *, anonymize: bool, audit: float | None
+) -> None:
     """Read, upscale, write (and audit) one input, filling ``row``; raises on failure."""
     rad = io.read_radiograph(source)
     h, w = rad.pixels.shape
     row.size_in = f"{w}x{h}"
     if min(h, w) < MIN_SIDE:
-        raise ImageReadError(f"{source}: {w} x {h} pixels; at least {MIN_SIDE} x {MIN_SIDE} "
-                             "are needed to upscale.")
+        raise ImageReadError(
+            f"{source}: {w} x {h} pixels; at least {MIN_SIDE} x {MIN_SIDE} are needed to upscale."
+        )
     out = model.upscale(rad)
     outputs.write(target, out, rad, row.model, anonymize=anonymize)
     row.size_out = f"{out.pixels.shape[1]}x{out.pixels.shape[0]}"
-    lossless = "JPEG written as PNG (lossless)" if source.suffix.lower() in (
-        ".jpg", ".jpeg") else ""
+    lossless = (
+        "JPEG written as PNG (lossless)" if source.suffix.lower() in (".jpg", ".jpeg") else ""
+    )
     row.note = ", ".join(filter(None, [rad.note, lossless]))
     if audit is not None:
         result = audit_mod.audit(rad, out, model.scale, audit)
-        io.write_png(target.with_name(target.name + AUDIT_SUFFIX), result.mask,
-                     text={"cxrsr:audit_threshold": str(audit), **{
-                         f"cxrsr:{k}": str(v) for k, v in row.model.items()}})
+        io.write_png(
+            target.with_name(target.name + AUDIT_SUFFIX),
+            result.mask,
+            text={
+                "cxrsr:audit_threshold": str(audit),
+                **{f"cxrsr:{k}": str(v) for k, v in row.model.items()},
+            },
+        )
         row.audit = result.to_dict()
 
 

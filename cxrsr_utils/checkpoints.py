@@ -69,7 +69,8 @@ def save(obj: Any, target: str | os.PathLike[str]) -> Path:
         raise CheckpointError(
             f"Could not write checkpoint {target}: {exc}. Nothing was written there and the "
             "previous checkpoint is kept; free disk space in "
-            f"{target.parent} (or choose another experiments_root) and resume.") from exc
+            f"{target.parent} (or choose another experiments_root) and resume."
+        ) from exc
     _fsync_dir(target.parent)
     return target
 
@@ -102,16 +103,18 @@ def network_dict(nets: Sequence[torch.nn.Module], param_keys: Sequence[str]) -> 
     for net, key in zip(nets, param_keys, strict=True):
         if isinstance(net, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
             net = net.module
-        out[key] = {k.removeprefix("module."): v.detach().cpu()
-                    for k, v in net.state_dict().items()}
+        out[key] = {
+            k.removeprefix("module."): v.detach().cpu() for k, v in net.state_dict().items()
+        }
     return out
 
 
 def files(opt: Mapping[str, Any], it: int) -> list[Path]:
     """Every file of checkpoint ``it``: the training state, then each network file."""
     nets = ["net_g", "net_d"] if "network_d" in opt else ["net_g"]
-    return ([Path(opt["path"]["training_states"]) / f"{it}.state"]
-            + [network_file(opt, n, it) for n in nets])
+    return [Path(opt["path"]["training_states"]) / f"{it}.state"] + [
+        network_file(opt, n, it) for n in nets
+    ]
 
 
 def iterations(opt: Mapping[str, Any]) -> list[int]:
@@ -119,12 +122,12 @@ def iterations(opt: Mapping[str, Any]) -> list[int]:
     states = Path(opt["path"]["training_states"])
     if not states.is_dir():
         return []
-    return sorted(int(m.group(1)) for f in states.iterdir()
-                  if (m := _STATE_RE.fullmatch(f.name)))
+    return sorted(int(m.group(1)) for f in states.iterdir() if (m := _STATE_RE.fullmatch(f.name)))
 
 
-def newest_loadable(opt: Mapping[str, Any],
-                    logger: logging.Logger) -> tuple[Path, dict[str, Any]] | None:
+def newest_loadable(
+    opt: Mapping[str, Any], logger: logging.Logger
+) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint whose state and network files all load: (state path, state).
 
     Older checkpoints are tried when a newer one is missing a file or holds a torn one (each
@@ -144,8 +147,9 @@ def newest_loadable(opt: Mapping[str, Any],
             logger.warning(f"Skipping checkpoint {it}: {exc}")
             continue
         if int(state.get("iter", -1)) != it:
-            logger.warning(f"Skipping checkpoint {it}: {state_path} says iteration "
-                           f"{state.get('iter')}.")
+            logger.warning(
+                f"Skipping checkpoint {it}: {state_path} says iteration {state.get('iter')}."
+            )
             continue
         return state_path, state
     return None
@@ -163,7 +167,10 @@ def prune(opt: Mapping[str, Any], keep: int | None) -> None:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            ours = (_STATE_RE.fullmatch(path.name) or _TEMP_RE.fullmatch(path.name)
-                    or re.fullmatch(r"net_[gd]_\d+\.pth", path.name))
+            ours = (
+                _STATE_RE.fullmatch(path.name)
+                or _TEMP_RE.fullmatch(path.name)
+                or re.fullmatch(r"net_[gd]_\d+\.pth", path.name)
+            )
             if ours and path not in kept:
                 path.unlink(missing_ok=True)

@@ -237,7 +237,9 @@ def train_classifier(
     repro.seed_everything(seed, tensorflow=True)
     model = build_classifier(image_size, learning_rate=learning_rate)
     augmentation = {
-        "shear_degrees": shear_degrees, "zoom": zoom, "horizontal_flip": horizontal_flip
+        "shear_degrees": shear_degrees,
+        "zoom": zoom,
+        "horizontal_flip": horizontal_flip,
     }
     rows = []
     for epoch in range(epochs):

@@ -42,21 +42,36 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     raw = argparse.RawDescriptionHelpFormatter
 
-    study = sub.add_parser("study", help="run the study's notebooks", epilog=STUDY_EXAMPLE,
-                           formatter_class=raw)
+    study = sub.add_parser(
+        "study", help="run the study's notebooks", epilog=STUDY_EXAMPLE, formatter_class=raw
+    )
     study.add_argument("--profile", default="quick", help="quick, paper or a YAML path")
-    study.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="override a parameter, e.g. nih.n_crops=4")
+    study.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter, e.g. nih.n_crops=4",
+    )
     study.add_argument("--only", nargs="*", metavar="NN", help="run only these notebooks")
-    study.add_argument("--publish", action="store_true",
-                       help="make the run the committed reference results")
+    study.add_argument(
+        "--publish", action="store_true", help="make the run the committed reference results"
+    )
 
-    up = sub.add_parser("upscale", help="upscale radiographs (PNG, JPEG, TIFF, DICOM)",
-                        epilog=UPSCALE_EXAMPLE, formatter_class=raw)
+    up = sub.add_parser(
+        "upscale",
+        help="upscale radiographs (PNG, JPEG, TIFF, DICOM)",
+        epilog=UPSCALE_EXAMPLE,
+        formatter_class=raw,
+    )
     _upscale_arguments(up)
 
-    src = sub.add_parser("sources", help="every external file, its state and where it goes",
-                         epilog=SOURCES_EXAMPLE, formatter_class=raw)
+    src = sub.add_parser(
+        "sources",
+        help="every external file, its state and where it goes",
+        epilog=SOURCES_EXAMPLE,
+        formatter_class=raw,
+    )
     src.add_argument("--verify", action="store_true", help="check SHA-256 of every file found")
     return ap
 
@@ -66,26 +81,49 @@ def _upscale_arguments(up: argparse.ArgumentParser) -> None:
 
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     up.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
-    up.add_argument("--model", default="pretrained",
-                    help="pretrained, a fine-tuned variant of a study run, a .pth path, bicubic "
-                    "or lanczos (default: %(default)s)")
-    up.add_argument("--run", type=Path, help="the study run (work/<profile>) of a variant "
-                    "(default: the newest under work/)")
-    up.add_argument("--tile", type=int, default=upscaler.DEFAULT_TILE,
-                    help="tile side in input pixels, 0 for whole images (default %(default)s: "
-                    f"within {upscaler.TILED_MIN_DB:.0f} dB of untiled with the default pad)")
+    up.add_argument(
+        "--model",
+        default="pretrained",
+        help="pretrained, a fine-tuned variant of a study run, a .pth path, bicubic "
+        "or lanczos (default: %(default)s)",
+    )
+    up.add_argument(
+        "--run",
+        type=Path,
+        help="the study run (work/<profile>) of a variant (default: the newest under work/)",
+    )
+    up.add_argument(
+        "--tile",
+        type=int,
+        default=upscaler.DEFAULT_TILE,
+        help="tile side in input pixels, 0 for whole images (default %(default)s: "
+        f"within {upscaler.TILED_MIN_DB:.0f} dB of untiled with the default pad)",
+    )
     up.add_argument("--tile-pad", type=int, default=upscaler.DEFAULT_TILE_PAD)
     up.add_argument("--batch-size", type=int, default=1, help="windows per forward pass")
     up.add_argument("--device", default="cpu", help="cpu or cuda")
-    up.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                    help="auto: bf16 where the CPU has it natively (or on a GPU), else fp32")
+    up.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="auto: bf16 where the CPU has it natively (or on a GPU), else fp32",
+    )
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    up.add_argument("--anonymize", action="store_true",
-                    help="blank patient and study identifying DICOM tags in the outputs")
-    up.add_argument("--audit", nargs="?", type=float, const=audit.DEFAULT_THRESHOLD,
-                    metavar="THRESHOLD", help="LR-consistency PSNR in the manifest and a mask "
-                    "<name>.audit.png of where the output departs from bicubic by more than "
-                    f"THRESHOLD of the range (default {audit.DEFAULT_THRESHOLD})")
+    up.add_argument(
+        "--anonymize",
+        action="store_true",
+        help="blank patient and study identifying DICOM tags in the outputs",
+    )
+    up.add_argument(
+        "--audit",
+        nargs="?",
+        type=float,
+        const=audit.DEFAULT_THRESHOLD,
+        metavar="THRESHOLD",
+        help="LR-consistency PSNR in the manifest and a mask "
+        "<name>.audit.png of where the output departs from bicubic by more than "
+        f"THRESHOLD of the range (default {audit.DEFAULT_THRESHOLD})",
+    )
     up.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -94,9 +132,14 @@ def upscale_command(args: argparse.Namespace) -> int:
     from cxrsr_utils import batch, infer, resources, upscaler
 
     try:
-        options = infer.InferOptions(tile=args.tile, tile_pad=args.tile_pad,
-                                     batch_size=args.batch_size, precision=args.precision,
-                                     device=args.device, progress=not args.quiet)
+        options = infer.InferOptions(
+            tile=args.tile,
+            tile_pad=args.tile_pad,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            device=args.device,
+            progress=not args.quiet,
+        )
         model = upscaler.load_model(args.model, options, run=args.run)
         batch.check_output_folder(args.output, args.inputs)
     except (ValueError, OSError) as exc:
@@ -104,9 +147,11 @@ def upscale_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     found = batch.collect_inputs(args.inputs)
     sizes = [s for s in (resources.image_size(p) for p, _ in found) if s]
-    print(f"cxrsr upscale: {model.name} x{model.scale} ({model.describe()['precision']}, "
-          f"tiling {model.describe()['tiling']}); {resources.describe(sizes, model)}",
-          file=sys.stderr)
+    print(
+        f"cxrsr upscale: {model.name} x{model.scale} ({model.describe()['precision']}, "
+        f"tiling {model.describe()['tiling']}); {resources.describe(sizes, model)}",
+        file=sys.stderr,
+    )
     bar = tqdm(total=len(found), unit="file", desc="files", disable=args.quiet)
 
     def report(row: batch.Row) -> None:
@@ -115,12 +160,21 @@ def upscale_command(args: argparse.Namespace) -> int:
             tqdm.write(f"cxrsr upscale: {row.error}", file=sys.stderr)
 
     try:
-        rows = batch.run_batch(args.inputs, args.output, model, overwrite=args.overwrite,
-                               anonymize=args.anonymize, audit=args.audit, on_row=report)
+        rows = batch.run_batch(
+            args.inputs,
+            args.output,
+            model,
+            overwrite=args.overwrite,
+            anonymize=args.anonymize,
+            audit=args.audit,
+            on_row=report,
+        )
     except KeyboardInterrupt:
         bar.close()
-        print("cxrsr upscale: interrupted; finished outputs are kept and a re-run skips them.",
-              file=sys.stderr)
+        print(
+            "cxrsr upscale: interrupted; finished outputs are kept and a re-run skips them.",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except batch.UsageError as exc:
         print(f"cxrsr upscale: {exc}", file=sys.stderr)

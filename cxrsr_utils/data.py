@@ -384,9 +384,7 @@ def source_record(inputs: pd.DataFrame) -> dict[str, dict[str, object]]:
     }
 
 
-def sample_images(
-    manifest: pd.DataFrame, work: StudyLayout | Path
-) -> list[tuple[str, np.ndarray]]:
+def sample_images(manifest: pd.DataFrame, work: StudyLayout | Path) -> list[tuple[str, np.ndarray]]:
     """One example of each produced kind (for notebook 01's sample figure); ``work`` is the
     run (its folder or :class:`~cxrsr_utils.layout.StudyLayout`)."""
     data_root = as_layout(work).data

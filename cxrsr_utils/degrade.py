@@ -127,8 +127,10 @@ def degradation_options(**overrides: Any) -> dict[str, Any]:
     """
     unknown = sorted(set(overrides) - set(DegradationParams.model_fields))
     if unknown:
-        raise ValueError(f"Unknown degradation option(s) {unknown}; valid: "
-                         f"{', '.join(DegradationParams.model_fields)}.")
+        raise ValueError(
+            f"Unknown degradation option(s) {unknown}; valid: "
+            f"{', '.join(DegradationParams.model_fields)}."
+        )
     opts: dict[str, Any] = {**DegradationParams().model_dump(), **overrides}
     for key, value in opts.items():
         if isinstance(value, tuple | list):
@@ -141,8 +143,9 @@ def degradation_options(**overrides: Any) -> dict[str, Any]:
 def _require(opts: Mapping[str, Any], keys: Sequence[str]) -> None:
     missing = [k for k in keys if k not in opts]
     if missing:
-        raise ValueError(f"Degradation options lack {', '.join(missing)}; build them with "
-                         "degradation_options().")
+        raise ValueError(
+            f"Degradation options lack {', '.join(missing)}; build them with degradation_options()."
+        )
 
 
 def _check_pipeline_options(opts: Mapping[str, Any]) -> None:
@@ -151,14 +154,23 @@ def _check_pipeline_options(opts: Mapping[str, Any]) -> None:
     for key in ("resize_prob", "resize_prob2"):
         probs = opts[key]
         if len(probs) != 3 or min(probs) < 0 or not math.isclose(sum(probs), 1.0, abs_tol=1e-6):
-            raise ValueError(f"{key} must be three probabilities (up, down, keep) summing to 1, "
-                             f"got {probs}.")
+            raise ValueError(
+                f"{key} must be three probabilities (up, down, keep) summing to 1, got {probs}."
+            )
     for key in ("resize_range", "resize_range2"):
         low, high = opts[key]
         if not 0 < low <= 1 <= high:
             raise ValueError(f"{key} must satisfy 0 < low <= 1 <= high, got {opts[key]}.")
-    _check_probabilities(opts, ("gaussian_noise_prob", "gray_noise_prob", "second_blur_prob",
-                                "gaussian_noise_prob2", "gray_noise_prob2"))
+    _check_probabilities(
+        opts,
+        (
+            "gaussian_noise_prob",
+            "gray_noise_prob",
+            "second_blur_prob",
+            "gaussian_noise_prob2",
+            "gray_noise_prob2",
+        ),
+    )
 
 
 def _check_kernel_options(opts: Mapping[str, Any]) -> None:
@@ -167,8 +179,9 @@ def _check_kernel_options(opts: Mapping[str, Any]) -> None:
     for key in ("kernel_prob", "kernel_prob2"):
         list_key = key.replace("prob", "list")
         if len(opts[key]) != len(opts[list_key]):
-            raise ValueError(f"{key} has {len(opts[key])} entries but {list_key} has "
-                             f"{len(opts[list_key])}.")
+            raise ValueError(
+                f"{key} has {len(opts[key])} entries but {list_key} has {len(opts[list_key])}."
+            )
     for key in ("blur_kernel_size", "blur_kernel_size2"):
         if opts[key] != _KERNEL_SIZE:
             # realesrgan pads every kernel to 21 no matter what the option says.
@@ -212,13 +225,19 @@ def bicubic_downsample(hr: torch.Tensor, scale: int = 4) -> torch.Tensor:
     same filter as PIL and :func:`cxrsr_utils.io.resize`, the study's evaluation bicubic.
     """
     h, w = hr.shape[-2:]
-    return F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic", antialias=True,
-                         align_corners=False)
+    return F.interpolate(
+        hr, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False
+    )
 
 
-def _random_resize(out: torch.Tensor, probs: Sequence[float], scale_range: Sequence[float],
-                   size: tuple[int, int] | None, decisions: dict[str, Any], tag: str
-                   ) -> torch.Tensor:
+def _random_resize(
+    out: torch.Tensor,
+    probs: Sequence[float],
+    scale_range: Sequence[float],
+    size: tuple[int, int] | None,
+    decisions: dict[str, Any],
+    tag: str,
+) -> torch.Tensor:
     """One random up/down/keep resize, consuming the RNGs exactly as realesrgan's feed_data."""
     updown = random.choices(["up", "down", "keep"], probs)[0]
     if updown == "up":
@@ -236,20 +255,33 @@ def _random_resize(out: torch.Tensor, probs: Sequence[float], scale_range: Seque
     return F.interpolate(out, size=(int(size[0] * factor), int(size[1] * factor)), mode=mode)
 
 
-def _random_noise(out: torch.Tensor, gaussian_prob: float, sigma_range: Sequence[float],
-                  poisson_range: Sequence[float], gray_prob: float, decisions: dict[str, Any],
-                  tag: str) -> torch.Tensor:
+def _random_noise(
+    out: torch.Tensor,
+    gaussian_prob: float,
+    sigma_range: Sequence[float],
+    poisson_range: Sequence[float],
+    gray_prob: float,
+    decisions: dict[str, Any],
+    tag: str,
+) -> torch.Tensor:
     if np.random.uniform() < gaussian_prob:
         decisions[f"noise{tag}"] = "gaussian"
         return degradations.random_add_gaussian_noise_pt(
-            out, sigma_range=sigma_range, clip=True, rounds=False, gray_prob=gray_prob)
+            out, sigma_range=sigma_range, clip=True, rounds=False, gray_prob=gray_prob
+        )
     decisions[f"noise{tag}"] = "poisson"
     return degradations.random_add_poisson_noise_pt(
-        out, scale_range=poisson_range, gray_prob=gray_prob, clip=True, rounds=False)
+        out, scale_range=poisson_range, gray_prob=gray_prob, clip=True, rounds=False
+    )
 
 
-def _jpeg(out: torch.Tensor, jpeger: DiffJPEG, quality_range: Sequence[float],
-          decisions: dict[str, Any], tag: str) -> torch.Tensor:
+def _jpeg(
+    out: torch.Tensor,
+    jpeger: DiffJPEG,
+    quality_range: Sequence[float],
+    decisions: dict[str, Any],
+    tag: str,
+) -> torch.Tensor:
     quality = out.new_zeros(out.size(0)).uniform_(*quality_range)
     decisions[f"jpeg_quality{tag}"] = quality.tolist()
     # Clamp first: realesrgan notes JPEG of out-of-range values gives unpleasant artifacts.
@@ -308,8 +340,15 @@ def degrade_batch(
     keep("blur1", out)
     out = _random_resize(out, o["resize_prob"], o["resize_range"], None, decisions, "1")
     keep("resize1", out)
-    out = _random_noise(out, o["gaussian_noise_prob"], o["noise_range"],
-                        o["poisson_scale_range"], o["gray_noise_prob"], decisions, "1")
+    out = _random_noise(
+        out,
+        o["gaussian_noise_prob"],
+        o["noise_range"],
+        o["poisson_scale_range"],
+        o["gray_noise_prob"],
+        decisions,
+        "1",
+    )
     keep("noise1", out)
     out = _jpeg(out, jpeger, o["jpeg_range"], decisions, "1")
     keep("jpeg1", out)
@@ -318,11 +357,19 @@ def degrade_batch(
     if decisions["blur2"]:
         out = filter2D(out, kernel2)
     keep("blur2", out)
-    out = _random_resize(out, o["resize_prob2"], o["resize_range2"],
-                         (ori_h // scale, ori_w // scale), decisions, "2")
+    out = _random_resize(
+        out, o["resize_prob2"], o["resize_range2"], (ori_h // scale, ori_w // scale), decisions, "2"
+    )
     keep("resize2", out)
-    out = _random_noise(out, o["gaussian_noise_prob2"], o["noise_range2"],
-                        o["poisson_scale_range2"], o["gray_noise_prob2"], decisions, "2")
+    out = _random_noise(
+        out,
+        o["gaussian_noise_prob2"],
+        o["noise_range2"],
+        o["poisson_scale_range2"],
+        o["gray_noise_prob2"],
+        decisions,
+        "2",
+    )
     keep("noise2", out)
     # [resize back + sinc] and JPEG in random order; realesrgan found other orders give
     # twisted lines.
@@ -366,10 +413,16 @@ def kernel_dataset(options: Mapping[str, Any]) -> RealESRGANDataset:
     realesrgan hard-codes). Flips are off so only the kernel draws consume randomness.
     """
     _check_kernel_options(options)
-    opt = {k: (list(options[k]) if isinstance(options[k], tuple) else options[k])
-           for k in KERNEL_KEYS}
-    opt.update(dataroot_gt="", meta_info=os.devnull, io_backend={"type": "disk"},
-               use_hflip=False, use_rot=False)
+    opt = {
+        k: (list(options[k]) if isinstance(options[k], tuple) else options[k]) for k in KERNEL_KEYS
+    }
+    opt.update(
+        dataroot_gt="",
+        meta_info=os.devnull,
+        io_backend={"type": "disk"},
+        use_hflip=False,
+        use_rot=False,
+    )
     dataset = RealESRGANDataset(opt)
     # Both are plain attributes the dataset reads in __getitem__; setting them skips the disk.
     dataset.paths = ["<kernel-sampler>"]
@@ -384,8 +437,10 @@ def sample_kernels(n: int, options: Mapping[str, Any]) -> dict[str, torch.Tensor
     """
     dataset = kernel_dataset(options)
     items = [dataset[0] for _ in range(n)]
-    return {key: torch.stack([item[key] for item in items])
-            for key in ("kernel1", "kernel2", "sinc_kernel")}
+    return {
+        key: torch.stack([item[key] for item in items])
+        for key in ("kernel1", "kernel2", "sinc_kernel")
+    }
 
 
 def degrade(
@@ -418,20 +473,34 @@ def degrade(
     if mode == "realesrgan":
         min_side = _min_side(options["resize_range"][0], scale)
         if min(h, w) < min_side:
-            raise ValueError(f"HR size {h}x{w} is too small for the two-stage degradation "
-                             f"(at least {min_side} pixels per side for resize_range "
-                             f"{options['resize_range']}).")
+            raise ValueError(
+                f"HR size {h}x{w} is too small for the two-stage degradation "
+                f"(at least {min_side} pixels per side for resize_range "
+                f"{options['resize_range']})."
+            )
     device = batch.device
     jpeger = DiffJPEG(differentiable=False).to(device)
     usm = USMSharp().to(device)
     with seeded(seed, device), torch.no_grad():
-        kernels = sample_kernels(batch.shape[0], options) if mode == "realesrgan" else {
-            key: torch.zeros(batch.shape[0], _KERNEL_SIZE, _KERNEL_SIZE)
-            for key in ("kernel1", "kernel2", "sinc_kernel")}
+        kernels = (
+            sample_kernels(batch.shape[0], options)
+            if mode == "realesrgan"
+            else {
+                key: torch.zeros(batch.shape[0], _KERNEL_SIZE, _KERNEL_SIZE)
+                for key in ("kernel1", "kernel2", "sinc_kernel")
+            }
+        )
         kernels = {k: v.to(device) for k, v in kernels.items()}
-        result = degrade_batch(batch, **kernels, options=options, jpeger=jpeger,
-                               usm_sharpener=usm, mode=mode, scale=scale,
-                               keep_stages=return_stages)
+        result = degrade_batch(
+            batch,
+            **kernels,
+            options=options,
+            jpeger=jpeger,
+            usm_sharpener=usm,
+            mode=mode,
+            scale=scale,
+            keep_stages=return_stages,
+        )
     if mode == "realesrgan":
         # Which kernels were sinc filters, read back from the kernels themselves: realesrgan's
         # sinc (circular low-pass) kernels always have negative lobes at 7..21 taps, its
@@ -490,14 +559,21 @@ def lr_fidelity(hr: torch.Tensor, lr: torch.Tensor, *, scale: int = 4) -> pd.Dat
     rows = []
     for i, (h_img, l_img) in enumerate(zip(hr_g, lr_g, strict=True)):
         if (l_img.shape[0] * scale, l_img.shape[1] * scale) != h_img.shape:
-            raise ValueError(f"image {i}: LR {l_img.shape} x{scale} does not match HR "
-                             f"{h_img.shape}.")
+            raise ValueError(
+                f"image {i}: LR {l_img.shape} x{scale} does not match HR {h_img.shape}."
+            )
         up = pil_resize(l_img, (h_img.shape[1], h_img.shape[0]))
         up = np.clip(np.rint(up * 255.0), 0, 255) / 255.0
         err = metrics.mse(up, h_img)
         psnr = float("inf") if err == 0 else 10.0 * math.log10(1.0 / err)
-        ssim = float(calculate_ssim(up[..., None] * 255.0, h_img[..., None].astype(np.float64)
-                                    * 255.0, crop_border=0, input_order="HWC"))
+        ssim = float(
+            calculate_ssim(
+                up[..., None] * 255.0,
+                h_img[..., None].astype(np.float64) * 255.0,
+                crop_border=0,
+                input_order="HWC",
+            )
+        )
         rows.append({"image": i, "psnr_db": psnr, "ssim": ssim})
     return pd.DataFrame(rows)
 
@@ -510,11 +586,17 @@ def centre_crop(image: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
     if side < 1:
         raise ValueError(f"No {multiple}-multiple square fits an image of shape {image.shape}.")
     y, x = (h - side) // 2, (w - side) // 2
-    return image[y:y + side, x:x + side]
+    return image[y : y + side, x : x + side]
 
 
-def fidelity_table(images: Mapping[str, np.ndarray], *, draws: int, seed: int,
-                   options: Mapping[str, Any] | None = None, scale: int = 4) -> pd.DataFrame:
+def fidelity_table(
+    images: Mapping[str, np.ndarray],
+    *,
+    draws: int,
+    seed: int,
+    options: Mapping[str, Any] | None = None,
+    scale: int = 4,
+) -> pd.DataFrame:
     """How degraded the LR inputs are: :func:`lr_fidelity` of ``draws`` degradations of each
     gray HR image, in every mode (notebook 02's table).
 
@@ -526,9 +608,17 @@ def fidelity_table(images: Mapping[str, np.ndarray], *, draws: int, seed: int,
         batch = gray_to_batch(image)
         for k in range(draws):
             for mode in MODES:
-                lr = degrade(image, seed=seed + 1000 * i + k, mode=mode, options=options,
-                             scale=scale).lr
+                lr = degrade(
+                    image, seed=seed + 1000 * i + k, mode=mode, options=options, scale=scale
+                ).lr
                 fid = lr_fidelity(batch, lr, scale=scale)
-                rows.append({"mode": mode, "image": name, "draw": k,
-                             "psnr": float(fid.psnr_db[0]), "ssim": float(fid.ssim[0])})
+                rows.append(
+                    {
+                        "mode": mode,
+                        "image": name,
+                        "draw": k,
+                        "psnr": float(fid.psnr_db[0]),
+                        "ssim": float(fid.ssim[0]),
+                    }
+                )
     return pd.DataFrame(rows)

@@ -93,9 +93,15 @@ def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method
     """The methods notebooks 04 and 05 compare, run with ``params.evaluate``'s inference
     settings on ``params.device`` (see :func:`available_methods`)."""
     ev = params.evaluate
-    options = infer.InferOptions(tile=ev.tile, tile_pad=ev.tile_pad, pre_pad=ev.pre_pad,
-                                 batch_size=ev.batch_size, precision=ev.precision,
-                                 device=torch_device(params.device), progress=False)
+    options = infer.InferOptions(
+        tile=ev.tile,
+        tile_pad=ev.tile_pad,
+        pre_pad=ev.pre_pad,
+        batch_size=ev.batch_size,
+        precision=ev.precision,
+        device=torch_device(params.device),
+        progress=False,
+    )
     return available_methods(work, options, include_general_v3=ev.include_general_v3)
 
 
@@ -125,9 +131,7 @@ def available_methods(
     generators = as_layout(work).finetuned_generators()
     for variant, path in generators.items():
         tuned = load_model(path, options)
-        methods.append(
-            Method(f"finetuned:{variant}", "network", tuned, str(path), tuned.sha256)
-        )
+        methods.append(Method(f"finetuned:{variant}", "network", tuned, str(path), tuned.sha256))
     if not generators:
         skipped.append("no fine-tuned generator under work/finetune/ (run notebook 03)")
     if include_general_v3:

@@ -90,8 +90,10 @@ class InferOptions:
             # bool is an int in Python: tile=True would silently mean tile 1.
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"InferOptions.{name} must be an integer >= 0, got {value!r}.")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or (
-            self.batch_size < 1
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or (self.batch_size < 1)
         ):
             raise ValueError(f"InferOptions.batch_size must be >= 1, got {self.batch_size!r}.")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

@@ -20,10 +20,20 @@ def _weights_row(source: sources.FileSource, verify: bool) -> dict[str, str]:
     for state, path in places:
         if path.is_file():
             check = sources.check(source.name, path) if verify else "not checked (use --verify)"
-            return {"source": source.name, "state": state, "path": str(path), "check": check,
-                    "where": ""}
-    return {"source": source.name, "state": "missing", "path": "", "check": "",
-            "where": sources._how_to_fix(source)}
+            return {
+                "source": source.name,
+                "state": state,
+                "path": str(path),
+                "check": check,
+                "where": "",
+            }
+    return {
+        "source": source.name,
+        "state": "missing",
+        "path": "",
+        "check": "",
+        "where": sources._how_to_fix(source),
+    }
 
 
 def _package_row(verify: bool) -> dict[str, str]:
@@ -31,16 +41,28 @@ def _package_row(verify: bool) -> dict[str, str]:
     try:
         files = sources.resolve_package_files(pkg) if verify else {}
     except sources.SourceError as exc:
-        return {"source": pkg.name, "state": "missing", "path": "",
-                "check": f"UNVERIFIED: {exc}" if "sha256" in str(exc) else "", "where": str(exc)}
+        return {
+            "source": pkg.name,
+            "state": "missing",
+            "path": "",
+            "check": f"UNVERIFIED: {exc}" if "sha256" in str(exc) else "",
+            "where": str(exc),
+        }
     import importlib.util
 
     spec = importlib.util.find_spec(pkg.package)
     if spec is None or not spec.submodule_search_locations:
-        return {"source": pkg.name, "state": "missing", "path": "", "check": "",
-                "where": f"pip install {pkg.package.replace('_', '-')}=={pkg.version}"}
-    path = str(next(iter(files.values())).parent) if files else str(
-        Path(next(iter(spec.submodule_search_locations))) / "models"
+        return {
+            "source": pkg.name,
+            "state": "missing",
+            "path": "",
+            "check": "",
+            "where": f"pip install {pkg.package.replace('_', '-')}=={pkg.version}",
+        }
+    path = (
+        str(next(iter(files.values())).parent)
+        if files
+        else str(Path(next(iter(spec.submodule_search_locations))) / "models")
     )
     check = "sha256 of each file: ok" if verify else "not checked (use --verify)"
     return {"source": pkg.name, "state": "package", "path": path, "check": check, "where": ""}
@@ -53,12 +75,27 @@ def _dataset_rows() -> list[dict[str, str]]:
             path = sources.resolve_dataset(name)
             mirror = sources.mirror_dir()
             state = "mirror" if mirror and path.is_relative_to(mirror) else "cache"
-            rows.append({"source": name, "state": state, "path": str(path),
-                         "check": "layout: ok", "where": ""})
+            rows.append(
+                {
+                    "source": name,
+                    "state": state,
+                    "path": str(path),
+                    "check": "layout: ok",
+                    "where": "",
+                }
+            )
         except sources.SourceError as exc:
-            rows.append({"source": name, "state": "missing", "path": "", "check": "",
-                         "where": f"{ds.where}; layout {ds.layout}" if "not found" in str(exc)
-                         else str(exc)})
+            rows.append(
+                {
+                    "source": name,
+                    "state": "missing",
+                    "path": "",
+                    "check": "",
+                    "where": f"{ds.where}; layout {ds.layout}"
+                    if "not found" in str(exc)
+                    else str(exc),
+                }
+            )
     return rows
 
 
@@ -74,8 +111,10 @@ def table(rows: list[dict[str, str]]) -> str:
     width = max(len(r["source"]) for r in rows)
     lines = []
     for r in rows:
-        lines.append(f"{r['source']:<{width}}  {r['state']:<8}  {r['path'] or '-'}"
-                     + (f"  [{r['check']}]" if r["check"] else ""))
+        lines.append(
+            f"{r['source']:<{width}}  {r['state']:<8}  {r['path'] or '-'}"
+            + (f"  [{r['check']}]" if r["check"] else "")
+        )
         if r["where"]:
             lines.append(f"{'':<{width}}  -> {r['where']}")
     return "\n".join(lines)

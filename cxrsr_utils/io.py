@@ -189,9 +189,11 @@ def _gray(path: Path, mode: str, array: np.ndarray) -> tuple[np.ndarray, str]:
         mode = "RGB"
         note = ", ".join(filter(None, [note, "palette expanded"]))
     if mode in {"RGB", "L"} and array.ndim == 3:
-        if mode == "RGB" and (array[..., 0] == array[..., 1]).all() and (
-            array[..., 1] == array[..., 2]
-        ).all():
+        if (
+            mode == "RGB"
+            and (array[..., 0] == array[..., 1]).all()
+            and (array[..., 1] == array[..., 2]).all()
+        ):
             array = array[..., 0]
             note = ", ".join(filter(None, [note, "RGB-stored gray"]))
         elif mode == "RGB":

@@ -29,11 +29,19 @@ NCNN_CONVERTED = "RealESRGAN_x4plus_from_ncnn_fp16.pth"
 # RealESRGAN_x4plus's networks as basicsr names them in an option file
 # (realesrgan's finetune_realesrgan_x4plus.yml): the one description of their shape.
 X4PLUS_GENERATOR: dict[str, Any] = {
-    "type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 23,
-    "num_grow_ch": 32, "scale": 4,
+    "type": "RRDBNet",
+    "num_in_ch": 3,
+    "num_out_ch": 3,
+    "num_feat": 64,
+    "num_block": 23,
+    "num_grow_ch": 32,
+    "scale": 4,
 }
 X4PLUS_DISCRIMINATOR: dict[str, Any] = {
-    "type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 64, "skip_connection": True,
+    "type": "UNetDiscriminatorSN",
+    "num_in_ch": 3,
+    "num_feat": 64,
+    "skip_connection": True,
 }
 
 
@@ -92,8 +100,10 @@ def write_standin_weights(folder: str | os.PathLike[str], seed: int = 0) -> dict
         netd = build_discriminator()
         vgg = torchvision.models.vgg19(weights=None)
     out = {}
-    for name, obj in (("RealESRGAN_x4plus_netD", {"params": netd.state_dict()}),
-                      ("vgg19", vgg.state_dict())):
+    for name, obj in (
+        ("RealESRGAN_x4plus_netD", {"params": netd.state_dict()}),
+        ("vgg19", vgg.state_dict()),
+    ):
         out[name] = save_torch(obj, weights / sources.WEIGHTS[name].filename)
     return out
 
@@ -112,8 +122,10 @@ def load_state_dict_file(path: Path, prefer_key: str = "params_ema") -> dict[str
             if key in obj and isinstance(obj[key], dict):
                 return obj[key]
     if not isinstance(obj, dict) or not obj:
-        raise sources.SourceError(f"{path} does not hold a state dict (got {type(obj).__name__}"
-                                  f"{' (empty)' if isinstance(obj, dict) else ''}).")
+        raise sources.SourceError(
+            f"{path} does not hold a state dict (got {type(obj).__name__}"
+            f"{' (empty)' if isinstance(obj, dict) else ''})."
+        )
     return obj
 
 

@@ -60,14 +60,26 @@ def derivation(described: dict[str, object]) -> str:
     )
 
 
-def write(target: Path, rad_out: Radiograph, rad_in: Radiograph, described: dict[str, Any],
-          *, anonymize: bool = False) -> Path:
+def write(
+    target: Path,
+    rad_out: Radiograph,
+    rad_in: Radiograph,
+    described: dict[str, Any],
+    *,
+    anonymize: bool = False,
+) -> Path:
     """Write ``rad_out`` (upscaled from ``rad_in``) to ``target`` in the format its suffix says."""
     suffix = target.suffix.lower()
     text = provenance_text(described, rad_in)
     if rad_in.meta.get("format") == "dicom":
-        return dicom.write(target, rad_out, rad_in.path, scale=int(described["scale"]),
-                           description=derivation(described), anonymize=anonymize)
+        return dicom.write(
+            target,
+            rad_out,
+            rad_in.path,
+            scale=int(described["scale"]),
+            description=derivation(described),
+            anonymize=anonymize,
+        )
     if suffix in (".tif", ".tiff"):
         with io.atomic_path(target) as tmp:
             Image.fromarray(rad_out.pixels).save(
@@ -75,5 +87,6 @@ def write(target: Path, rad_out: Radiograph, rad_in: Radiograph, described: dict
             )
         return target
     bits = rad_out.max_value.bit_length()
-    return io.write_png(target, rad_out.pixels, text=text,
-                        significant_bits=bits if bits < 16 and bits > 8 else None)
+    return io.write_png(
+        target, rad_out.pixels, text=text, significant_bits=bits if bits < 16 and bits > 8 else None
+    )

@@ -123,12 +123,15 @@ class DegradationParams(_Strict):
             if name.startswith(("resize_prob", "kernel_prob")) and abs(sum(value) - 1) > 1e-6:
                 raise ValueError(f"degradation.{name} must sum to 1, got {value}")
         for suffix in ("", "2"):
-            kernels, probs = getattr(self, f"kernel_list{suffix}"), getattr(
-                self, f"kernel_prob{suffix}"
+            kernels, probs = (
+                getattr(self, f"kernel_list{suffix}"),
+                getattr(self, f"kernel_prob{suffix}"),
             )
             if len(kernels) != len(probs):
-                raise ValueError(f"degradation.kernel_list{suffix} and kernel_prob{suffix} "
-                                 "must have the same length")
+                raise ValueError(
+                    f"degradation.kernel_list{suffix} and kernel_prob{suffix} "
+                    "must have the same length"
+                )
         return self
 
 

@@ -45,8 +45,16 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-             ":(exclude)reports", ":(exclude)figures"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)reports",
+                ":(exclude)figures",
+            ],
             cwd=root,
             capture_output=True,
             text=True,
@@ -135,16 +143,18 @@ def sources_used(paths: Paths) -> dict[str, Any]:
 def summary(params: Params, paths: Paths) -> dict[str, Any]:
     """The provenance cell's content: commit, params hash, packages, device and CPU, the
     precision each step runs in, output folders."""
-    return portable({
-        "profile": params.profile,
-        "params_sha256": params.digest(),
-        "git_commit": git_commit(),
-        "packages": package_versions(),
-        "device": device_info(),
-        "outputs": str(paths.root),
-        "mirror": _mirror() or "(unset)",
-        "precision": precisions(params),
-    })
+    return portable(
+        {
+            "profile": params.profile,
+            "params_sha256": params.digest(),
+            "git_commit": git_commit(),
+            "packages": package_versions(),
+            "device": device_info(),
+            "outputs": str(paths.root),
+            "mirror": _mirror() or "(unset)",
+            "precision": precisions(params),
+        }
+    )
 
 
 def precisions(params: Params) -> dict[str, str]:

@@ -94,28 +94,46 @@ CHECKS: dict[str, TableCheck] = {
     "01_nih_split": TableCheck(exact=("*",)),
     "01_kermany_split": TableCheck(exact=("*",)),
     "02_lr_fidelity": TableCheck(
-        keys=("image", "draw", "mode"), metrics={"psnr": "psnr", "ssim": "ssim"},
-        factor=PER_IMAGE_FACTOR),
+        keys=("image", "draw", "mode"),
+        metrics={"psnr": "psnr", "ssim": "ssim"},
+        factor=PER_IMAGE_FACTOR,
+    ),
     "02_lr_fidelity_summary": TableCheck(
-        keys=("mode",), exact=("psnr count", "ssim count"),
-        metrics={f"{m} {s}": m for m in ("psnr", "ssim") for s in ("mean", "5%", "50%", "95%")}),
+        keys=("mode",),
+        exact=("psnr count", "ssim count"),
+        metrics={f"{m} {s}": m for m in ("psnr", "ssim") for s in ("mean", "5%", "50%", "95%")},
+    ),
     "03_sources_used": TableCheck(exact=("*",)),
     "04_per_image": TableCheck(
-        keys=("dataset", "method", "image"), exact=("label",),
+        keys=("dataset", "method", "image"),
+        exact=("label",),
         metrics={"psnr": "psnr", "ssim": "ssim", "mse": "mse", "lr_psnr": "lr_psnr"},
-        factor=PER_IMAGE_FACTOR),
-    "04_summary": TableCheck(keys=("dataset", "method", "metric"), exact=("n",),
-                             metric_column="metric", numeric=_SR_STATS),
+        factor=PER_IMAGE_FACTOR,
+    ),
+    "04_summary": TableCheck(
+        keys=("dataset", "method", "metric"),
+        exact=("n",),
+        metric_column="metric",
+        numeric=_SR_STATS,
+    ),
     "04_summary_wide": TableCheck(reason="04_summary's numbers as text; 04_summary is compared"),
     "04_paired_tests": TableCheck(
-        keys=("dataset", "metric", "method_a", "method_b"), exact=("n",), metric_column="metric",
+        keys=("dataset", "metric", "method_a", "method_b"),
+        exact=("n",),
+        metric_column="metric",
         numeric=_PAIRED,
-        skipped={c: "rank test of the differences compared above; near-zero differences "
-                 "reorder their ranks" for c in ("wilcoxon_statistic", "p_value", "favours")}),
+        skipped={
+            c: "rank test of the differences compared above; near-zero differences "
+            "reorder their ranks"
+            for c in ("wilcoxon_statistic", "p_value", "favours")
+        },
+    ),
     "04_paper_fig10_form": TableCheck(
-        keys=("dataset", "method", "metric"), metric_column="metric",
+        keys=("dataset", "method", "metric"),
+        metric_column="metric",
         numeric=("Between Original & LR", "Between SR & LR"),
-        skipped={"Improvement (%)": "derived from the two columns compared"}),
+        skipped={"Improvement (%)": "derived from the two columns compared"},
+    ),
     "05_training_history": TableCheck(reason=_CLASSIFIER),
     "05_predictions": TableCheck(reason=_CLASSIFIER),
     "05_forms_summary": TableCheck(keys=("form",), exact=("n",), skipped={"*": _CLASSIFIER}),
@@ -123,8 +141,10 @@ CHECKS: dict[str, TableCheck] = {
 
 
 # One loss log per fine-tuned variant (03_loss_log_<variant>), whichever variants a profile has.
-LOSS_LOG = TableCheck(reason="training losses and seconds per iteration: the loss trajectory "
-                      "follows the CPU's float rounding")
+LOSS_LOG = TableCheck(
+    reason="training losses and seconds per iteration: the loss trajectory "
+    "follows the CPU's float rounding"
+)
 
 
 def check_for(table: str) -> TableCheck | None:
@@ -163,13 +183,18 @@ def compare_table(fresh: pd.DataFrame, ref: pd.DataFrame, check: TableCheck) -> 
     if check.keys:
         a = fresh[list(check.keys)].apply(labels).agg(" / ".join, axis=1)
         b = ref[list(check.keys)].apply(labels).agg(" / ".join, axis=1)
-        problems += [f"row {i}: {x!r} vs reference {y!r}" for i, (x, y) in
-                     enumerate(zip(a, b, strict=True)) if x != y]
+        problems += [
+            f"row {i}: {x!r} vs reference {y!r}"
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            if x != y
+        ]
     exact = list(ref.columns) if "*" in check.exact else list(check.exact)
     for col in exact:
         differs = labels(fresh[col]) != labels(ref[col])
-        problems += [f"{col} of row {i}: {fresh[col][i]!r} vs reference {ref[col][i]!r}"
-                     for i in np.flatnonzero(differs.to_numpy())]
+        problems += [
+            f"{col} of row {i}: {fresh[col][i]!r} vs reference {ref[col][i]!r}"
+            for i in np.flatnonzero(differs.to_numpy())
+        ]
     return problems + _metric_problems(fresh, ref, check)
 
 
@@ -188,8 +213,10 @@ def _metric_problems(fresh: pd.DataFrame, ref: pd.DataFrame, check: TableCheck) 
         for i, metric in enumerate(metric_per_row):
             tol = _tolerance(str(metric), check.factor)
             if not tol.allows(a[i : i + 1], b[i : i + 1])[0]:
-                problems.append(f"{col} of row {i} ({metric}): {a[i]:.6g} vs reference "
-                                f"{b[i]:.6g} (tolerance {tol})")
+                problems.append(
+                    f"{col} of row {i} ({metric}): {a[i]:.6g} vs reference "
+                    f"{b[i]:.6g} (tolerance {tol})"
+                )
     return problems
 
 
@@ -230,8 +257,10 @@ def describe(check: TableCheck) -> str:
     if check.metric_column:
         metrics |= {"psnr", "ssim", "mse", "lr_psnr"}
     if metrics:
-        parts.append("metrics within " + ", ".join(
-            f"{m} {_tolerance(m, check.factor)}" for m in TOLERANCES if m in metrics))
+        parts.append(
+            "metrics within "
+            + ", ".join(f"{m} {_tolerance(m, check.factor)}" for m in TOLERANCES if m in metrics)
+        )
     if "*" in check.skipped:
         parts.append(f"its other columns are not compared: {check.skipped['*']}")
     elif check.skipped:
@@ -244,8 +273,11 @@ def compare_run(fresh_tables: Path, profile: str, root: Path = PROJECT_ROOT) -> 
     ref_tables = reference_dirs(profile, root)["reports"] / "tables"
     rows = [compare_file(p, ref_tables / p.name) for p in sorted(fresh_tables.glob("*.csv"))]
     fresh_names = {p.name for p in fresh_tables.glob("*.csv")}
-    rows += [Comparison(p.stem, "missing", "in the reference, not produced by this run")
-             for p in sorted(ref_tables.glob("*.csv")) if p.name not in fresh_names]
+    rows += [
+        Comparison(p.stem, "missing", "in the reference, not produced by this run")
+        for p in sorted(ref_tables.glob("*.csv"))
+        if p.name not in fresh_names
+    ]
     return pd.DataFrame([vars(r) for r in rows], columns=["table", "status", "detail"])
 
 
@@ -264,8 +296,9 @@ PUBLISHED = ("tables", "model_cards")
 PUBLISHED_FILES = ("run_manifest.json", DATA_MANIFEST_FILE, "sources_used.json")
 
 
-def publish(run_reports: Path, run_figures: Path, profile: str,
-            root: Path = PROJECT_ROOT) -> list[Path]:
+def publish(
+    run_reports: Path, run_figures: Path, profile: str, root: Path = PROJECT_ROOT
+) -> list[Path]:
     """Make a run's results the committed reference of ``profile`` (``make publish``).
 
     Copies tables, model cards, manifests and figures; reference files the run no longer
@@ -275,7 +308,8 @@ def publish(run_reports: Path, run_figures: Path, profile: str,
     if not (run_reports / "run_manifest.json").is_file():
         raise FileNotFoundError(
             f"{run_reports / 'run_manifest.json'} is missing: run the whole study for "
-            f"profile {profile!r} first (make study PROFILE={profile}).")
+            f"profile {profile!r} first (make study PROFILE={profile})."
+        )
     dirs = reference_dirs(profile, root)
     pairs = [(run_reports / sub, dirs["reports"] / sub) for sub in PUBLISHED]
     pairs.append((run_figures, dirs["figures"]))

@@ -77,7 +77,9 @@ def describe(sizes: list[tuple[int, int]], model: Model) -> str:
     largest = max(sizes, key=lambda hw: hw[0] * hw[1]) if sizes else (0, 0)
     time_text = (
         f"about {seconds / 60:.0f} min ({seconds:.0f} s) at the speed measured on the "
-        "project's 2-core EPYC" if model.is_network else "seconds"
+        "project's 2-core EPYC"
+        if model.is_network
+        else "seconds"
     )
     return (
         f"{len(sizes)} input(s), largest {largest[1]}x{largest[0]}; memory bound "

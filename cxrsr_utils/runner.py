@@ -108,9 +108,12 @@ def compare_with_reference(profile: str, paths: Paths) -> pd.DataFrame:
     table = reference.compare_run(paths.tables, profile)
     report.save_table(table, paths.reports, "reference_comparison")
     counts = table.status.value_counts().to_dict()
-    print(f"[cxrsr] tables against the committed reference reports/{profile}/tables: "
-          + ", ".join(f"{n} {status}" for status, n in counts.items())
-          + f" (details: {paths.reports / 'reference_comparison.md'})", flush=True)
+    print(
+        f"[cxrsr] tables against the committed reference reports/{profile}/tables: "
+        + ", ".join(f"{n} {status}" for status, n in counts.items())
+        + f" (details: {paths.reports / 'reference_comparison.md'})",
+        flush=True,
+    )
     for row in table[table.status == "differs"].itertuples():
         print(f"[cxrsr]   {row.table} differs: {row.detail}", flush=True)
     return table
@@ -195,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_set(args.set)
         if not args.no_run:
             manifest = run_study(args.profile, overrides, args.only, args.kernel)
-            print(f"[cxrsr] study done in {manifest['wall_seconds']['total']} s; results in "
-                  f"{provenance.portable(str(Paths(load_params(args.profile)).work))}/")
+            print(
+                f"[cxrsr] study done in {manifest['wall_seconds']['total']} s; results in "
+                f"{provenance.portable(str(Paths(load_params(args.profile)).work))}/"
+            )
         if args.refresh_expected:
             refresh_expected_outputs(args.profile)
         if args.publish:
@@ -216,8 +221,11 @@ def publish(profile: str, overrides: dict[str, Any] | None = None) -> list[Path]
         raise ParamsError("--publish takes the profile as it is committed, without --set.")
     paths = Paths(load_params(profile))
     written = reference.publish(paths.reports, paths.figures, profile)
-    print(f"[cxrsr] published {len(written)} files to reports/{profile}/ and "
-          f"figures/{profile}/; commit them with the code that made them.", flush=True)
+    print(
+        f"[cxrsr] published {len(written)} files to reports/{profile}/ and "
+        f"figures/{profile}/; commit them with the code that made them.",
+        flush=True,
+    )
     return written
 
 

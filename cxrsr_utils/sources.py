@@ -43,7 +43,8 @@ STALE_DOWNLOAD_SECONDS = 600
 # For notebooks run by a test in a kernel of their own; the study's commands never set it.
 ENV_ALLOW_UNVERIFIED = "CXRSR_ALLOW_UNVERIFIED_FOR_TESTS"
 _ALLOW_UNVERIFIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "cxrsr_allow_unverified", default=False)
+    "cxrsr_allow_unverified", default=False
+)
 
 
 class SourceError(RuntimeError):

@@ -88,8 +88,11 @@ def latest_run(root: Path | None = None) -> Path | None:
     work = Path(root or os.environ.get("CXRSR_OUTPUT_ROOT") or PROJECT_ROOT) / "work"
     runs = [StudyLayout(folder) for folder in sorted(work.glob("*")) if folder.is_dir()]
     found = sorted(
-        ((path.stat().st_mtime, run.work) for run in runs
-         for path in run.finetuned_generators().values()),
+        (
+            (path.stat().st_mtime, run.work)
+            for run in runs
+            for path in run.finetuned_generators().values()
+        ),
         key=lambda item: item[0],
     )
     return found[-1][1] if found else None
@@ -113,12 +116,24 @@ def load_model(
 
     options = options or infer.InferOptions()
     if isinstance(spec, torch.nn.Module):
-        return Model(type(spec).__name__, "", int(getattr(spec, "scale", SCALE)), spec,
-                     "in-memory network", options=options)
+        return Model(
+            type(spec).__name__,
+            "",
+            int(getattr(spec, "scale", SCALE)),
+            spec,
+            "in-memory network",
+            options=options,
+        )
     name = str(spec)
     if name in BASELINES:
-        return Model(name, "n/a (no weights)", SCALE, None, f"PIL {name} resize (antialiased)",
-                     options=options)
+        return Model(
+            name,
+            "n/a (no weights)",
+            SCALE,
+            None,
+            f"PIL {name} resize (antialiased)",
+            options=options,
+        )
     if name == "pretrained":
         net, info = models.load_pretrained_generator()
         return Model(info.source, info.sha256, SCALE, net, info.path, info.note, options)
@@ -136,8 +151,14 @@ def load_model(
         net, info = models.load_generator_file(path)
     except sources.SourceError as exc:
         raise ModelError(str(exc)) from exc
-    return Model(name if path.name == GENERATOR_FILE else path.stem, info.sha256, SCALE, net,
-                 str(path), options=options)
+    return Model(
+        name if path.name == GENERATOR_FILE else path.stem,
+        info.sha256,
+        SCALE,
+        net,
+        str(path),
+        options=options,
+    )
 
 
 def _as_input(item: object, index: int) -> tuple[Radiograph | np.ndarray, str]:
@@ -185,8 +206,14 @@ def upscale(
         items = [inputs]
     else:
         items = list(inputs)
-    options = infer.InferOptions(tile=tile, tile_pad=tile_pad, precision=precision,
-                                 device=device, batch_size=1, progress=progress)
+    options = infer.InferOptions(
+        tile=tile,
+        tile_pad=tile_pad,
+        precision=precision,
+        device=device,
+        batch_size=1,
+        progress=progress,
+    )
     chosen = load_model(model, options, run=run)
     outputs: list[object] = []
     for index, item in enumerate(items):

@@ -50,8 +50,10 @@ def test_save_loads_back_before_the_rename(tmp_path: Path, monkeypatch) -> None:
     assert torch.equal(checkpoints.load(target)["params"]["w"], good["params"]["w"])
     before = target.read_bytes()
 
-    for fake, reason in ((_torn_save(".net_g_10."), "does not load"),
-                         (_full_disk, "No space left")):
+    for fake, reason in (
+        (_torn_save(".net_g_10."), "does not load"),
+        (_full_disk, "No space left"),
+    ):
         monkeypatch.setattr(torch, "save", fake)
         with pytest.raises(checkpoints.CheckpointError, match=reason) as err:
             checkpoints.save({"params": {"w": torch.zeros(1000)}}, target)
@@ -72,8 +74,7 @@ def test_load_names_a_torn_file(tmp_path: Path) -> None:
 
 def _straight(train_data: Path, tmp_path: Path) -> dict[str, torch.Tensor]:  # noqa: F811
     root = tmp_path / "straight"
-    result = T.train(tiny_options(train_data, root / "exp", use_tb_logger=False),
-                     **outputs(root))
+    result = T.train(tiny_options(train_data, root / "exp", use_tb_logger=False), **outputs(root))
     return _weights(Path(result.generator_path))
 
 
@@ -108,16 +109,23 @@ def test_torn_newest_checkpoint_falls_back(train_data: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("failure", ["torn", "enospc"])
-def test_failed_write_keeps_the_previous_checkpoint(train_data: Path, tmp_path: Path,  # noqa: F811
-                                                    monkeypatch, failure: str) -> None:
+def test_failed_write_keeps_the_previous_checkpoint(
+    train_data: Path,  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+    monkeypatch,
+    failure: str,
+) -> None:
     """Disk full while writing net_g_4.pth: training stops with the file named, checkpoint 2
     stays (nothing pruned), no net_g_4.pth appears, and resuming ends like an uninterrupted
     run."""
     expected = _straight(train_data, tmp_path)
     root = tmp_path / "broken"
     opt = tiny_options(train_data, root / "exp", use_tb_logger=False)
-    monkeypatch.setattr(torch, "save", _torn_save(".net_g_4.") if failure == "torn"
-                        else _guarded(_full_disk, ".net_g_4."))
+    monkeypatch.setattr(
+        torch,
+        "save",
+        _torn_save(".net_g_4.") if failure == "torn" else _guarded(_full_disk, ".net_g_4."),
+    )
     with pytest.raises(checkpoints.CheckpointError, match=r"net_g_4\.pth"):
         T.train(opt, **outputs(root))
     monkeypatch.undo()
@@ -143,8 +151,10 @@ def _guarded(fake, match: str):
 
 
 def test_prune_removes_orphans_and_temporaries(tmp_path: Path) -> None:
-    opt = {"path": {"training_states": str(tmp_path / "s"), "models": str(tmp_path / "m")},
-           "network_d": {}}
+    opt = {
+        "path": {"training_states": str(tmp_path / "s"), "models": str(tmp_path / "m")},
+        "network_d": {},
+    }
     for it in (2, 4):
         for f in checkpoints.files(opt, it):
             f.parent.mkdir(exist_ok=True)
@@ -155,6 +165,9 @@ def test_prune_removes_orphans_and_temporaries(tmp_path: Path) -> None:
     (tmp_path / "m" / "notes.txt").write_text("not ours")
     checkpoints.prune(opt, keep=4)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
-        "net_d_4.pth", "net_g_4.pth", "notes.txt"]
+        "net_d_4.pth",
+        "net_g_4.pth",
+        "notes.txt",
+    ]
     assert [p.name for p in (tmp_path / "s").iterdir()] == ["4.state"]
     assert checkpoints.iterations(opt) == [4]

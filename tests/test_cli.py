@@ -18,8 +18,11 @@ from tests.test_dicom import make_dicom
 
 
 def _hashes(folder):
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        p: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _crop(path, side=48, y=400, x=400):
@@ -36,24 +39,31 @@ def inputs(tmp_path, nih_images, kermany_root):
     Image.fromarray(np.stack([gray8] * 3, -1)).save(src / "rgbgray.png")
     jpeg = sorted((kermany_root / "train" / "NORMAL").glob("*.jpeg"))[0]
     Image.fromarray(_crop(jpeg)).save(src / "sub" / "kermany.jpeg", quality=95)
-    full16 = (gray8.astype(np.uint16) * 257)  # 0..65535: a full 16-bit range
+    full16 = gray8.astype(np.uint16) * 257  # 0..65535: a full 16-bit range
     io.write_png(src / "full16.png", full16)
     Image.fromarray(full16).save(src / "scan.tif")
-    twelve = (gray8.astype(np.uint16) * 16)
-    make_dicom(src / "mono1.dcm", 4095 - twelve, photometric="MONOCHROME1", bits=12,
-               spacing=(0.14, 0.15))
+    twelve = gray8.astype(np.uint16) * 16
+    make_dicom(
+        src / "mono1.dcm", 4095 - twelve, photometric="MONOCHROME1", bits=12, spacing=(0.14, 0.15)
+    )
     return src
 
 
 def test_every_format_round_trips_with_provenance_and_inputs_unchanged(inputs, tmp_path, capsys):
     before = _hashes(inputs)
     out = tmp_path / "out"
-    assert cli.main(["upscale", str(inputs), "-o", str(out), "--model", "bicubic",
-                     "--quiet"]) == 0
+    assert cli.main(["upscale", str(inputs), "-o", str(out), "--model", "bicubic", "--quiet"]) == 0
     assert _hashes(inputs) == before
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert names == ["full16.png", "manifest.json", "mono1.dcm", "nih8.png", "rgbgray.png",
-                     "scan.tif", "sub/kermany.png"]
+    assert names == [
+        "full16.png",
+        "manifest.json",
+        "mono1.dcm",
+        "nih8.png",
+        "rgbgray.png",
+        "scan.tif",
+        "sub/kermany.png",
+    ]
     with Image.open(out / "nih8.png") as img:
         assert img.size == (192, 192) and img.text["cxrsr:model"] == "bicubic"
         assert img.text["cxrsr:scale"] == "4" and "cxrsr:model_sha256" in img.text
@@ -77,8 +87,12 @@ def test_dicom_round_trip_keeps_form_and_derives_a_series(inputs, tmp_path):
     import pydicom
 
     out = tmp_path / "out"
-    assert cli.main(["upscale", str(inputs / "mono1.dcm"), "-o", str(out), "--model", "bicubic",
-                     "--quiet"]) == 0
+    assert (
+        cli.main(
+            ["upscale", str(inputs / "mono1.dcm"), "-o", str(out), "--model", "bicubic", "--quiet"]
+        )
+        == 0
+    )
     src, dst = pydicom.dcmread(inputs / "mono1.dcm"), pydicom.dcmread(out / "mono1.dcm")
     assert dst.PhotometricInterpretation == "MONOCHROME1" and dst.BitsStored == 12
     assert (dst.Rows, dst.Columns) == (4 * src.Rows, 4 * src.Columns)
@@ -92,13 +106,29 @@ def test_dicom_round_trip_keeps_form_and_derives_a_series(inputs, tmp_path):
     assert not dst.file_meta.TransferSyntaxUID.is_compressed
     assert dst.PatientName == "Doe^Jane" and dst.PatientID == "P123"
     # MONOCHROME1 written back: dark stays dark (bicubic of the stored values, to rounding).
-    small = np.asarray(Image.fromarray(dst.pixel_array.astype(np.float32)).resize(
-        (src.Columns, src.Rows), Image.Resampling.BICUBIC))
+    small = np.asarray(
+        Image.fromarray(dst.pixel_array.astype(np.float32)).resize(
+            (src.Columns, src.Rows), Image.Resampling.BICUBIC
+        )
+    )
     assert np.abs(small - src.pixel_array).mean() < 20
 
     anon = tmp_path / "anon"
-    assert cli.main(["upscale", str(inputs / "mono1.dcm"), "-o", str(anon), "--model", "bicubic",
-                     "--anonymize", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "upscale",
+                str(inputs / "mono1.dcm"),
+                "-o",
+                str(anon),
+                "--model",
+                "bicubic",
+                "--anonymize",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     a = pydicom.dcmread(anon / "mono1.dcm")
     assert a.PatientID == "" and a.PatientName != "Doe^Jane" and a.AccessionNumber == ""
     assert a.InstitutionName == "" and a.PatientIdentityRemoved == "YES"
@@ -110,8 +140,20 @@ def test_signed_dicom_round_trip_keeps_negative_values(tmp_path):
 
     stored = np.tile(np.linspace(-2048, 1984, 32).astype(np.int16), (32, 1))
     make_dicom(tmp_path / "s.dcm", stored, signed=True, slope=1, intercept=-1024)
-    assert cli.main(["upscale", str(tmp_path / "s.dcm"), "-o", str(tmp_path / "o"), "--model",
-                     "bicubic", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "upscale",
+                str(tmp_path / "s.dcm"),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                "bicubic",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = pydicom.dcmread(tmp_path / "o" / "s.dcm")
     assert out.PixelRepresentation == 1 and out.pixel_array.min() < -1900
     assert out.RescaleIntercept == -1024
@@ -143,8 +185,9 @@ def test_bad_inputs_each_get_one_line_and_the_batch_goes_on(tmp_path, nih_images
     _bad_inputs(bad, nih_images[0])
     files = sorted(str(p) for p in bad.iterdir())
     before = _hashes(bad)
-    status = cli.main(["upscale", *files, "-o", str(tmp_path / "out"), "--model", "bicubic",
-                       "--quiet"])
+    status = cli.main(
+        ["upscale", *files, "-o", str(tmp_path / "out"), "--model", "bicubic", "--quiet"]
+    )
     assert status == 1
     assert _hashes(bad) == before
     err = capsys.readouterr().err
@@ -164,28 +207,30 @@ def test_bad_inputs_each_get_one_line_and_the_batch_goes_on(tmp_path, nih_images
     assert len(lines) == len(reasons)
     for name, reason in reasons.items():
         assert any(name in line and reason in line for line in lines), name
-    rows = {r["input"].rsplit("/", 1)[1]: r for r in
-            json.loads((tmp_path / "out" / "manifest.json").read_text())["rows"]}
+    rows = {
+        r["input"].rsplit("/", 1)[1]: r
+        for r in json.loads((tmp_path / "out" / "manifest.json").read_text())["rows"]
+    }
     assert rows["good.png"]["status"] == rows["palette.png"]["status"] == "done"
     assert {n for n, r in rows.items() if r["status"] == "failed"} == set(reasons)
     assert not list((tmp_path / "out").glob("*.part")) and not list(
-        (tmp_path / "out").glob(".*.part"))
+        (tmp_path / "out").glob(".*.part")
+    )
 
 
 def test_usage_errors_exit_2(tmp_path, nih_images, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
     io.write_png(folder / "a.png", _crop(nih_images[0], 16))
-    assert cli.main(["upscale", str(folder), "-o", str(folder / "out"), "--model",
-                     "bicubic"]) == 2
+    assert cli.main(["upscale", str(folder), "-o", str(folder / "out"), "--model", "bicubic"]) == 2
     assert "inside the input folder" in capsys.readouterr().err
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert cli.main(["upscale", str(folder), "-o", str(blocker / "out"), "--model",
-                     "bicubic"]) == 2
+    assert cli.main(["upscale", str(folder), "-o", str(blocker / "out"), "--model", "bicubic"]) == 2
     assert "cannot be written" in capsys.readouterr().err
-    assert cli.main(["upscale", str(folder), "-o", str(tmp_path / "o"), "--model",
-                     "nosuchmodel"]) == 2
+    assert (
+        cli.main(["upscale", str(folder), "-o", str(tmp_path / "o"), "--model", "nosuchmodel"]) == 2
+    )
     err = capsys.readouterr().err
     assert "Unknown model 'nosuchmodel'" in err and "pretrained" in err and "lanczos" in err
     with pytest.raises(SystemExit) as exit_:
@@ -215,8 +260,10 @@ def test_existing_output_rerun_skip_overwrite_and_interrupt(tmp_path, nih_images
     monkeypatch.setattr(batch, "process", real)
     stamp = (out / "0.png").stat().st_mtime_ns
     assert cli.main(args) == 0
-    rows = {r["input"].rsplit("/", 1)[1]: r["status"] for r in
-            json.loads((out / "manifest.json").read_text())["rows"]}
+    rows = {
+        r["input"].rsplit("/", 1)[1]: r["status"]
+        for r in json.loads((out / "manifest.json").read_text())["rows"]
+    }
     assert rows == {"0.png": "skipped", "1.png": "done", "2.png": "done"}
     assert (out / "0.png").stat().st_mtime_ns == stamp
     # Another model over these outputs: refused per file without --overwrite, then replaced.
@@ -230,11 +277,26 @@ def test_existing_output_rerun_skip_overwrite_and_interrupt(tmp_path, nih_images
 def test_pretrained_network_with_audit(tmp_path, nih_images):
     io.write_png(tmp_path / "c.png", _crop(nih_images[0], 32))
     out = tmp_path / "out"
-    assert cli.main(["upscale", str(tmp_path / "c.png"), "-o", str(out), "--audit", "--quiet",
-                     "--precision", "fp32"]) == 0
+    assert (
+        cli.main(
+            [
+                "upscale",
+                str(tmp_path / "c.png"),
+                "-o",
+                str(out),
+                "--audit",
+                "--quiet",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
     row = json.loads((out / "manifest.json").read_text())["rows"][0]
-    assert row["model"]["model"].startswith("RealESRGAN_x4plus") and len(
-        row["model"]["model_sha256"]) == 64
+    assert (
+        row["model"]["model"].startswith("RealESRGAN_x4plus")
+        and len(row["model"]["model_sha256"]) == 64
+    )
     assert 25 < row["audit"]["lr_consistency_psnr_db"] < 80
     assert 0 <= row["audit"]["departs_fraction"] <= 1
     mask = io.read_radiograph(out / "c.png.audit.png")
@@ -265,23 +327,30 @@ def test_study_passes_its_options_to_the_runner(monkeypatch):
     from cxrsr_utils import runner
 
     seen = []
-    monkeypatch.setattr(runner, "run_study", lambda *a, **k: seen.append(a) or {
-        "wall_seconds": {"total": 0}})
+    monkeypatch.setattr(
+        runner, "run_study", lambda *a, **k: seen.append(a) or {"wall_seconds": {"total": 0}}
+    )
     assert cli.main(["study", "--profile", "quick", "--set", "seed=3", "--only", "01"]) == 0
     assert seen[0][:3] == ("quick", {"seed": 3}, ["01"])
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["--set", "seed=1", "seed=2"], "seed is given twice"),
-    (["--set", "nih.no_such_key=1"], "unknown key 'nih.no_such_key'"),
-    (["--set", "nih.n_crops=many"], "nih.n_crops"),
-    (["--profile", "no_such_profile"], "No profile 'no_such_profile'"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--set", "seed=1", "seed=2"], "seed is given twice"),
+        (["--set", "nih.no_such_key=1"], "unknown key 'nih.no_such_key'"),
+        (["--set", "nih.n_crops=many"], "nih.n_crops"),
+        (["--profile", "no_such_profile"], "No profile 'no_such_profile'"),
+    ],
+)
 def test_study_parameter_errors_exit_2_with_the_reason(monkeypatch, capsys, argv, says):
     from cxrsr_utils import runner
 
-    monkeypatch.setattr(runner, "run_study", lambda profile, overrides, *a, **k: (
-        runner.load_params(profile, overrides)))  # the real params check, no notebook run
+    monkeypatch.setattr(
+        runner,
+        "run_study",
+        lambda profile, overrides, *a, **k: runner.load_params(profile, overrides),
+    )  # the real params check, no notebook run
     assert cli.main(["study", *argv]) == 2
     err = capsys.readouterr().err
     assert "parameter error" in err and says in err
@@ -307,9 +376,16 @@ def test_default_tile_pad_keeps_tiled_within_the_stated_db_of_untiled(nih_images
     rad = io.read_radiograph(nih_images[1])
     crop = io.Radiograph(rad.pixels[300:500, 300:500].copy(), 255, rad.path)
     whole = infer.upscale_radiograph(crop, net, infer.InferOptions(progress=False))
-    tiled = infer.upscale_radiograph(crop, net, infer.InferOptions(
-        tile=upscaler.DEFAULT_TILE, tile_pad=upscaler.DEFAULT_TILE_PAD, batch_size=1,
-        progress=False))
+    tiled = infer.upscale_radiograph(
+        crop,
+        net,
+        infer.InferOptions(
+            tile=upscaler.DEFAULT_TILE,
+            tile_pad=upscaler.DEFAULT_TILE_PAD,
+            batch_size=1,
+            progress=False,
+        ),
+    )
     db = metrics.psnr(whole.as_float(), tiled.as_float())
     print(f"tiled vs untiled: {db:.1f} dB")
     assert db > upscaler.TILED_MIN_DB, db
@@ -328,13 +404,40 @@ def test_a_fine_tuned_variant_of_a_run_and_a_pth_path(tmp_path, nih_images, caps
     io.write_png(tmp_path / "c.png", _crop(nih_images[0], 16))
     for spec in (["--model", "paper", "--run", str(run)], ["--model", str(weights)]):
         out = tmp_path / f"out{len(spec)}"
-        assert cli.main(["upscale", str(tmp_path / "c.png"), "-o", str(out), "--quiet",
-                         "--precision", "fp32", *spec]) == 0
+        assert (
+            cli.main(
+                [
+                    "upscale",
+                    str(tmp_path / "c.png"),
+                    "-o",
+                    str(out),
+                    "--quiet",
+                    "--precision",
+                    "fp32",
+                    *spec,
+                ]
+            )
+            == 0
+        )
         with Image.open(out / "c.png") as img:
-            assert img.text["cxrsr:model_sha256"] == hashlib.sha256(
-                weights.read_bytes()).hexdigest()
-    assert cli.main(["upscale", str(tmp_path / "c.png"), "-o", str(tmp_path / "o"), "--model",
-                     "matched", "--run", str(run)]) == 2
+            assert (
+                img.text["cxrsr:model_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+            )
+    assert (
+        cli.main(
+            [
+                "upscale",
+                str(tmp_path / "c.png"),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                "matched",
+                "--run",
+                str(run),
+            ]
+        )
+        == 2
+    )
     assert "known: pretrained, paper, bicubic, lanczos" in capsys.readouterr().err
 
 
@@ -347,8 +450,20 @@ def test_compressed_dicom_is_decoded_and_written_uncompressed(tmp_path, nih_imag
     ds = pydicom.dcmread(tmp_path / "rle.dcm")
     ds.compress(RLELossless)  # pydicom's own RLE encoder and decoder
     ds.save_as(tmp_path / "rle.dcm")
-    assert cli.main(["upscale", str(tmp_path / "rle.dcm"), "-o", str(tmp_path / "o"),
-                     "--model", "bicubic", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "upscale",
+                str(tmp_path / "rle.dcm"),
+                "-o",
+                str(tmp_path / "o"),
+                "--model",
+                "bicubic",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = pydicom.dcmread(tmp_path / "o" / "rle.dcm")
     assert not out.file_meta.TransferSyntaxUID.is_compressed
     assert out.pixel_array.shape == (96, 96) and out.BitsStored == 12
@@ -358,8 +473,18 @@ def test_globs_expand_and_a_glob_matching_nothing_fails_alone(tmp_path, nih_imag
     for i in range(2):
         io.write_png(tmp_path / f"g{i}.png", _crop(nih_images[i], 8))
     out = tmp_path / "o"
-    status = cli.main(["upscale", str(tmp_path / "g*.png"), str(tmp_path / "none*.png"), "-o",
-                       str(out), "--model", "bicubic", "--quiet"])
+    status = cli.main(
+        [
+            "upscale",
+            str(tmp_path / "g*.png"),
+            str(tmp_path / "none*.png"),
+            "-o",
+            str(out),
+            "--model",
+            "bicubic",
+            "--quiet",
+        ]
+    )
     rows = json.loads((out / "manifest.json").read_text())["rows"]
     assert status == 1 and [r["status"] for r in rows] == ["done", "done", "failed"]
     assert "no such file" in rows[2]["error"]
@@ -371,6 +496,7 @@ def test_sources_verify_flags_a_wrong_file(tmp_path, monkeypatch, capsys):
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"not the official weights")
     assert cli.main(["sources", "--verify"]) == 1
-    line = next(x for x in capsys.readouterr().out.splitlines()
-                if x.startswith("RealESRGAN_x4plus "))
+    line = next(
+        x for x in capsys.readouterr().out.splitlines() if x.startswith("RealESRGAN_x4plus ")
+    )
     assert "cache" in line and str(bad) in line and "UNVERIFIED" in line

@@ -37,8 +37,11 @@ def test_default_options_are_the_papers() -> None:
     assert o["jpeg_range2"] == [30, 95]
     # Real-ESRGAN's finetune_realesrgan_x4plus.yml for the rest.
     assert o["blur_kernel_size"] == o["blur_kernel_size2"] == 21
-    assert o["kernel_list"] == o["kernel_list2"] == [
-        "iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
+    assert (
+        o["kernel_list"]
+        == o["kernel_list2"]
+        == ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
+    )
     assert o["kernel_prob"] == o["kernel_prob2"] == [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
     assert o["sinc_prob"] == o["sinc_prob2"] == 0.1 and o["final_sinc_prob"] == 0.8
     assert o["blur_sigma"] == [0.2, 3] and o["blur_sigma2"] == [0.2, 1.5]
@@ -48,13 +51,16 @@ def test_default_options_are_the_papers() -> None:
     assert set(o) == set(degrade.KERNEL_KEYS) | set(degrade.PIPELINE_KEYS)
 
 
-@pytest.mark.parametrize("bad", [
-    {"resize_prob": (0.5, 0.5, 0.5)},
-    {"resize_range": (1.2, 1.5)},
-    {"kernel_prob": (1.0,)},
-    {"sinc_prob": 1.5},
-    {"blur_kernel_size": 15},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"resize_prob": (0.5, 0.5, 0.5)},
+        {"resize_range": (1.2, 1.5)},
+        {"kernel_prob": (1.0,)},
+        {"sinc_prob": 1.5},
+        {"blur_kernel_size": 15},
+    ],
+)
 def test_invalid_options_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         degrade.degradation_options(**bad)
@@ -91,7 +97,8 @@ def _feed_data_like_realesrgan(gt: torch.Tensor, kernels: dict, options: dict) -
     """Run realesrgan's own RealESRGANModel.feed_data on a stand-in model (CPU, no networks)."""
     jpeger = DiffJPEG(differentiable=False)
     fake = types.SimpleNamespace(
-        is_train=True, device=torch.device("cpu"),
+        is_train=True,
+        device=torch.device("cpu"),
         opt={**options, "scale": 4, "gt_size": gt.shape[-1]},  # full-size crop: identity
         usm_sharpener=USMSharp(),
         # realesrgan's code fails on CPU on DiffJPEG's non-contiguous output; same values.
@@ -111,9 +118,13 @@ def test_degrade_batch_equals_realesrgan_feed_data(hr_image: np.ndarray, seed: i
     with seeded(seed + 100):
         theirs = _feed_data_like_realesrgan(gt, kernels, options)
     with seeded(seed + 100):
-        ours = degrade.degrade_batch(gt, **kernels, options=options,
-                                     jpeger=DiffJPEG(differentiable=False),
-                                     usm_sharpener=USMSharp())
+        ours = degrade.degrade_batch(
+            gt,
+            **kernels,
+            options=options,
+            jpeger=DiffJPEG(differentiable=False),
+            usm_sharpener=USMSharp(),
+        )
     assert torch.equal(ours.lr, theirs)
 
 
@@ -129,9 +140,17 @@ def _draw_decisions(n: int, options: dict) -> list[dict]:
     out = []
     with seeded(0):
         for _ in range(n):
-            out.append(degrade.degrade_batch(
-                gt, kernel1=pulse, kernel2=pulse, sinc_kernel=pulse, options=options,
-                jpeger=_identity_jpeg, usm_sharpener=lambda x: x).decisions)
+            out.append(
+                degrade.degrade_batch(
+                    gt,
+                    kernel1=pulse,
+                    kernel2=pulse,
+                    sinc_kernel=pulse,
+                    options=options,
+                    jpeger=_identity_jpeg,
+                    usm_sharpener=lambda x: x,
+                ).decisions
+            )
     return out
 
 
@@ -155,8 +174,12 @@ def test_branch_frequencies_follow_the_options() -> None:
     scales = np.array([d["scale1"] for d in draws])
     assert scales.min() >= 0.15 and scales.max() <= 1.5
     # The options really drive the draws.
-    changed = _draw_decisions(200, degrade.degradation_options(
-        resize_prob=(0, 0, 1), second_blur_prob=0.0, gaussian_noise_prob=1.0))
+    changed = _draw_decisions(
+        200,
+        degrade.degradation_options(
+            resize_prob=(0, 0, 1), second_blur_prob=0.0, gaussian_noise_prob=1.0
+        ),
+    )
     assert {d["resize1"] for d in changed} == {"keep"}
     assert not any(d["blur2"] for d in changed)
     assert {d["noise1"] for d in changed} == {"gaussian"}
@@ -172,8 +195,9 @@ def test_kernel_frequencies_follow_the_options() -> None:
     _assert_frequency([not degrade._is_pulse(s) for s in k["sinc_kernel"]], True, 0.8)
     assert torch.allclose(k["kernel1"].sum((1, 2)), torch.ones(1000), atol=1e-4)
     with seeded(0):
-        always = degrade.sample_kernels(50, degrade.degradation_options(
-            sinc_prob=1.0, final_sinc_prob=0.0))
+        always = degrade.sample_kernels(
+            50, degrade.degradation_options(sinc_prob=1.0, final_sinc_prob=0.0)
+        )
     assert bool((always["kernel1"].flatten(1).amin(1) < 0).all())
     assert all(degrade._is_pulse(s) for s in always["sinc_kernel"])
 

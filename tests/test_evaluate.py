@@ -79,8 +79,15 @@ def test_wide_summary_and_headline():
     rows = []
     for method, base in (("bicubic", 30.0), ("pretrained", 28.0), ("finetuned:l1", 31.0)):
         for i in range(5):
-            rows.append({"dataset": "nih", "image": str(i), "method": method,
-                         "psnr": base + 0.1 * i, "ssim": 0.9})
+            rows.append(
+                {
+                    "dataset": "nih",
+                    "image": str(i),
+                    "method": method,
+                    "psnr": base + 0.1 * i,
+                    "ssim": 0.9,
+                }
+            )
     summary = metrics.summary_table(pd.DataFrame(rows), n_resamples=200)
     wide = evaluate.wide_summary(summary)
     assert list(wide.method) == ["bicubic", "pretrained", "finetuned:l1"]
@@ -98,11 +105,19 @@ def test_study_methods_use_the_profiles_inference_settings(prepared, monkeypatch
         return [], []
 
     monkeypatch.setattr(evaluate, "available_methods", spy)
-    params = load_params("quick", {"evaluate.tile": 32, "evaluate.precision": "bf16",
-                                   "evaluate.include_general_v3": False})
+    params = load_params(
+        "quick",
+        {"evaluate.tile": 32, "evaluate.precision": "bf16", "evaluate.include_general_v3": False},
+    )
     assert evaluate.study_methods(params, work) == ([], [])
     o = seen["options"]
     assert seen["work"] == work and seen["general"] is False
     assert (o.tile, o.tile_pad, o.pre_pad, o.batch_size, o.precision, o.device, o.progress) == (
-        32, params.evaluate.tile_pad, params.evaluate.pre_pad, params.evaluate.batch_size,
-        "bf16", "cpu", False)
+        32,
+        params.evaluate.tile_pad,
+        params.evaluate.pre_pad,
+        params.evaluate.batch_size,
+        "bf16",
+        "cpu",
+        False,
+    )

@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("CXRSR_PAPER_SMOKE") != "1",
-                       reason="runs notebooks 01-05 under the paper profile (minutes); "
-                       "run it with `make paper-smoke`"),
+    pytest.mark.skipif(
+        os.environ.get("CXRSR_PAPER_SMOKE") != "1",
+        reason="runs notebooks 01-05 under the paper profile (minutes); "
+        "run it with `make paper-smoke`",
+    ),
 ]
 
 
@@ -35,37 +37,58 @@ def paper_smoke_overrides() -> dict[str, object]:
     """The paper profile shrunk to minutes on a CPU; everything not named stays the paper's."""
     return {
         "device": "cpu",
-        "nih.n_finetune": 6, "nih.n_eval": 3, "nih.multiscale_originals": 2, "nih.n_crops": 3,
-        "nih.max_side": 512, "nih.eval_hr_size": 128,
-        "kermany.n_per_class": 6, "kermany.hr_size": 128,
-        "preview.n_draws": 4, "preview.n_images": 2, "preview.draws_per_image": 2,
-        "finetune.epochs": None, "finetune.total_iter": 2, "finetune.batch_size": 2,
-        "finetune.gt_size": 64, "finetune.queue_size": 4, "finetune.num_workers": 0,
-        "finetune.save_checkpoint_freq": 1, "finetune.print_freq": 1,
+        "nih.n_finetune": 6,
+        "nih.n_eval": 3,
+        "nih.multiscale_originals": 2,
+        "nih.n_crops": 3,
+        "nih.max_side": 512,
+        "nih.eval_hr_size": 128,
+        "kermany.n_per_class": 6,
+        "kermany.hr_size": 128,
+        "preview.n_draws": 4,
+        "preview.n_images": 2,
+        "preview.draws_per_image": 2,
+        "finetune.epochs": None,
+        "finetune.total_iter": 2,
+        "finetune.batch_size": 2,
+        "finetune.gt_size": 64,
+        "finetune.queue_size": 4,
+        "finetune.num_workers": 0,
+        "finetune.save_checkpoint_freq": 1,
+        "finetune.print_freq": 1,
         # The paper's tile 256 on a 256 LR is one tile per image: tile 32 on a 32 LR likewise.
-        "evaluate.tile": 32, "evaluate.batch_size": 2, "evaluate.n_bootstrap": 100,
+        "evaluate.tile": 32,
+        "evaluate.batch_size": 2,
+        "evaluate.n_bootstrap": 100,
         "evaluate.precision": "bf16" if cpu.native_bf16() else "fp32",  # fp16 is for GPUs
-        "classifier.epochs": 1, "classifier.batch_size": 4, "classifier.n_bootstrap": 100,
+        "classifier.epochs": 1,
+        "classifier.batch_size": 4,
+        "classifier.n_bootstrap": 100,
     }
 
 
-def test_paper_profile_notebooks_run_on_stand_ins(tmp_path: Path, mirror: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paper_profile_notebooks_run_on_stand_ins(
+    tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = tmp_path / "mirror"
     write_standin_weights(fake)
     (fake / "data").symlink_to(mirror / "data")
     out = tmp_path / "out"
-    for var, value in (("CXRSR_MIRROR", fake), ("CXRSR_CACHE", tmp_path / "cache"),
-                       ("CXRSR_OUTPUT_ROOT", out), (sources.ENV_ALLOW_UNVERIFIED, "1"),
-                       # the kernels import this checkout's package, whatever is installed
-                       ("PYTHONPATH", os.pathsep.join(filter(None, [
-                           str(ROOT), os.environ.get("PYTHONPATH")])))):
+    for var, value in (
+        ("CXRSR_MIRROR", fake),
+        ("CXRSR_CACHE", tmp_path / "cache"),
+        ("CXRSR_OUTPUT_ROOT", out),
+        (sources.ENV_ALLOW_UNVERIFIED, "1"),
+        # the kernels import this checkout's package, whatever is installed
+        ("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))),
+    ):
         monkeypatch.setenv(var, str(value))
 
     manifest = runner.run_study("paper", paper_smoke_overrides())
 
     assert list(manifest["wall_seconds"]["per_notebook"]) == [
-        b.name for b in runner.study_notebooks()]
+        b.name for b in runner.study_notebooks()
+    ]
     paths = Paths(load_params("paper", paper_smoke_overrides()))
     assert paths.root == out
     cards = paths.reports / "model_cards"

@@ -43,15 +43,24 @@ from tests.test_train import write_training_set
 
 pytestmark = pytest.mark.slow
 
-SHRUNK = {"device": "cpu", "finetune.epochs": None, "finetune.total_iter": 4,
-          "finetune.batch_size": 2, "finetune.gt_size": 64, "finetune.queue_size": 4,
-          "finetune.num_workers": 0, "finetune.save_checkpoint_freq": 2,
-          "finetune.print_freq": 1, "finetune.variants": ["paper"]}
+SHRUNK = {
+    "device": "cpu",
+    "finetune.epochs": None,
+    "finetune.total_iter": 4,
+    "finetune.batch_size": 2,
+    "finetune.gt_size": 64,
+    "finetune.queue_size": 4,
+    "finetune.num_workers": 0,
+    "finetune.save_checkpoint_freq": 2,
+    "finetune.print_freq": 1,
+    "finetune.variants": ["paper"],
+}
 
 
 @pytest.fixture(scope="module")
-def paper_env(tmp_path_factory: pytest.TempPathFactory, mirror: Path,
-              nih_images: list[Path]) -> dict[str, Any]:
+def paper_env(
+    tmp_path_factory: pytest.TempPathFactory, mirror: Path, nih_images: list[Path]
+) -> dict[str, Any]:
     """A temporary mirror (stand-in weights + the real mirror's data), an empty cache, and
     notebook 01's fine-tune layout with six real NIH radiographs at 128 x 128."""
     tmp = tmp_path_factory.mktemp("paper")
@@ -94,7 +103,8 @@ def test_paper_options_take_every_paper_part(paper_env, stand_in_sources) -> Non
     assert opt["cxrsr"]["degradation"] == "realesrgan" and opt["cxrsr"]["batch_size"] == 2
     assert src["vgg19"]["note"].startswith("UNVERIFIED: sha256 ")
     assert src["discriminator"]["sha256"] == sources.sha256_file(
-        paper_env["standins"]["RealESRGAN_x4plus_netD"])
+        paper_env["standins"]["RealESRGAN_x4plus_netD"]
+    )
     # The model really starts from the stand-in files.
     netd = torch.load(paper_env["standins"]["RealESRGAN_x4plus_netD"], weights_only=True)
     for k, v in netd["params"].items():
@@ -113,13 +123,15 @@ def _outputs(root: Path) -> dict[str, Path]:
     return {"generator_path": root / "generator.pth", "model_card_path": root / "card.json"}
 
 
-def test_paper_training_resumes_exactly_and_exports(paper_env, stand_in_sources,
-                                                    tmp_path: Path) -> None:
+def test_paper_training_resumes_exactly_and_exports(
+    paper_env, stand_in_sources, tmp_path: Path
+) -> None:
     with sources.allow_unverified_for_tests():
         opt = _options(paper_env)
         every_iter = _options(paper_env, **{"finetune.save_checkpoint_freq": 1})
-    straight = T.train({**opt, "path": _paths(opt, tmp_path / "straight")},
-                       **_outputs(tmp_path / "straight"))
+    straight = T.train(
+        {**opt, "path": _paths(opt, tmp_path / "straight")}, **_outputs(tmp_path / "straight")
+    )
     assert straight.completed and straight.iterations == 4
 
     broken = {**every_iter, "path": _paths(every_iter, tmp_path / "broken")}
@@ -149,9 +161,14 @@ def test_paper_training_resumes_exactly_and_exports(paper_env, stand_in_sources,
 def _paths(opt: dict[str, Any], root: Path) -> dict[str, Any]:
     """The option paths of ``opt`` moved under ``root`` (two runs of one recipe side by side)."""
     exp = root / "exp"
-    moved = {"experiments_root": exp, "models": exp / "models",
-             "training_states": exp / "training_states", "log": exp,
-             "visualization": exp / "visualization", "tb_logger": exp / "tb_logger"}
+    moved = {
+        "experiments_root": exp,
+        "models": exp / "models",
+        "training_states": exp / "training_states",
+        "log": exp,
+        "visualization": exp / "visualization",
+        "tb_logger": exp / "tb_logger",
+    }
     return {**opt["path"], **{k: str(v) for k, v in moved.items()}}
 
 
@@ -167,6 +184,9 @@ def _check_ema_and_pretrained_d(opt: dict[str, Any], env: dict[str, Any]) -> Non
     assert any(not torch.equal(g["params"][k], v) for k, v in pretrained.items())
     d = torch.load(models / "net_d_1.pth", weights_only=True)["params"]
     standin = torch.load(env["standins"]["RealESRGAN_x4plus_netD"], weights_only=True)["params"]
-    moved = [(d[k] - v).abs().max().item() for k, v in standin.items()
-             if k.endswith(("weight_orig", ".weight", "bias"))]
+    moved = [
+        (d[k] - v).abs().max().item()
+        for k, v in standin.items()
+        if k.endswith(("weight_orig", ".weight", "bias"))
+    ]
     assert 0 < max(moved) <= 1.5e-4

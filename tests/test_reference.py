@@ -12,15 +12,17 @@ from cxrsr_utils import reference
 from cxrsr_utils.params import PROJECT_ROOT
 from cxrsr_utils.report import save_table
 
-SUMMARY = pd.DataFrame({
-    "dataset": ["nih", "nih", "nih"],
-    "method": ["bicubic", "bicubic", "bicubic"],
-    "metric": ["psnr", "ssim", "mse"],
-    "n": [16, 16, 16],
-    "mean": [32.59, 0.9022, 0.000675],
-    "ci_low": [31.29, 0.8832, 0.000466],
-    "ci_high": [33.69, 0.9150, 0.000990],
-})
+SUMMARY = pd.DataFrame(
+    {
+        "dataset": ["nih", "nih", "nih"],
+        "method": ["bicubic", "bicubic", "bicubic"],
+        "metric": ["psnr", "ssim", "mse"],
+        "n": [16, 16, 16],
+        "mean": [32.59, 0.9022, 0.000675],
+        "ci_low": [31.29, 0.8832, 0.000466],
+        "ci_high": [33.69, 0.9150, 0.000990],
+    }
+)
 CHECK = reference.CHECKS["04_summary"]
 
 
@@ -53,12 +55,19 @@ def test_labels_and_counts_must_match_exactly():
     assert any("'nih / lanczos / psnr'" in p for p in problems)
     assert any(p.startswith("n of row 1") for p in problems)
     assert reference.compare_table(SUMMARY.iloc[:2], SUMMARY, CHECK) == [
-        "2 rows vs 3 in the reference"]
+        "2 rows vs 3 in the reference"
+    ]
 
 
 def test_classifier_numbers_are_not_compared_but_its_forms_are():
-    ref = pd.DataFrame({"form": ["original", "LR (bicubic)"], "n": [20, 20],
-                        "accuracy": [0.95, 0.80], "auc": [0.91, 0.95]})
+    ref = pd.DataFrame(
+        {
+            "form": ["original", "LR (bicubic)"],
+            "n": [20, 20],
+            "accuracy": [0.95, 0.80],
+            "auc": [0.91, 0.95],
+        }
+    )
     moved = ref.assign(accuracy=[0.95, 0.90], auc=[0.94, 0.95])  # seen on an AVX2 CPU
     check = reference.CHECKS["05_forms_summary"]
     assert reference.compare_table(moved, ref, check) == []
@@ -115,7 +124,8 @@ def test_publish_makes_the_run_the_reference(tmp_path):
     reference.publish(run_reports, run_figures, "quick", root)
     assert sorted(p.name for p in ref["figures"].iterdir()) == ["04_zoom.png"]
     assert (ref["reports"] / "tables" / "04_summary.csv").read_bytes() == (
-        run_reports / "tables" / "04_summary.csv").read_bytes()
+        run_reports / "tables" / "04_summary.csv"
+    ).read_bytes()
     assert (ref["reports"] / "run_manifest.json").is_file()
     assert not (ref["reports"] / "04_sr_evaluation.ipynb").exists()
 

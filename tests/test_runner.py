@@ -61,11 +61,19 @@ def test_reports_write_paths_inside_the_project_relative_to_it(tmp_path):
 
     inside = PROJECT_ROOT / "work" / "quick" / "finetune" / "paper" / "generator.pth"
     sibling = str(PROJECT_ROOT) + "-other/x.pth"  # shares the prefix, is not inside
-    record = {"path": str(inside), "dirs": [str(tmp_path), PROJECT_ROOT], "n": 3,
-              "nested": {"source": sibling}}
+    record = {
+        "path": str(inside),
+        "dirs": [str(tmp_path), PROJECT_ROOT],
+        "n": 3,
+        "nested": {"source": sibling},
+    }
     written = json.loads(provenance.write_json(tmp_path / "card.json", record).read_text())
-    assert written == {"path": "work/quick/finetune/paper/generator.pth",
-                       "dirs": [str(tmp_path), "."], "n": 3, "nested": {"source": sibling}}
+    assert written == {
+        "path": "work/quick/finetune/paper/generator.pth",
+        "dirs": [str(tmp_path), "."],
+        "n": 3,
+        "nested": {"source": sibling},
+    }
 
 
 def test_git_commit_is_dirty_for_code_changes_not_for_run_outputs(tmp_path):
@@ -74,8 +82,12 @@ def test_git_commit_is_dirty_for_code_changes_not_for_run_outputs(tmp_path):
     from cxrsr_utils import provenance
 
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
 
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "table.csv").write_text("a\n1\n")
@@ -101,9 +113,13 @@ def test_a_run_writes_only_git_ignored_files(monkeypatch):
         pytest.skip("not a git checkout")
     monkeypatch.delenv("CXRSR_OUTPUT_ROOT", raising=False)
     paths = Paths(load_params("quick"))
-    written = [paths.reports / "01_data_prep.ipynb", paths.tables / "04_summary.csv",
-               paths.figures / "04_zoom_comparison.png", paths.reports / "run_manifest.json",
-               paths.work / "finetune" / "paper" / "generator.pth"]
+    written = [
+        paths.reports / "01_data_prep.ipynb",
+        paths.tables / "04_summary.csv",
+        paths.figures / "04_zoom_comparison.png",
+        paths.reports / "run_manifest.json",
+        paths.work / "finetune" / "paper" / "generator.pth",
+    ]
     for path in written:
         ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=PROJECT_ROOT)
         assert ignored.returncode == 0, f"{path} would show in git status"
@@ -113,12 +129,14 @@ def test_a_run_is_compared_with_the_committed_reference(tmp_path, monkeypatch):
     import pandas as pd
 
     monkeypatch.setenv("CXRSR_OUTPUT_ROOT", str(tmp_path / "out"))
-    _book(tmp_path / "01_table.ipynb",
-          "from cxrsr_utils.params import Paths, load_params\n"
-          "from cxrsr_utils import report\nimport pandas as pd\n"
-          "paths = Paths(load_params(profile))\n"
-          "report.save_table(pd.DataFrame({'set': ['x'], 'part': ['y'], 'images': [1]}),\n"
-          "                  paths.tables, '01_counts')")
+    _book(
+        tmp_path / "01_table.ipynb",
+        "from cxrsr_utils.params import Paths, load_params\n"
+        "from cxrsr_utils import report\nimport pandas as pd\n"
+        "paths = Paths(load_params(profile))\n"
+        "report.save_table(pd.DataFrame({'set': ['x'], 'part': ['y'], 'images': [1]}),\n"
+        "                  paths.tables, '01_counts')",
+    )
     manifest = runner.run_study("quick", kernel="python3", folder=tmp_path)
     reports = tmp_path / "out" / "work" / "quick" / "reports"
     assert manifest["device"]["cpu"]["model"] and (reports / "run_manifest.json").is_file()

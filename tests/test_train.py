@@ -37,8 +37,15 @@ from cxrsr_utils.models import (
 from cxrsr_utils.params import FinetuneParams, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_G = {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1,
-          "num_grow_ch": 4, "scale": 4}
+TINY_G = {
+    "type": "RRDBNet",
+    "num_in_ch": 3,
+    "num_out_ch": 3,
+    "num_feat": 8,
+    "num_block": 1,
+    "num_grow_ch": 4,
+    "scale": 4,
+}
 TINY_D = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 8, "skip_connection": True}
 
 
@@ -49,7 +56,8 @@ def write_training_set(root: Path, images: list[Path], side: int = 128) -> Path:
     for path in images:
         image = resize(read_radiograph(path).as_float(), (side, side))
         Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)).save(
-            root / path.name)
+            root / path.name
+        )
     (root / "meta_info.txt").write_text("".join(f"{p.name}\n" for p in images))
     return root
 
@@ -61,52 +69,89 @@ def train_data(tmp_path_factory: pytest.TempPathFactory, nih_images: list[Path])
 
 
 TINY_RECIPE: dict[str, Any] = dict(
-    total_iter=5, batch_size=1, gt_size=64, perceptual_weight=0, generator_init="scratch",
-    discriminator_init="scratch", net_d_init_iters=1, save_checkpoint_freq=2, print_freq=1,
-    queue_size=4)
+    total_iter=5,
+    batch_size=1,
+    gt_size=64,
+    perceptual_weight=0,
+    generator_init="scratch",
+    discriminator_init="scratch",
+    net_d_init_iters=1,
+    save_checkpoint_freq=2,
+    print_freq=1,
+    queue_size=4,
+)
 
 
 def tiny_options(data: Path, root: Path, **overrides: Any) -> dict[str, Any]:
     """Options with tiny networks from scratch: the mechanics, cheaply. ``overrides`` are
     FinetuneParams fields or build_options arguments."""
-    recipe = {**TINY_RECIPE, **{k: overrides.pop(k) for k in list(overrides)
-                                if k in FinetuneParams.model_fields}}
+    recipe = {
+        **TINY_RECIPE,
+        **{k: overrides.pop(k) for k in list(overrides) if k in FinetuneParams.model_fields},
+    }
     kwargs: dict[str, Any] = dict(
-        name="tiny", dataroot_gt=data, meta_info=data / "meta_info.txt", experiments_root=root,
-        variant="paper", seed=0, device="cpu", generator_arch=TINY_G, discriminator_arch=TINY_D,
-        download=False)
+        name="tiny",
+        dataroot_gt=data,
+        meta_info=data / "meta_info.txt",
+        experiments_root=root,
+        variant="paper",
+        seed=0,
+        device="cpu",
+        generator_arch=TINY_G,
+        discriminator_arch=TINY_D,
+        download=False,
+    )
     kwargs.update(overrides)
     return build_options(FinetuneParams(**recipe), **kwargs)
 
 
 def outputs(root: Path) -> dict[str, Path]:
-    return {"generator_path": root / "out" / "net_g_ema.pth",
-            "model_card_path": root / "out" / "model_card.json"}
+    return {
+        "generator_path": root / "out" / "net_g_ema.pth",
+        "model_card_path": root / "out" / "model_card.json",
+    }
 
 
 def _fake_sources(**kwargs: Any) -> TrainingSources:
     def info(name: str) -> WeightsInfo:
-        return WeightsInfo(source=name, path=f"/weights/{name}.pth", sha256="0" * 64,
-                           fp16_rounded=False)
+        return WeightsInfo(
+            source=name, path=f"/weights/{name}.pth", sha256="0" * 64, fp16_rounded=False
+        )
 
-    return TrainingSources(info("RealESRGAN_x4plus"), info("RealESRGAN_x4plus_netD"),
-                           info("vgg19"))
+    return TrainingSources(info("RealESRGAN_x4plus"), info("RealESRGAN_x4plus_netD"), info("vgg19"))
 
 
 def test_paper_options(train_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """FinetuneParams' defaults (with 8 epochs of 8100 images) are the paper's protocol."""
     # The paper setting needs netD and VGG19, which have no offline source: stand them in.
     monkeypatch.setattr(finetune_options, "resolve_sources", _fake_sources)
-    opt = build_options(FinetuneParams(total_iter=iterations_for_epochs(8100, 10, 8)),
-                        name="paper", dataroot_gt=train_data,
-                        meta_info=train_data / "meta_info.txt", experiments_root=tmp_path,
-                        variant="paper", seed=0, device="cpu",
-                        dataset_enlarge_ratio=3)  # 4 images, batch 10
+    opt = build_options(
+        FinetuneParams(total_iter=iterations_for_epochs(8100, 10, 8)),
+        name="paper",
+        dataroot_gt=train_data,
+        meta_info=train_data / "meta_info.txt",
+        experiments_root=tmp_path,
+        variant="paper",
+        seed=0,
+        device="cpu",
+        dataset_enlarge_ratio=3,
+    )  # 4 images, batch 10
     assert opt["model_type"] == "CxrRealESRGANModel" and opt["scale"] == 4
-    assert opt["network_g"] == {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3,
-                                "num_feat": 64, "num_block": 23, "num_grow_ch": 32, "scale": 4}
-    assert opt["network_d"] == {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 64,
-                                "skip_connection": True}
+    assert opt["network_g"] == {
+        "type": "RRDBNet",
+        "num_in_ch": 3,
+        "num_out_ch": 3,
+        "num_feat": 64,
+        "num_block": 23,
+        "num_grow_ch": 32,
+        "scale": 4,
+    }
+    assert opt["network_d"] == {
+        "type": "UNetDiscriminatorSN",
+        "num_in_ch": 3,
+        "num_feat": 64,
+        "skip_connection": True,
+    }
     assert opt["path"]["pretrain_network_g"] == "/weights/RealESRGAN_x4plus.pth"
     assert opt["path"]["param_key_g"] == "params_ema"
     assert opt["path"]["pretrain_network_d"] == "/weights/RealESRGAN_x4plus_netD.pth"
@@ -121,10 +166,21 @@ def test_paper_options(train_data: Path, tmp_path: Path, monkeypatch: pytest.Mon
         assert optim == {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.99]}
     assert t["pixel_opt"] == {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}
     p = t["perceptual_opt"]
-    assert p["layer_weights"] == {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0,
-                                  "conv4_4": 1.0, "conv5_4": 1.0}
-    assert (p["vgg_type"], p["use_input_norm"], p["range_norm"], p["perceptual_weight"],
-            p["style_weight"], p["criterion"]) == ("vgg19", True, False, 1.0, 0, "l1")
+    assert p["layer_weights"] == {
+        "conv1_2": 0.1,
+        "conv2_2": 0.1,
+        "conv3_4": 1.0,
+        "conv4_4": 1.0,
+        "conv5_4": 1.0,
+    }
+    assert (
+        p["vgg_type"],
+        p["use_input_norm"],
+        p["range_norm"],
+        p["perceptual_weight"],
+        p["style_weight"],
+        p["criterion"],
+    ) == ("vgg19", True, False, 1.0, 0, "l1")
     assert t["gan_opt"]["gan_type"] == "vanilla" and t["gan_opt"]["loss_weight"] == 0.1
     assert t["ema_decay"] == 0.999 and t["net_d_init_iters"] == 0
     assert opt["auto_resume"] is True
@@ -143,7 +199,8 @@ def test_variants(train_data: Path, tmp_path: Path) -> None:
         assert "network_d" not in opt and "perceptual_opt" not in opt["train"]
         assert opt["l1_gt_usm"] is False  # PSNR-oriented: L1 against the plain HR
     assert tiny_options(train_data, tmp_path, variant="matched_l1")["cxrsr"]["degradation"] == (
-        "bicubic")
+        "bicubic"
+    )
     with pytest.raises(ValueError, match="variant"):
         tiny_options(train_data, tmp_path, variant="nope")
     with pytest.raises(ValueError, match="queue_size"):
@@ -163,8 +220,7 @@ def _skip_if_resolvable(name: str) -> None:
 def test_paper_setting_stops_without_offline_sources(train_data: Path, tmp_path: Path) -> None:
     _skip_if_resolvable("RealESRGAN_x4plus_netD")
     with pytest.raises(sources.SourceError, match=r"RealESRGAN_x4plus_netD.*discriminator_init"):
-        tiny_options(train_data, tmp_path, discriminator_init="pretrained",
-                     discriminator_arch=None)
+        tiny_options(train_data, tmp_path, discriminator_init="pretrained", discriminator_arch=None)
     _skip_if_resolvable("vgg19")
     with pytest.raises(sources.SourceError, match=r"vgg19.*perceptual_weight=0"):
         tiny_options(train_data, tmp_path, perceptual_weight=1.0)
@@ -173,13 +229,27 @@ def test_paper_setting_stops_without_offline_sources(train_data: Path, tmp_path:
 @pytest.mark.slow
 def test_real_generator_two_iterations_then_finish(train_data: Path, tmp_path: Path) -> None:
     """Two CPU iterations of the real x4plus generator (pretrained) change its weights."""
-    recipe = FinetuneParams(total_iter=3, batch_size=1, gt_size=64, perceptual_weight=0,
-                            discriminator_init="scratch", net_d_init_iters=0,
-                            save_checkpoint_freq=2)
+    recipe = FinetuneParams(
+        total_iter=3,
+        batch_size=1,
+        gt_size=64,
+        perceptual_weight=0,
+        discriminator_init="scratch",
+        net_d_init_iters=0,
+        save_checkpoint_freq=2,
+    )
     opt = build_options(
-        recipe, name="x4plus", dataroot_gt=train_data, meta_info=train_data / "meta_info.txt",
-        experiments_root=tmp_path / "exp", variant="paper", seed=0, device="cpu",
-        download=False, use_tb_logger=False)
+        recipe,
+        name="x4plus",
+        dataroot_gt=train_data,
+        meta_info=train_data / "meta_info.txt",
+        experiments_root=tmp_path / "exp",
+        variant="paper",
+        seed=0,
+        device="cpu",
+        download=False,
+        use_tb_logger=False,
+    )
     assert opt["network_g"] == X4PLUS_GENERATOR
     notes = opt["cxrsr"]["sources"]["notes"]
     assert "scratch" in notes["discriminator"] and "perceptual weight 0" in notes["vgg19"]
@@ -232,16 +302,20 @@ def test_resume_after_interruption_is_exact(train_data: Path, tmp_path: Path) ->
 
 
 def test_resume_refuses_another_recipe(train_data: Path, tmp_path: Path) -> None:
-    T.train(tiny_options(train_data, tmp_path / "exp", variant="matched"), **outputs(tmp_path),
-            stop_after=2)
+    T.train(
+        tiny_options(train_data, tmp_path / "exp", variant="matched"),
+        **outputs(tmp_path),
+        stop_after=2,
+    )
     other = tiny_options(train_data, tmp_path / "exp", variant="matched", seed=1)
     with pytest.raises(RuntimeError, match="options_sha256"):
         T.train(other, **outputs(tmp_path))
 
 
 def test_pixel_only_variant_bf16_and_logs(train_data: Path, tmp_path: Path) -> None:
-    opt = tiny_options(train_data, tmp_path / "exp", variant="matched_l1", total_iter=2,
-                       autocast="bf16")
+    opt = tiny_options(
+        train_data, tmp_path / "exp", variant="matched_l1", total_iter=2, autocast="bf16"
+    )
     result = T.train(opt, **outputs(tmp_path))
     log = T.loss_log(result.loss_csv)
     assert list(log.columns) == [*CSV_BASE_COLUMNS, "l_g_pix"]
@@ -253,10 +327,16 @@ def test_pixel_only_variant_bf16_and_logs(train_data: Path, tmp_path: Path) -> N
 
 def test_torchrun_command_and_options(train_data: Path, tmp_path: Path) -> None:
     opt = tiny_options(train_data, tmp_path / "exp", batch_size=2)
-    cmd, dist_opt = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml",
-                                       **outputs(tmp_path), params_hash="abc")
-    assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                       "--nproc_per_node=2"]
+    cmd, dist_opt = T.torchrun_command(
+        opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path), params_hash="abc"
+    )
+    assert cmd[:5] == [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+    ]
     assert cmd[5:9] == ["-m", "cxrsr_utils.train", "--opt", str(tmp_path / "opt.yml")]
     assert cmd[-2:] == ["--params-hash", "abc"]
     assert dist_opt["launcher"] == "pytorch" and dist_opt["dist_params"]["backend"] == "gloo"
@@ -271,8 +351,9 @@ def test_torchrun_command_and_options(train_data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
-    opt = tiny_options(train_data, tmp_path / "exp", batch_size=2, total_iter=3,
-                       use_tb_logger=False)
+    opt = tiny_options(
+        train_data, tmp_path / "exp", batch_size=2, total_iter=3, use_tb_logger=False
+    )
     cmd, _ = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -326,36 +407,68 @@ def test_quick_profile_replaces_the_offline_sources(tmp_path: Path) -> None:
 def test_sources_table_names_each_source_or_its_replacement() -> None:
     def result(sources: dict[str, Any]) -> TrainResult:
         return TrainResult(
-            completed=True, iterations=40, total_iter=40, resumed_from=None, generator_path=None,
-            model_card_path=None, loss_csv="", experiments_root="", options_sha256="",
-            sources=sources, seconds=1.0, seconds_per_iter=0.1, peak_rss_mb=1.0)
+            completed=True,
+            iterations=40,
+            total_iter=40,
+            resumed_from=None,
+            generator_path=None,
+            model_card_path=None,
+            loss_csv="",
+            experiments_root="",
+            options_sha256="",
+            sources=sources,
+            seconds=1.0,
+            seconds_per_iter=0.1,
+            peak_rss_mb=1.0,
+        )
 
-    table = T.sources_table({
-        "paper": result({"generator": {"source": "RealESRGAN_x4plus_ncnn"},
-                         "discriminator": None, "vgg19": {"source": "vgg19"},
-                         "notes": {"discriminator": "trained from scratch"}}),
-        "l1": result({"generator": None, "notes": {}}),
-    })
-    assert list(table.columns) == ["variant", "iterations", "generator init",
-                                   "discriminator init", "VGG19"]
-    assert table.iloc[0].tolist() == ["paper", 40, "RealESRGAN_x4plus_ncnn",
-                                      "trained from scratch", "vgg19"]
+    table = T.sources_table(
+        {
+            "paper": result(
+                {
+                    "generator": {"source": "RealESRGAN_x4plus_ncnn"},
+                    "discriminator": None,
+                    "vgg19": {"source": "vgg19"},
+                    "notes": {"discriminator": "trained from scratch"},
+                }
+            ),
+            "l1": result({"generator": None, "notes": {}}),
+        }
+    )
+    assert list(table.columns) == [
+        "variant",
+        "iterations",
+        "generator init",
+        "discriminator init",
+        "VGG19",
+    ]
+    assert table.iloc[0].tolist() == [
+        "paper",
+        40,
+        "RealESRGAN_x4plus_ncnn",
+        "trained from scratch",
+        "vgg19",
+    ]
     assert table.iloc[1].tolist() == ["l1", 40, "scratch", "none", "none"]
 
 
 def _recording_sources(**kwargs: Any) -> TrainingSources:
     """Stand-in sources for what resolve_sources is asked; its notes record the arguments."""
+
     def info(name: str) -> WeightsInfo:
-        return WeightsInfo(source=name, path=f"/weights/{name}.pth", sha256="0" * 64,
-                           fp16_rounded=False)
+        return WeightsInfo(
+            source=name, path=f"/weights/{name}.pth", sha256="0" * 64, fp16_rounded=False
+        )
 
     gan = kwargs["gan"]
     return TrainingSources(
         info("RealESRGAN_x4plus") if kwargs.get("generator_init") == "pretrained" else None,
         info("RealESRGAN_x4plus_netD")
-        if gan and kwargs.get("discriminator_init") == "pretrained" else None,
+        if gan and kwargs.get("discriminator_init") == "pretrained"
+        else None,
         info("vgg19") if kwargs.get("perceptual_weight", 1.0) > 0 else None,
-        {"arguments": json.dumps(kwargs, sort_keys=True)})
+        {"arguments": json.dumps(kwargs, sort_keys=True)},
+    )
 
 
 @pytest.mark.parametrize("profile, n_images", [("quick", 20), ("paper", 8100)])
@@ -365,8 +478,9 @@ def test_profiles_give_the_options_they_gave_before_the_split(
     """Every variant's options and digest equal those recorded from the code before train.py
     was split (tests/data/finetune_options_before_split.json): the quick results depend on
     them, and fine-tune folders are identified by the digest."""
-    recorded = json.loads((ROOT / "tests" / "data" / "finetune_options_before_split.json")
-                          .read_text())["runs"]
+    recorded = json.loads(
+        (ROOT / "tests" / "data" / "finetune_options_before_split.json").read_text()
+    )["runs"]
     monkeypatch.setattr(finetune_options, "resolve_sources", _recording_sources)
     params = load_params(profile, {"device": "cpu"})
     for variant in ("paper", "matched", "l1", "matched_l1"):
