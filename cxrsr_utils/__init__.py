@@ -6,6 +6,7 @@ The notebooks under ``notebooks/`` call into these modules; each holds one step 
 - ``io``         reading radiographs, atomic writes - ``data``     data preparation (notebook 01)
 - ``models``     networks and pretrained weights    - ``ncnn``     ncnn -> PyTorch conversion
 - ``repro``      seeds and determinism              - ``provenance``  what a run used
+- ``notebook``   the notebooks' set-up call         - ``report``   tables and figures
 - ``runner``     runs the notebooks with papermill  - ``cli``      the ``cxrsr`` command
 - ``upscaler``   models by name, :func:`upscale`    - ``batch``    ``cxrsr upscale``'s batch
 - ``dicom``      DICOM in and out                   - ``audit``    what the model invented

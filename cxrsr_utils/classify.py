@@ -13,33 +13,52 @@ percentile-bootstrap confidence intervals, and McNemar's exact test against the 
 (the statistics are :mod:`cxrsr_utils.stats`'); :func:`evaluate_forms` does both.
 :func:`train_or_load` trains the classifier (:mod:`cxrsr_utils.classifier`) once and reloads it
 on a rerun.
+
+Notebook 05's steps, one call each: :func:`load_kermany` (the images),
+:func:`classifier_for` (train, reload or take the profile's given model), :func:`load_forms`
+(the test images in every form) and :func:`sample_predictions` (the paper's Fig 9).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from cxrsr_utils import io, stamps, stats
+from cxrsr_utils import data, evaluate, io, provenance, report, sources, stamps, stats
 from cxrsr_utils.classifier import (
     load_classifier,
     model_image_size,
     save_classifier,
     train_classifier,
 )
-from cxrsr_utils.classifier_images import ImagesLike, PathLike, check_labels, to_batch, to_rgb
+from cxrsr_utils.classifier_images import (
+    ImagesLike,
+    PathLike,
+    check_labels,
+    load_images,
+    to_batch,
+    to_rgb,
+)
+from cxrsr_utils.params import Params, Paths
 
 if TYPE_CHECKING:
     import keras
 
 __all__: list[str] = [
+    "KermanyImages",
+    "StudyClassifier",
+    "classifier_for",
     "evaluate_forms",
+    "load_forms",
+    "load_kermany",
     "predict_forms",
     "predict_probabilities",
+    "sample_predictions",
     "summarize_forms",
     "train_or_load",
 ]
@@ -236,3 +255,136 @@ def train_or_load(
         history.to_csv(tmp, index=False)
     stamps.write(stamp, settings)
     return model, history, False
+
+
+# --- notebook 05's steps --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KermanyImages:
+    """The Kermany images of notebook 05 at the classifier's input size: the training split
+    (HR) and the held-out test pairs, in the order of their tables."""
+
+    train: pd.DataFrame  # the data manifest's rows of the training images
+    test: pd.DataFrame  # the test pairs (cxrsr_utils.evaluate.eval_pairs' Kermany rows)
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray  # the test images' original (HR) form
+    test_y: np.ndarray
+
+    def describe(self) -> str:
+        """How many images each split holds, and how many of them show pneumonia."""
+        return (
+            f"train: {len(self.train_y)} images ({self.train_y.sum()} pneumonia), "
+            f"test: {len(self.test_y)} ({self.test_y.sum()} pneumonia)"
+        )
+
+
+def load_kermany(params: Params, paths: Paths) -> KermanyImages:
+    """Notebook 01's Kermany HR images: the training split and the test pairs, loaded at
+    ``params.classifier.image_size``."""
+    manifest = pd.read_csv(paths.data_manifest)
+    kermany = manifest[(manifest.dataset == "kermany") & (manifest.role == "hr")]
+    train = kermany[kermany.split == "train"]
+    test = evaluate.eval_pairs(manifest, paths).query("dataset == 'kermany'")
+    size = params.classifier.image_size
+    train_x = load_images([paths.data / p for p in train.path], image_size=size)
+    test_x = load_images(list(test.hr), image_size=size)
+    return KermanyImages(
+        train, test, train_x, train.label.to_numpy(int), test_x, test.label.to_numpy(int)
+    )
+
+
+@dataclass(frozen=True)
+class StudyClassifier:
+    """The classifier notebook 05 evaluates, and where it came from."""
+
+    model: keras.Model
+    history: pd.DataFrame | None  # its training curves; None for a given model
+    origin: str  # trained, loaded from a previous run, or given
+
+
+def classifier_for(params: Params, paths: Paths, images: KermanyImages) -> StudyClassifier:
+    """The profile's classifier: the given model (``classifier.model_path``, recorded in the
+    run's sources with its SHA-256), else the one trained on ``images``' training split by
+    :func:`train_or_load` (reloaded when a previous run trained it with the same settings),
+    with the test split as validation data; a trained one's history is saved as the table
+    ``05_training_history``."""
+    cfg = params.classifier
+    if cfg.model_path:
+        model = load_classifier(cfg.model_path, compile=True)
+        digest = sources.sha256_file(Path(cfg.model_path))
+        provenance.record_sources(paths, {"classifier": {"path": cfg.model_path, "sha256": digest}})
+        return StudyClassifier(model, None, f"the given model {cfg.model_path}")
+    settings = {
+        **cfg.model_dump(mode="json"),
+        "seed": params.seed,
+        "train_data": data.manifest_digest(images.train),
+    }
+    model, history, loaded = train_or_load(
+        paths.classifier,
+        settings,
+        images.train_x,
+        images.train_y,
+        val_images=images.test_x,
+        val_labels=images.test_y,
+        image_size=cfg.image_size,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        shear_degrees=cfg.shear_degrees,
+        zoom=cfg.zoom,
+        horizontal_flip=cfg.horizontal_flip,
+        seed=params.seed,
+    )
+    report.save_table(history, paths.tables, "05_training_history")
+    origin = "loaded the model of a previous run" if loaded else f"trained for {cfg.epochs} epochs"
+    return StudyClassifier(model, history, origin)
+
+
+def load_forms(params: Params, paths: Paths, images: KermanyImages) -> dict[str, np.ndarray]:
+    """The test images in every form, at the classifier's input size: ``original``,
+    ``LR (bicubic)`` and ``SR <method>`` for each network of notebook 04 (its written
+    outputs, made here by the same engine where that notebook has not run)."""
+    methods, _ = evaluate.study_methods(params, paths.work)
+    networks = [m for m in methods if m.kind == "network"]
+    evaluate.run_methods(images.test, networks, paths.work)  # reuses notebook 04's outputs
+    size = params.classifier.image_size
+    forms = {
+        "original": images.test_x,
+        "LR (bicubic)": load_images(list(images.test.lr), image_size=size),
+    }
+    for m in networks:
+        forms[f"SR {m.name}"] = load_images(
+            [evaluate.sr_path(paths.work, m, "kermany", img) for img in images.test.image],
+            image_size=size,
+        )
+    return forms
+
+
+def sample_predictions(
+    forms: Mapping[str, Sequence[np.ndarray] | np.ndarray],
+    predictions: pd.DataFrame,
+    labels: Sequence[int] | np.ndarray,
+    *,
+    per_class: int = 3,
+    shown: Sequence[str] = ("original", "SR pretrained"),
+) -> list[list[tuple[str, np.ndarray]]]:
+    """The paper's Fig 9 (:func:`cxrsr_utils.plots.prediction_grid`): the first ``per_class``
+    test images of each class, one row per form of ``shown`` that was classified, each tile
+    titled with its true class and the prediction (:func:`predict_forms`' table)."""
+    picks = list(pd.Series(labels).groupby(np.asarray(labels)).head(per_class).index)
+    names = dict(enumerate(data.KERMANY_CLASSES))
+    rows = []
+    for form in shown:
+        if form not in forms:
+            continue
+        part = predictions[predictions.form == form].reset_index(drop=True)
+        row = []
+        for i in picks:
+            pred = names[int(part.prediction[i])]
+            true = names[int(labels[i])]
+            title = f"{form}: true {true}\npred {pred} (p={part.probability[i]:.2f})"
+            row.append((title, forms[form][i]))
+        rows.append(row)
+    return rows

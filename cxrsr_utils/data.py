@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxrsr_utils import io, stamps
+from cxrsr_utils import io, report, stamps
 from cxrsr_utils.layout import StudyLayout, as_layout
 from cxrsr_utils.params import KermanyParams, NIHParams, Params
 from cxrsr_utils.repro import rng
@@ -342,6 +342,25 @@ def prepare_all(params: Params, work: StudyLayout | Path) -> dict[str, pd.DataFr
         "kermany_split": kermany_split.assign(file=kermany_split["file"].map(lambda p: p.name)),
         "counts": counts_table(manifest),
     }
+
+
+# Notebook 01's tables in the run's tables folder (file name, with a Markdown copy?).
+TABLES = {
+    "counts": ("01_counts", True),
+    "excluded": ("01_excluded", True),
+    "kermany_split": ("01_kermany_split", False),
+    "nih_split": ("01_nih_split", False),
+}
+
+
+def save_tables(tables: dict[str, pd.DataFrame], work: StudyLayout | Path) -> None:
+    """Write :func:`prepare_all`'s tables: the data manifest where the other notebooks read it
+    (``reports/data_manifest.csv``), the others as :data:`TABLES` names them."""
+    layout = as_layout(work)
+    manifest = layout.data_manifest
+    report.save_table(tables["manifest"], manifest.parent, manifest.stem, markdown=False)
+    for key, (name, markdown) in TABLES.items():
+        report.save_table(tables[key], layout.tables, name, markdown=markdown)
 
 
 def counts_table(manifest: pd.DataFrame) -> pd.DataFrame:

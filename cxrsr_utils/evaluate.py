@@ -22,13 +22,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxrsr_utils import infer, io, metrics, models, sources
+from cxrsr_utils import infer, io, metrics, models, sources, stats
 from cxrsr_utils.layout import StudyLayout, as_layout
 from cxrsr_utils.params import Params
 from cxrsr_utils.repro import torch_device
 from cxrsr_utils.upscaler import BASELINES, Model, load_model
 
 DATASET_LABELS = {"nih": "NIH held-out (same dataset)", "kermany": "Kermany test (unseen)"}
+# Each fine-tuned variant is tested against these methods, on these metrics.
+PAIRED_BASELINES = ("pretrained", "bicubic")
+PAIRED_METRICS = ("psnr", "ssim", "lr_psnr")
+# One row of the paper's Fig 8: its title, then (title, image) tiles: LR, each method, HR.
+ZoomRow = tuple[str, list[tuple[str, np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,22 @@ def available_methods(
     return methods, skipped
 
 
+def source_record(methods: list[Method]) -> dict[str, dict[str, str]]:
+    """Each method as the run's sources file records it (``method:<name>`` -> its description)."""
+    return {f"method:{m.name}": m.describe() for m in methods}
+
+
+def methods_table(methods: list[Method], skipped: list[str]) -> pd.DataFrame:
+    """The methods evaluated (:meth:`Method.describe`), then one ``not evaluated`` row for
+    each method that cannot run here, its note saying why."""
+    rows = [m.describe() for m in methods]
+    rows += [
+        {"method": "", "kind": "not evaluated", "source": "", "sha256": "", "note": note}
+        for note in skipped
+    ]
+    return pd.DataFrame(rows, columns=["method", "kind", "source", "sha256", "note"])
+
+
 def sr_path(work: StudyLayout | Path, method: Method, dataset: str, image: str) -> Path:
     """Where the SR output of ``method`` for one image lives.
 
@@ -231,6 +252,59 @@ def paper_table(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def paired_tests(per_image: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Each fine-tuned method against each of :data:`PAIRED_BASELINES` on the same images:
+    :func:`metrics.compare_methods` on :data:`PAIRED_METRICS`, rounded as the tables are.
+
+    The fine-tuned methods are taken in ``per_image``'s order (:func:`run_methods`' order of
+    methods); the bootstrap uses ``params.evaluate.n_bootstrap`` resamples from
+    ``params.seed``. Raises :class:`RuntimeError` when ``per_image`` has no fine-tuned method.
+    """
+    tuned = [m for m in dict.fromkeys(per_image["method"]) if m.startswith("finetuned:")]
+    comparisons = [
+        metrics.compare_methods(
+            per_image,
+            t,
+            other,
+            metrics=list(PAIRED_METRICS),
+            n_resamples=params.evaluate.n_bootstrap,
+            seed=params.seed,
+        )
+        for t in tuned
+        for other in PAIRED_BASELINES
+    ]
+    if not comparisons:
+        raise RuntimeError("No fine-tuned generator found: run notebook 03 first.")
+    return stats.round_table(pd.concat(comparisons, ignore_index=True), metrics.DIGITS)
+
+
+def zoom_rows(
+    pairs: pd.DataFrame, methods: list[Method], work: StudyLayout | Path, scale: int
+) -> list[ZoomRow]:
+    """The paper's Fig 8 (:func:`cxrsr_utils.plots.zoom_comparison`): for the first pair of
+    each data set, its LR (nearest-neighbour enlarged by ``scale``), each method's written SR
+    output, and its HR, as gray floats in [0, 1]."""
+    rows = []
+    for dataset, part in pairs.groupby("dataset"):
+        pair = part.iloc[0]
+        lr = io.read_radiograph(pair.lr).as_float()
+        hr = io.read_radiograph(pair.hr).as_float()
+        images = [("LR (nearest)", lr.repeat(scale, 0).repeat(scale, 1))]
+        for m in methods:
+            sr = sr_path(work, m, str(dataset), pair.image)
+            images.append((m.name, io.read_radiograph(sr).as_float()))
+        images.append(("HR", hr))
+        rows.append((f"{DATASET_LABELS[str(dataset)]}\n{pair.image}", images))
+    return rows
+
+
+def zoom_differences(row: ZoomRow) -> list[tuple[str, np.ndarray]]:
+    """|SR - HR| of each method in one :func:`zoom_rows` row (its LR and HR tiles left out)."""
+    _, images = row
+    hr = images[-1][1]
+    return [(title, metrics.difference_map(img, hr)) for title, img in images[1:-1]]
 
 
 def method_rank(name: str) -> tuple[int, str]:

@@ -69,6 +69,25 @@ def sources_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def runs_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
+    """One row per variant: iterations done of the total, the iteration it resumed from (the
+    total for a run found already done, none for one that ran from the start), its seconds
+    and peak memory (MB)."""
+    return pd.DataFrame(
+        [
+            {
+                "variant": variant,
+                "iterations": r.iterations,
+                "total_iter": r.total_iter,
+                "resumed_from": r.resumed_from,
+                "seconds": round(r.seconds),
+                "peak_rss_mb": round(r.peak_rss_mb),
+            }
+            for variant, r in results.items()
+        ]
+    ).astype({"resumed_from": "Int64"})
+
+
 def finished(card_path: Path, generator_path: Path, identity: Mapping[str, Any]) -> bool:
     """Is the run already done: its generator and model card exist, the card holds this
     identity and all its iterations, and the generator is the one the card names?"""

@@ -11,6 +11,7 @@ Every hand-off between notebooks goes through a file whose place is named here o
 ``finetune/<variant>/``                  ``generator.pth``, ``model_card.json``, ``experiment/``
 ``sr/<method>/<dataset>/<image>.png``    SR outputs (notebook 04; notebook 05 reads them)
 ``classifier/``                          the reference CNN (notebook 05)
+``reports/model_cards/``                 a copy of each variant's model card (notebook 03)
 ``reports/``, ``reports/tables/``, ``figures/``  executed notebooks, tables, figures
 =======================================  ====================================================
 
@@ -43,6 +44,8 @@ class StudyLayout:
         self.reports = self.work / "reports"
         self.tables = self.reports / "tables"
         self.figures = self.work / "figures"
+        # A copy of each variant's model card (model_card()), reported beside the tables.
+        self.model_cards = self.reports / "model_cards"
         # Notebook 01's table of every prepared file (path relative to ``data``, SHA-256).
         self.data_manifest = self.reports / DATA_MANIFEST_FILE
         # The prepared data, and the settings they were prepared with (cxrsr_utils.stamps).

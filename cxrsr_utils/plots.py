@@ -196,10 +196,12 @@ def confusion_matrices(
 
 
 def prediction_grid(
-    images: Sequence[np.ndarray], titles: Sequence[str], ncols: int = 5, size: float = 2.4
+    rows: Sequence[Sequence[tuple[str, np.ndarray]]], size: float = 2.4
 ) -> plt.Figure:
-    """Sample images with their true label and prediction (the paper's Fig 9)."""
-    return image_grid(list(zip(titles, images, strict=True)), ncols=ncols, size=size)
+    """Sample images titled with their true label and prediction, one row per form (the
+    paper's Fig 9; rows from :func:`cxrsr_utils.classify.sample_predictions`)."""
+    ncols = max((len(row) for row in rows), default=1)
+    return image_grid([tile for row in rows for tile in row], ncols=ncols, size=size)
 
 
 def loss_curves(logs: dict[str, pd.DataFrame], x: str = "iter") -> plt.Figure:

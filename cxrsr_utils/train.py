@@ -10,8 +10,9 @@ The fine-tuning goes through realesrgan/basicsr's own training pieces; its parts
 - :mod:`cxrsr_utils.finetune_logs`     train.log, TensorBoard, the loss CSV
 - :mod:`cxrsr_utils.finetune_records`  model card, run identity, results
 
-Here: :func:`profile_options` and :func:`train_variant` (one variant of a profile, in the
-run's :class:`~cxrsr_utils.layout.StudyLayout`), the names notebook 03 uses, and
+Here: :func:`profile_options`, :func:`train_variant` and :func:`train_variants` (the variants of
+a profile, in the run's :class:`~cxrsr_utils.layout.StudyLayout`), :func:`save_model_cards`,
+:func:`save_loss_logs` and :func:`variant_torchrun_command`: the calls notebook 03 makes; and
 ``python -m cxrsr_utils.train --opt options.yml ...`` (:func:`main`), the command of
 :func:`torchrun_command`.
 """
@@ -19,15 +20,20 @@ run's :class:`~cxrsr_utils.layout.StudyLayout`), the names notebook 03 uses, and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from cxrsr_utils import provenance, report
 from cxrsr_utils.finetune_logs import loss_log
 from cxrsr_utils.finetune_loop import train
 from cxrsr_utils.finetune_options import build_options, read_options, torchrun_command
-from cxrsr_utils.finetune_records import TrainResult, sources_table
+from cxrsr_utils.finetune_records import TrainResult, runs_table, sources_table
 from cxrsr_utils.layout import StudyLayout, as_layout
 
 __all__ = [
@@ -36,16 +42,22 @@ __all__ = [
     "loss_log",
     "main",
     "profile_options",
+    "runs_table",
+    "save_loss_logs",
+    "save_model_cards",
     "sources_table",
     "torchrun_command",
     "train",
     "train_variant",
+    "train_variants",
+    "variant_torchrun_command",
 ]
 
+# A run: its layout (or Paths), or its folder work/<profile>.
+Layout = StudyLayout | str | os.PathLike[str]
 
-def profile_options(
-    params: Any, work: StudyLayout | str | os.PathLike[str], variant: str
-) -> dict[str, Any]:
+
+def profile_options(params: Any, work: Layout, variant: str) -> dict[str, Any]:
     """basicsr options for ``variant`` from a :class:`cxrsr_utils.params.Params` profile.
 
     The fine-tune set is notebook 01's (``work/data/nih/finetune`` with its
@@ -69,12 +81,20 @@ def profile_options(
     )
 
 
+def _run_files(
+    params: Any, layout: StudyLayout, variant: str, data_manifest_hash: str | None
+) -> dict[str, Any]:
+    # Where a variant's run exports to, and the hashes its model card records.
+    return {
+        "generator_path": layout.generator(variant),
+        "model_card_path": layout.model_card(variant),
+        "params_hash": params.digest(),
+        "data_manifest_hash": data_manifest_hash,
+    }
+
+
 def train_variant(
-    params: Any,
-    work: StudyLayout | str | os.PathLike[str],
-    variant: str,
-    *,
-    data_manifest_hash: str | None,
+    params: Any, work: Layout, variant: str, *, data_manifest_hash: str | None
 ) -> TrainResult:
     """Train (or resume, or recognise as done) one variant of the profile; see :func:`train`.
 
@@ -83,11 +103,58 @@ def train_variant(
     layout = as_layout(work)
     return train(
         profile_options(params, layout, variant),
-        generator_path=layout.generator(variant),
-        model_card_path=layout.model_card(variant),
-        params_hash=params.digest(),
-        data_manifest_hash=data_manifest_hash,
+        **_run_files(params, layout, variant, data_manifest_hash),
     )
+
+
+def train_variants(
+    params: Any, work: Layout, *, data_manifest_hash: str | None
+) -> dict[str, TrainResult]:
+    """:func:`train_variant` for each of ``params.finetune.variants``, one after the other in
+    the profile's order; returns {variant: its result} (:func:`runs_table` shows them)."""
+    return {
+        variant: train_variant(params, work, variant, data_manifest_hash=data_manifest_hash)
+        for variant in params.finetune.variants
+    }
+
+
+def save_model_cards(results: Mapping[str, TrainResult], work: Layout) -> list[Path]:
+    """Copy each variant's model card into the run's reports (``reports/model_cards/``, paths
+    in it made portable by :func:`cxrsr_utils.provenance.write_json`); returns the copies."""
+    folder = as_layout(work).model_cards
+    copies = []
+    for variant, r in results.items():
+        if r.model_card_path is None:
+            raise ValueError(f"Variant {variant!r} has no model card: its training did not finish.")
+        card = json.loads(Path(r.model_card_path).read_text())
+        copies.append(provenance.write_json(folder / f"{variant}.json", card))
+    return copies
+
+
+def save_loss_logs(results: Mapping[str, TrainResult], work: Layout) -> dict[str, pd.DataFrame]:
+    """Each variant's loss log (:func:`loss_log`) saved as the table ``03_loss_log_<variant>``
+    of the run; returns {variant: its log}, for :func:`cxrsr_utils.plots.loss_curves`."""
+    tables = as_layout(work).tables
+    logs = {v: loss_log(r.experiments_root) for v, r in results.items()}
+    for v, log in logs.items():
+        report.save_table(log, tables, f"03_loss_log_{v}", markdown=False)
+    return logs
+
+
+def variant_torchrun_command(
+    params: Any, work: Layout, variant: str, *, data_manifest_hash: str | None
+) -> list[str]:
+    """The command that trains ``variant`` as :func:`train_variant` does, on
+    ``params.finetune.gpus`` processes with torchrun (:func:`torchrun_command`; its options
+    file is written beside the variant's run)."""
+    layout = as_layout(work)
+    cmd, _ = torchrun_command(
+        profile_options(params, layout, variant),
+        nproc=params.finetune.gpus,
+        opt_path=layout.torchrun_options(variant),
+        **_run_files(params, layout, variant, data_manifest_hash),
+    )
+    return cmd
 
 
 def main(argv: Sequence[str] | None = None) -> int:

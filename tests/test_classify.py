@@ -10,7 +10,18 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from cxrsr_utils import classifier, classifier_images, classify, data, io, stats
+from cxrsr_utils import (
+    classifier,
+    classifier_images,
+    classify,
+    data,
+    io,
+    plots,
+    provenance,
+    sources,
+    stats,
+)
+from cxrsr_utils.params import Paths, load_params
 
 TINY = 96  # smallest sizes still pass five conv+pool stages (>= 94); keeps CPU tests fast
 
@@ -339,3 +350,119 @@ def test_train_or_load_resumes_and_retrains_on_new_settings(tmp_path, kermany_sa
     pd.testing.assert_frame_equal(history, again, check_dtype=False)
     _, _, loaded = classify.train_or_load(tmp_path, {"a": 2}, images, labels, **kwargs)
     assert not loaded
+
+
+# -- notebook 05's steps ----------------------------------------------------------------------
+
+
+def _images(n_train: int = 4, n_test: int = 4) -> classify.KermanyImages:
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"path": [f"t{i}.png" for i in range(n_train)], "sha256": "0" * 64})
+    test = pd.DataFrame({"image": [f"NORMAL/{i}.png" for i in range(n_test)]})
+    return classify.KermanyImages(
+        train,
+        test,
+        rng.random((n_train, TINY, TINY)).astype(np.float32),
+        np.arange(n_train) % 2,
+        rng.random((n_test, TINY, TINY)).astype(np.float32),
+        np.arange(n_test) % 2,
+    )
+
+
+def test_classifier_for_trains_with_the_profiles_settings(tmp_path, monkeypatch) -> None:
+    seen = {}
+    history = pd.DataFrame({"epoch": [1], "loss": [0.7]})
+
+    def spy(folder, settings, train_images, train_labels, **kwargs):
+        seen.update(folder=folder, settings=settings, x=train_images, y=train_labels, **kwargs)
+        return "model", history, seen.get("loaded", False)
+
+    monkeypatch.setattr(classify, "train_or_load", spy)
+    params = load_params("quick", {"classifier.epochs": 3, "seed": 4})
+    paths = Paths(params, root=tmp_path)
+    images = _images()
+    clf = classify.classifier_for(params, paths, images)
+    cfg = params.classifier
+    assert (clf.model, clf.origin) == ("model", "trained for 3 epochs")
+    assert seen.pop("folder") == paths.classifier
+    assert seen.pop("settings") == {
+        **cfg.model_dump(mode="json"),
+        "seed": 4,
+        "train_data": data.manifest_digest(images.train),
+    }
+    assert seen.pop("x") is images.train_x and seen.pop("y") is images.train_y
+    assert seen.pop("val_images") is images.test_x and seen.pop("val_labels") is images.test_y
+    assert seen == {
+        "image_size": cfg.image_size,
+        "epochs": 3,
+        "batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+        "shear_degrees": cfg.shear_degrees,
+        "zoom": cfg.zoom,
+        "horizontal_flip": cfg.horizontal_flip,
+        "seed": 4,
+    }
+    pd.testing.assert_frame_equal(pd.read_csv(paths.tables / "05_training_history.csv"), history)
+    seen["loaded"] = True
+    assert classify.classifier_for(params, paths, images).origin.startswith("loaded")
+
+
+def test_classifier_for_takes_a_given_model_and_records_it(tiny_model, tmp_path) -> None:
+    given = classifier.save_classifier(tiny_model, tmp_path / "given.keras")
+    params = load_params("quick", {"classifier.model_path": str(given)})
+    paths = Paths(params, root=tmp_path)
+    clf = classify.classifier_for(params, paths, _images())
+    assert clf.history is None and str(given) in clf.origin
+    assert classifier.count_trainable_parameters(clf.model) == (
+        classifier.count_trainable_parameters(tiny_model)
+    )
+    recorded = provenance.sources_used(paths)["classifier"]
+    assert recorded == {"path": str(given), "sha256": sources.sha256_file(given)}
+    assert not paths.classifier.exists()  # nothing trained
+
+
+def test_sample_predictions_show_the_first_images_of_each_class() -> None:
+    labels = np.array([1, 0, 0, 1, 0, 1, 1])
+    original = np.arange(7)[:, None, None] * np.ones((1, 4, 4))
+    forms = {"original": original, "LR (bicubic)": original, "SR pretrained": original + 10}
+    prob = np.array([0.1, 0.2, 0.3, 0.6, 0.5, 0.4, 0.9])
+    predictions = pd.concat(
+        [
+            pd.DataFrame({"form": form, "probability": prob, "prediction": (prob >= 0.5) * 1})
+            for form in forms
+        ],
+        ignore_index=True,
+    )
+    rows = classify.sample_predictions(forms, predictions, labels, per_class=2)
+    assert len(rows) == 2  # original and SR pretrained; LR is not shown
+    picks = [0, 1, 2, 3]  # the first two of each class, in the test order
+    assert [float(img[0, 0]) for _, img in rows[1]] == [p + 10 for p in picks]
+    assert rows[0][0][0] == "original: true PNEUMONIA\npred NORMAL (p=0.10)"
+    assert rows[1][3][0] == "SR pretrained: true PNEUMONIA\npred PNEUMONIA (p=0.60)"
+    fig = plots.prediction_grid(rows)
+    assert len(fig.axes) == 2 * 4  # one row per form, one column per picked image
+    del forms["SR pretrained"]
+    assert len(classify.sample_predictions(forms, predictions, labels, per_class=2)) == 1
+
+
+def test_load_kermany_and_forms_from_a_prepared_run(tmp_path, mirror) -> None:
+    from .test_data import TINY as TINY_DATA
+
+    overrides = {**TINY_DATA, "classifier.image_size": TINY, "evaluate.include_general_v3": False}
+    params = load_params("quick", {**overrides, "device": "cpu"})
+    paths = Paths(params, root=tmp_path)
+    tables = data.prepare_all(params, paths.work)
+    data.save_tables(tables, paths)
+    images = classify.load_kermany(params, paths)
+    manifest = tables["manifest"]
+    kermany = manifest[(manifest.dataset == "kermany") & (manifest.role == "hr")]
+    assert len(images.train) == (kermany.split == "train").sum() == len(images.train_x)
+    assert images.test.hr.map(lambda p: p.is_file()).all() and len(images.test_x) == 2
+    assert images.train_x.shape[1:] == (TINY, TINY)
+    assert images.test_y.tolist() == images.test.label.astype(int).tolist()
+    assert images.describe().startswith(f"train: {len(images.train)} images (")
+    forms = classify.load_forms(params, paths, images)
+    assert list(forms) == ["original", "LR (bicubic)", "SR pretrained"]
+    assert forms["original"] is images.test_x
+    assert all(f.shape == (2, TINY, TINY) for f in forms.values())
+    assert any(paths.sr.glob("pretrained*/kermany/*/*.png"))  # written as notebook 04 does

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from cxrsr_utils import data, io
+from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.params import load_params
 
 TINY = {
@@ -138,3 +139,24 @@ def test_multiscale_copies_follow_real_esrgan():
 def test_too_small_for_crops_is_a_clear_error(tmp_path, mirror):
     with pytest.raises(ValueError, match="crop_size"):
         data.prepare_all(_tiny_params(**{"nih.crop_size": 512}), tmp_path)
+
+
+def test_save_tables_writes_the_manifest_where_notebooks_read_it(tmp_path):
+    layout = StudyLayout(tmp_path)
+    tables = {
+        key: pd.DataFrame({"path": [f"{key}.png"], "sha256": ["ab" * 32]})
+        for key in ("manifest", "counts", "excluded", "kermany_split", "nih_split", "inputs")
+    }
+    data.save_tables(tables, layout)
+    pd.testing.assert_frame_equal(pd.read_csv(layout.data_manifest), tables["manifest"])
+    assert not layout.data_manifest.with_suffix(".md").exists()
+    written = sorted(p.name for p in layout.tables.iterdir())
+    assert written == [
+        "01_counts.csv",
+        "01_counts.md",
+        "01_excluded.csv",
+        "01_excluded.md",
+        "01_kermany_split.csv",
+        "01_nih_split.csv",
+    ]
+    assert pd.read_csv(layout.tables / "01_nih_split.csv").path.tolist() == ["nih_split.png"]

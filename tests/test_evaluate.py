@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import data, evaluate, infer, io, metrics
+from cxrsr_utils import data, evaluate, infer, io, metrics, stats
 from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.params import load_params
+from cxrsr_utils.upscaler import load_model
 
 from .test_data import TINY
 
@@ -121,3 +122,92 @@ def test_study_methods_use_the_profiles_inference_settings(prepared, monkeypatch
         "cpu",
         False,
     )
+
+
+def _long_scores(methods: list[str]) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    rows = []
+    for k, method in enumerate(methods):
+        for dataset in ("kermany", "nih"):
+            for i in range(8):
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "image": f"{i}.png",
+                        "method": method,
+                        "psnr": 30 + k + rng.normal(),
+                        "ssim": 0.8 + 0.01 * k + 0.01 * rng.normal(),
+                        "mse": 0.001 * rng.random(),
+                        "lr_psnr": 40 - k + rng.normal(),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_paired_tests_compare_each_tuned_variant_with_both_baselines():
+    params = load_params("quick", {"evaluate.n_bootstrap": 200, "seed": 5})
+    methods = ["bicubic", "lanczos", "pretrained", "finetuned:paper", "finetuned:l1"]
+    per_image = _long_scores(methods)
+    paired = evaluate.paired_tests(per_image, params)
+    # Variants in the order they were run, each against pretrained then bicubic.
+    pairs = list(dict.fromkeys(zip(paired.method_a, paired.method_b, strict=True)))
+    assert pairs == [
+        ("finetuned:paper", "pretrained"),
+        ("finetuned:paper", "bicubic"),
+        ("finetuned:l1", "pretrained"),
+        ("finetuned:l1", "bicubic"),
+    ]
+    assert len(paired) == 4 * 2 * 3 and set(paired.metric) == {"psnr", "ssim", "lr_psnr"}
+    direct = metrics.compare_methods(
+        per_image,
+        "finetuned:l1",
+        "bicubic",
+        metrics=["psnr", "ssim", "lr_psnr"],
+        n_resamples=200,
+        seed=5,
+    )
+    expected = stats.round_table(direct, metrics.DIGITS)
+    got = paired[(paired.method_a == "finetuned:l1") & (paired.method_b == "bicubic")]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+    with pytest.raises(RuntimeError, match="run notebook 03"):
+        evaluate.paired_tests(per_image[~per_image.method.str.startswith("finetuned:")], params)
+
+
+def test_zoom_rows_and_differences_read_the_written_outputs(prepared):
+    work, pairs = prepared
+    options = infer.InferOptions(progress=False)
+    baselines = [
+        evaluate.Method(name, "resize", load_model(name, options), source=name)
+        for name in ("bicubic", "lanczos")
+    ]
+    evaluate.run_methods(pairs, baselines, work)
+    rows = evaluate.zoom_rows(pairs, baselines, work, 4)
+    assert [title.split("\n")[0] for title, _ in rows] == [
+        evaluate.DATASET_LABELS["kermany"],
+        evaluate.DATASET_LABELS["nih"],
+    ]
+    title, tiles = rows[1]
+    first = pairs[pairs.dataset == "nih"].iloc[0]
+    assert title.endswith(first.image)
+    assert [t for t, _ in tiles] == ["LR (nearest)", "bicubic", "lanczos", "HR"]
+    hr = io.read_radiograph(first.hr).as_float()
+    lr = io.read_radiograph(first.lr).as_float()
+    np.testing.assert_array_equal(tiles[0][1][::4, ::4], lr)
+    assert tiles[0][1].shape == hr.shape
+    sr = io.read_radiograph(evaluate.sr_path(work, baselines[0], "nih", first.image)).as_float()
+    np.testing.assert_array_equal(tiles[1][1], sr)
+    np.testing.assert_array_equal(tiles[-1][1], hr)
+    diffs = evaluate.zoom_differences(rows[1])
+    assert [t for t, _ in diffs] == ["bicubic", "lanczos"]
+    np.testing.assert_allclose(diffs[0][1], np.abs(sr - hr), atol=1e-6)
+
+
+def test_methods_table_and_source_record_list_every_method():
+    options = infer.InferOptions(progress=False)
+    bicubic = evaluate.Method("bicubic", "resize", load_model("bicubic", options), "io.resize")
+    table = evaluate.methods_table([bicubic], ["realesr-general-x4v3: not offline"])
+    assert list(table.columns) == ["method", "kind", "source", "sha256", "note"]
+    assert table.method.tolist() == ["bicubic", ""]
+    assert table.iloc[1].kind == "not evaluated"
+    assert table.iloc[1].note == "realesr-general-x4v3: not offline"
+    assert evaluate.source_record([bicubic]) == {"method:bicubic": bicubic.describe()}

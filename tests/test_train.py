@@ -404,24 +404,27 @@ def test_quick_profile_replaces_the_offline_sources(tmp_path: Path) -> None:
     )
 
 
-def test_sources_table_names_each_source_or_its_replacement() -> None:
-    def result(sources: dict[str, Any]) -> TrainResult:
-        return TrainResult(
-            completed=True,
-            iterations=40,
-            total_iter=40,
-            resumed_from=None,
-            generator_path=None,
-            model_card_path=None,
-            loss_csv="",
-            experiments_root="",
-            options_sha256="",
-            sources=sources,
-            seconds=1.0,
-            seconds_per_iter=0.1,
-            peak_rss_mb=1.0,
-        )
+def result(sources: dict[str, Any] | None = None, **changes: Any) -> TrainResult:
+    """A finished run's result, with ``changes``."""
+    fields: dict[str, Any] = {
+        "completed": True,
+        "iterations": 40,
+        "total_iter": 40,
+        "resumed_from": None,
+        "generator_path": None,
+        "model_card_path": None,
+        "loss_csv": "",
+        "experiments_root": "",
+        "options_sha256": "",
+        "sources": sources or {},
+        "seconds": 1.0,
+        "seconds_per_iter": 0.1,
+        "peak_rss_mb": 1.0,
+    }
+    return TrainResult(**{**fields, **changes})
 
+
+def test_sources_table_names_each_source_or_its_replacement() -> None:
     table = T.sources_table(
         {
             "paper": result(
@@ -491,3 +494,75 @@ def test_profiles_give_the_options_they_gave_before_the_split(
         before = recorded[f"{profile}/{variant}"]
         assert json.loads(text) == before["options"], variant
         assert options_digest(opt) == before["digest"], variant
+
+
+# -- notebook 03's calls -----------------------------------------------------------------------
+
+
+def test_train_variants_trains_each_variant_in_the_profiles_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def spy(params: Any, work: Any, variant: str, *, data_manifest_hash: str | None) -> Any:
+        calls.append((work, variant, data_manifest_hash))
+        return result(iterations=len(calls))
+
+    monkeypatch.setattr(T, "train_variant", spy)
+    params = load_params("quick", {"finetune.variants": ["matched", "paper"]})
+    results = T.train_variants(params, tmp_path, data_manifest_hash="d1")
+    assert calls == [(tmp_path, "matched", "d1"), (tmp_path, "paper", "d1")]
+    assert list(results) == ["matched", "paper"] and results["paper"].iterations == 2
+    runs = T.runs_table(
+        {"a": result(resumed_from=20, seconds=12.4), "b": result(peak_rss_mb=812.6)}
+    )
+    assert list(runs.columns) == [
+        "variant",
+        "iterations",
+        "total_iter",
+        "resumed_from",
+        "seconds",
+        "peak_rss_mb",
+    ]
+    assert runs.iloc[0].tolist() == ["a", 40, 40, 20, 12, 1]
+    assert runs.iloc[1].tolist()[:3] == ["b", 40, 40] and runs.iloc[1].peak_rss_mb == 813
+    assert runs.resumed_from.isna().tolist() == [False, True]  # ran from the start
+
+
+def test_model_cards_and_loss_logs_are_saved_into_the_runs_reports(tmp_path: Path) -> None:
+    layout = StudyLayout(tmp_path / "run")
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"generator": {"path": str(ROOT / "work" / "g.pth")}}))
+    experiments = tmp_path / "exp"
+    experiments.mkdir()
+    log = "iter,epoch,l_pix\n1,0,0.5\n2,0,0.25\n"
+    (experiments / "loss_log.csv").write_text(log)
+    results = {"paper": result(model_card_path=str(card), experiments_root=str(experiments))}
+
+    [copy] = T.save_model_cards(results, layout)
+    assert copy == layout.model_cards / "paper.json"
+    # Paths inside the project are written relative to it, so reports read the same anywhere.
+    assert json.loads(copy.read_text()) == {"generator": {"path": "work/g.pth"}}
+
+    logs = T.save_loss_logs(results, layout)
+    assert list(logs) == ["paper"] and logs["paper"]["l_pix"].tolist() == [0.5, 0.25]
+    assert (layout.tables / "03_loss_log_paper.csv").read_text() == log
+    assert not (layout.tables / "03_loss_log_paper.md").exists()
+
+
+def test_variant_torchrun_command_is_train_variants_run(tmp_path: Path) -> None:
+    _meta_info(tmp_path, 20)
+    params = load_params("quick", {"finetune.gpus": 2})
+    layout = StudyLayout(tmp_path)
+    cmd = T.variant_torchrun_command(params, tmp_path, "paper", data_manifest_hash="d1")
+    by_hand, _ = T.torchrun_command(
+        T.profile_options(params, tmp_path, "paper"),
+        nproc=2,
+        opt_path=layout.torchrun_options("paper"),
+        generator_path=layout.generator("paper"),
+        model_card_path=layout.model_card("paper"),
+        params_hash=params.digest(),
+        data_manifest_hash="d1",
+    )
+    assert cmd == by_hand and "--nproc_per_node=2" in cmd
+    assert cmd[cmd.index("--generator-path") + 1] == str(layout.generator("paper"))
