@@ -385,7 +385,10 @@ def options_digest(opt: Mapping[str, Any]) -> str:
         train_set.pop(key, None)
     for info in recipe.get("cxrsr", {}).get("sources", {}).values():
         if isinstance(info, dict):
+            # The weights are identified by their SHA-256; where they lie and how they were
+            # found (a note may quote a failed download) do not change what is trained.
             info.pop("path", None)
+            info.pop("note", None)
     blob = json.dumps(recipe, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -494,6 +495,23 @@ def test_profiles_give_the_options_they_gave_before_the_split(
         before = recorded[f"{profile}/{variant}"]
         assert json.loads(text) == before["options"], variant
         assert options_digest(opt) == before["digest"], variant
+
+
+def test_digest_ignores_where_the_weights_lie_and_how_they_were_found(tmp_path: Path) -> None:
+    """An offline and an online machine train the same recipe: a source's path and note (which
+    may quote a failed download) leave the digest alone; its SHA-256 does not."""
+    params = load_params("quick", {"device": "cpu"})
+    _meta_info(tmp_path, 20)
+    opt = T.profile_options(params, tmp_path, "paper")
+    other = copy.deepcopy(opt)
+    generator = other["cxrsr"]["sources"]["generator"]
+    generator["path"] = "/elsewhere/RealESRGAN_x4plus.pth"
+    generator["note"] = (
+        "Could not download ... (<urlopen error [Errno -2] Name or service not known>)"
+    )
+    assert options_digest(other) == options_digest(opt)
+    generator["sha256"] = "0" * 64
+    assert options_digest(other) != options_digest(opt)
 
 
 # -- notebook 03's calls -----------------------------------------------------------------------
