@@ -1,7 +1,7 @@
 """The degradation's outputs, pinned: refactoring it must not change one random draw or op.
 
 ``tests/data/degrade_pinned.npz`` holds the 8-bit LR of each case below and
-``degrade_pinned.json`` its random decisions and a summary (mean, std, min, max) of every
+``degrade_pinned.json`` its random decisions (and their order) and a summary (mean, std, min, max) of every
 intermediate image, all recorded with the code before issue 8's split of ``degrade.py``. The
 decisions must be equal, the LR the same 8-bit levels (atol 1e-6 on [0, 1]) and the summaries
 equal within 1e-6: a reordered op or an extra random draw moves them far more. The same values
@@ -134,6 +134,8 @@ def _record(result: degrade.Degraded) -> tuple[np.ndarray, dict[str, Any]]:
         images["gt_usm"] = result.gt_usm
     summary = {
         "decisions": result.decisions,
+        # Notebook 02 prints the decisions in this order (an nbval-checked output).
+        "decision_order": list(result.decisions),
         "shapes": {k: list(v.shape) for k, v in images.items()},
         "summaries": {k: _summary(v) for k, v in images.items()},
     }
@@ -145,6 +147,7 @@ def test_degradation_equals_the_pinned_output(name: str, make: Callable) -> None
     expected = json.loads(SUMMARIES.read_text())[name]
     lr, got = _record(make())
     assert got["decisions"] == expected["decisions"]
+    assert got["decision_order"] == expected["decision_order"]
     assert got["shapes"] == expected["shapes"]
     with np.load(ARRAYS) as arrays:
         pinned_lr = arrays[name]
