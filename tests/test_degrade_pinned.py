@@ -1,12 +1,12 @@
 """The degradation's outputs, pinned: refactoring it must not change one random draw or op.
 
 ``tests/data/degrade_pinned.npz`` holds the 8-bit LR of each case below and
-``degrade_pinned.json`` its random decisions (and their order) and a summary (mean, std, min, max) of every
-intermediate image, all recorded with the code before issue 8's split of ``degrade.py``. The
-decisions must be equal, the LR the same 8-bit levels (atol 1e-6 on [0, 1]) and the summaries
-equal within 1e-6: a reordered op or an extra random draw moves them far more. The same values
-came out with :data:`cxrsr_utils.cpu.AVX2_ONLY_ENV` set (the slow test below checks it), so
-the tolerance only absorbs other builds' last-bit differences.
+``degrade_pinned.json`` its random decisions (and their order) and a summary (mean, std, min,
+max) of every intermediate image, all recorded with the code before issue 8's split of
+``degrade.py``. The decisions must be equal, the LR the same 8-bit levels (atol 1e-6 on
+[0, 1]) and the summaries equal within 1e-6: a reordered op or an extra random draw moves them
+far more. The same values came out with :data:`cxrsr_utils.cpu.AVX2_ONLY_ENV` set (the slow
+test below checks it), so the tolerance only absorbs other builds' last-bit differences.
 
 Regenerate (only for an intended change of the degradation) with
 ``python -m tests.test_degrade_pinned --write``.
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import cpu, degrade
+from cxrsr_utils import cpu, degrade, degrade_kernels, degrade_options
 from cxrsr_utils.params import load_params
 from cxrsr_utils.repro import seeded
 from cxrsr_utils.sr_backend import DiffJPEG, USMSharp
@@ -47,7 +47,7 @@ def _image(n: int) -> np.ndarray:
 
 
 def _options(**overrides: Any) -> dict[str, Any]:
-    return degrade.degradation_options(**overrides)
+    return degrade_options.degradation_options(**overrides)
 
 
 def _profile_options(profile: str) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _direct(seed: int, mode: degrade.Mode) -> degrade.Degraded:
     gt = degrade.gray_to_batch([a128, np.ascontiguousarray(a128.T)])
     options = _profile_options("quick")
     with seeded(seed):
-        kernels = degrade.sample_kernels(2, options)
+        kernels = degrade_kernels.sample_kernels(2, options)
     with seeded(seed + 100), torch.no_grad():
         return degrade.degrade_batch(
             gt,
