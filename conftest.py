@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / ".cache"
@@ -60,3 +64,15 @@ def nih_images(mirror: Path) -> list[Path]:
 def kermany_root(mirror: Path) -> Path:
     """The mirror's Kermany folder (``chest_xray``)."""
     return mirror / "data" / "chest_xray"
+
+
+@pytest.fixture(scope="session")
+def hr_image(nih_images: list[Path]) -> np.ndarray:
+    """A real NIH radiograph as gray float in [0, 1], shrunk to 96 x 96 (8-bit levels)."""
+    import numpy as np
+
+    from cxrsr_utils.io import read_radiograph
+    from cxrsr_utils.io import resize as pil_resize
+
+    image = pil_resize(read_radiograph(nih_images[0]).as_float(), (96, 96))
+    return np.clip(np.rint(image * 255), 0, 255).astype(np.float32) / 255

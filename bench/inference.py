@@ -19,32 +19,26 @@ Output: ``reports/bench/inference.{md,json}``. Run: ``make bench``.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import REPORTS, in_fresh_process, nih_images, peak_rss_mb
 
 HR, SCALE = 512, 4
 TILE = 64
 PADS = (4, 10, 16, 32)
 # A larger input shows how memory grows untiled and stays bounded tiled (the CLI's case).
 HR_LARGE, TILE_LARGE, PAD_LARGE = 1024, 128, 32
+# (label, configuration, label of the run it is compared with)
+Config = tuple[str, dict[str, Any], str]
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
-
-
-def _child(config: dict, lr8: np.ndarray, queue: mp.Queue) -> None:
-    """Run one configuration; put (seconds, peak MB, peak over model MB, uint8 output)."""
+def run_one(config: dict, lr8: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+    """One configuration (in this process): seconds, peak MB, peak over model MB, uint8 output."""
     import torch
 
     from cxrsr_utils import models
@@ -54,7 +48,7 @@ def _child(config: dict, lr8: np.ndarray, queue: mp.Queue) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     net, _ = models.load_pretrained_generator(download=False)
     net.eval()
-    base = _rss_mb()
+    base = peak_rss_mb()
     if config["engine"] == "RealESRGANer":
         from cxrsr_utils.sr_backend import RealESRGANer
 
@@ -88,40 +82,32 @@ def _child(config: dict, lr8: np.ndarray, queue: mp.Queue) -> None:
         t0 = time.perf_counter()
         out = upscale_radiograph(Radiograph(lr8, 255, Path("bench.png")), net, options).pixels
         seconds = time.perf_counter() - t0
-    peak = _rss_mb()
-    queue.put((seconds, peak, peak - base, out))
+    peak = peak_rss_mb()
+    return seconds, peak, peak - base, out
 
 
 def run_config(config: dict, lr8: np.ndarray) -> tuple[float, float, float, np.ndarray]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(config, lr8, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if proc.exitcode != 0:
-        raise SystemExit(f"benchmark configuration {config} failed (exit {proc.exitcode})")
-    return result
+    """One configuration in a fresh process, so that its peak memory is its own."""
+    status, payload = in_fresh_process(run_one, (config, lr8))
+    if status != "ok":
+        raise SystemExit(f"benchmark configuration {config} failed: {payload}")
+    return payload
 
 
-def main() -> None:
-    import pandas as pd
+def inputs(original: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The small and the large input: name -> (LR uint8, HR uint8), LR by bicubic x4."""
+    from cxrsr_utils import io
 
-    from cxrsr_utils import io, metrics
-    from cxrsr_utils.report import markdown_table
-
-    mirror = Path(os.environ.get("CXRSR_MIRROR", ROOT.parent / "shared" / "mirror"))
-    files = sorted((mirror / "data" / "nih-sample" / "images").glob("*.png"))
-    if not files:
-        raise SystemExit(f"No NIH images under {mirror}; set CXRSR_MIRROR.")
-    original = io.read_radiograph(files[0]).as_float()
-    inputs = {}  # name -> (LR uint8, HR uint8)
+    out = {}
     for name, side in (("small", HR), ("large", HR_LARGE)):
         hr = io.resize(original, (side, side)).clip(0, 1)
         lr = io.resize(hr, (side // SCALE, side // SCALE)).clip(0, 1)
-        inputs[name] = (io.to_pixels(lr, 255), io.to_pixels(hr, 255))
+        out[name] = (io.to_pixels(lr, 255), io.to_pixels(hr, 255))
+    return out
 
-    # (label, configuration, label of the run it is compared with)
+
+def configurations() -> list[Config]:
+    """Every configuration, each with the label of the run its output is compared with."""
     ours = {
         "engine": "cxrsr",
         "precision": "fp32",
@@ -134,7 +120,7 @@ def main() -> None:
     large = {**ours, "input": "large"}
     theirs = {"engine": "RealESRGANer", "input": "small"}
     big = f"LR {HR_LARGE // SCALE}:"
-    configs = [
+    return [
         ("untiled fp32", ours, "untiled fp32"),
         ("untiled bf16", {**ours, "precision": "bf16"}, "untiled fp32"),
         *[
@@ -165,19 +151,15 @@ def main() -> None:
             f"{big} untiled fp32",
         ),
     ]
-    from cxrsr_utils import cpu
 
-    # Emulated bf16 is ~160x slower than fp32: such a configuration would run for hours.
-    skipped = [
-        label
-        for label, config, _ in configs
-        if config.get("precision") == "bf16" and not cpu.native_bf16()
-    ]
-    configs = [c for c in configs if c[0] not in skipped]
-    results = {}
-    for label, config, _ in configs:
-        print(f"[bench] {label} ...", flush=True)
-        results[label] = run_config(config, inputs[config["input"]][0])
+
+def comparison_rows(
+    configs: list[Config],
+    results: dict[str, tuple[float, float, float, np.ndarray]],
+    images: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> list[dict[str, Any]]:
+    """Per configuration: time, memory, and its output against its reference run and the HR."""
+    from cxrsr_utils import metrics
 
     rows = []
     for label, config, reference in configs:
@@ -195,11 +177,60 @@ def main() -> None:
                 "pixels differing": f"{100 * float((diff > 0).mean()):.2f}%",
                 "PSNR vs that (dB)": round(metrics.psnr(out, ref, data_range=255), 1),
                 "PSNR vs HR (dB)": round(
-                    metrics.psnr(out, inputs[config["input"]][1], data_range=255), 2
+                    metrics.psnr(out, images[config["input"]][1], data_range=255), 2
                 ),
             }
         )
-    table = pd.DataFrame(rows)
+    return rows
+
+
+def write_report(data: dict[str, Any], folder: Path = REPORTS) -> str:
+    """inference.{json,md} in ``folder`` (``reports/bench``) from ``{"rows": ..., **meta}``;
+    returns the Markdown table."""
+    import pandas as pd
+
+    from cxrsr_utils import cpu, io
+    from cxrsr_utils.report import markdown_table
+
+    skipped = data.get("skipped", [])  # reports before the bf16 check have none
+    note = (
+        f"\n\nNot run on this CPU (bf16 is emulated here, about "
+        f"{cpu.EMULATED_BF16_SLOWDOWN}x slower than fp32): {', '.join(skipped)}."
+        if skipped
+        else ""
+    )
+    table = markdown_table(pd.DataFrame(data["rows"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_text(folder / "inference.json", json.dumps(data, indent=2))
+    io.write_text(
+        folder / "inference.md",
+        "# Inference engine: tiling, precision, memory, parity with RealESRGANer\n\n"
+        f"Pretrained RealESRGAN_x4plus (offline ncnn conversion) on NIH `{data['image']}`, HR "
+        f"{HR}x{HR}, LR bicubic x{SCALE} ({HR // SCALE}x{HR // SCALE}), 8-bit (rows 'LR "
+        f"{HR_LARGE // SCALE}': HR {HR_LARGE}x{HR_LARGE}, the image's full size); "
+        f"{data['machine']}; each configuration in a fresh process; batch 1, pre_pad 10. "
+        "Differences are in 8-bit grey levels of the output." + note + "\n\n" + table,
+    )
+    return table
+
+
+def main() -> None:
+    from cxrsr_utils import cpu, io
+
+    files = nih_images()
+    images = inputs(io.read_radiograph(files[0]).as_float())
+    configs = configurations()
+    # Emulated bf16 is ~160x slower than fp32: such a configuration would run for hours.
+    skipped = [
+        label
+        for label, config, _ in configs
+        if config.get("precision") == "bf16" and not cpu.native_bf16()
+    ]
+    configs = [c for c in configs if c[0] not in skipped]
+    results = {}
+    for label, config, _ in configs:
+        print(f"[bench] {label} ...", flush=True)
+        results[label] = run_config(config, images[config["input"]][0])
     meta = {
         "image": files[0].name,
         "hr": HR,
@@ -210,28 +241,7 @@ def main() -> None:
         "torch_threads": os.cpu_count(),
         "skipped": skipped,
     }
-    note = (
-        f"\n\nNot run on this CPU (bf16 is emulated here, about "
-        f"{cpu.EMULATED_BF16_SLOWDOWN}x slower than fp32): {', '.join(skipped)}."
-        if skipped
-        else ""
-    )
-    out_dir = ROOT / "reports" / "bench"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    io.write_text(out_dir / "inference.json", json.dumps({"rows": rows, **meta}, indent=2))
-    io.write_text(
-        out_dir / "inference.md",
-        "# Inference engine: tiling, precision, memory, parity with RealESRGANer\n\n"
-        f"Pretrained RealESRGAN_x4plus (offline ncnn conversion) on NIH `{files[0].name}`, HR "
-        f"{HR}x{HR}, LR bicubic x{SCALE} ({HR // SCALE}x{HR // SCALE}), 8-bit (rows 'LR "
-        f"{HR_LARGE // SCALE}': HR {HR_LARGE}x{HR_LARGE}, the image's full size); "
-        f"{meta['machine']}; each configuration in a fresh process; batch 1, pre_pad 10. "
-        "Differences are in 8-bit grey levels of the output."
-        + note
-        + "\n\n"
-        + markdown_table(table),
-    )
-    print(markdown_table(table))
+    print(write_report({"rows": comparison_rows(configs, results, images), **meta}))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from cxrsr_utils import cpu, degrade, sources
+from cxrsr_utils import cpu, degrade_options, sources
 from cxrsr_utils.finetune_sources import TrainingSources, resolve_sources
 from cxrsr_utils.io import write_text
 from cxrsr_utils.models import X4PLUS_DISCRIMINATOR, X4PLUS_GENERATOR
@@ -106,7 +106,7 @@ def build_options(
     perceptual + GAN), ``matched`` (bicubic x4 as in the evaluation), ``l1`` (L1 only, no
     GAN, PSNR-oriented) and ``matched_l1``. L1 compares with the USM-sharpened HR with GAN,
     as realesrgan, and with the plain HR for the L1-only variants, whose aim is fidelity to
-    the HR. ``degradation`` is :func:`cxrsr_utils.degrade.degradation_options` (its
+    the HR. ``degradation`` is :func:`cxrsr_utils.degrade_options.degradation_options` (its
     defaults when None). ``finetune.total_iter``, or else ``finetune.epochs`` over the images
     of ``meta_info``, sets the length.
 
@@ -137,7 +137,7 @@ def build_options(
         "model_type": MODEL_TYPE,
         "scale": 4,
         **_process_options(dev, seed, root),
-        **{k: deg[k] for k in degrade.PIPELINE_KEYS},
+        **{k: deg[k] for k in degrade_options.PIPELINE_KEYS},
         "gt_size": ft.gt_size,
         "queue_size": ft.queue_size,
         "datasets": {"train": dataset},
@@ -262,9 +262,9 @@ def _total_iter(ft: FinetuneParams, n_images: int, dataset_enlarge_ratio: int) -
 
 
 def _degradation(degradation: Mapping[str, Any] | None, gan: bool) -> dict[str, Any]:
-    deg = dict(degradation) if degradation is not None else degrade.degradation_options()
+    deg = dict(degradation) if degradation is not None else degrade_options.degradation_options()
     deg["l1_gt_usm"] = gan  # L1 against the USM-sharpened HR with GAN only (see build_options)
-    return degrade.degradation_options(**deg)  # validates every value
+    return degrade_options.degradation_options(**deg)  # validates every value
 
 
 def _autocast(requested: Literal["auto", "bf16"] | None, device: str) -> Literal["bf16"] | None:
@@ -296,7 +296,7 @@ def _dataset_options(
         "dataroot_gt": str(dataroot_gt),
         "meta_info": str(meta_info),
         "io_backend": {"type": "disk"},
-        **{k: deg[k] for k in degrade.KERNEL_KEYS},
+        **{k: deg[k] for k in degrade_options.KERNEL_KEYS},
         "gt_size": ft.gt_size,
         "use_hflip": True,
         "use_rot": False,

@@ -125,6 +125,23 @@ def metric_distributions(
     return fig
 
 
+def fidelity_histograms(
+    fidelity: pd.DataFrame, metrics: Sequence[str] = ("psnr", "ssim")
+) -> plt.Figure:
+    """Histograms of the LR inputs' fidelity per degradation mode (notebook 02's figure).
+
+    ``fidelity`` is :func:`cxrsr_utils.degrade_preview.fidelity_table`'s: one step histogram of
+    20 bins per metric, the modes overlaid.
+    """
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        sns.histplot(data=fidelity, x=metric, hue="mode", ax=ax, bins=20, element="step")
+    fig.tight_layout()
+    return fig
+
+
 def training_curves(
     history: pd.DataFrame,
     x: str = "epoch",
