@@ -140,7 +140,7 @@ def markdown_rows(result: dict[str, Any]) -> str:
 def write_report(report: dict[str, Any], folder: Path = REPORTS) -> None:
     """training.{json,md} in ``folder`` (``reports/bench``) from the CPU result and, when there is
     one, the GPU's."""
-    from cxrsr_utils.io import write_text
+    from cxrsr_utils.atomic import write_text
 
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "training.json", json.dumps(report, indent=1))

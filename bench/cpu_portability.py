@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cxrsr_utils import cpu, reference  # noqa: E402
-from cxrsr_utils.io import write_text  # noqa: E402
+from cxrsr_utils.atomic import write_text  # noqa: E402
 from cxrsr_utils.report import markdown_table  # noqa: E402
 
 RUNS = ("native", "native (repeat)", "AVX2 kernels")

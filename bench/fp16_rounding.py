@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cxrsr_utils import io, models  # noqa: E402
+from cxrsr_utils import atomic, models, radiographs  # noqa: E402
 from cxrsr_utils.report import markdown_table  # noqa: E402
 
 N_IMAGES = 8
@@ -86,8 +86,8 @@ def main() -> None:
         b.load_state_dict(b_state)
         diffs, psnrs, gt_a, gt_b = [], [], [], []
         for f in files:
-            hr = io.resize(io.read_radiograph(f).as_float(), (HR, HR)).clip(0, 1)
-            lr = io.resize(hr, (HR // SCALE, HR // SCALE)).clip(0, 1)
+            hr = radiographs.resize(radiographs.read_radiograph(f).as_float(), (HR, HR)).clip(0, 1)
+            lr = radiographs.resize(hr, (HR // SCALE, HR // SCALE)).clip(0, 1)
             out_a, out_b = run(a, lr), run(b, lr)
             diffs.append(np.abs(out_a - out_b).max() * 255)
             psnrs.append(psnr(out_a, out_b))
@@ -109,8 +109,8 @@ def main() -> None:
 
     table = pd.DataFrame(rows)
     meta = {"weights": info.to_dict(), "hr": HR, "scale": SCALE, "seconds": time.time() - t0}
-    io.write_text(out / "fp16_rounding.json", json.dumps({"rows": rows, **meta}, indent=2))
-    io.write_text(
+    atomic.write_text(out / "fp16_rounding.json", json.dumps({"rows": rows, **meta}, indent=2))
+    atomic.write_text(
         out / "fp16_rounding.md",
         "# fp16 rounding of the generator's weights\n\n"
         f"{N_IMAGES} NIH radiographs from the mirror, HR {HR}x{HR}, LR bicubic x{SCALE}. "

@@ -43,7 +43,7 @@ def run_one(config: dict, lr8: np.ndarray) -> tuple[float, float, float, np.ndar
 
     from cxrsr_utils import models
     from cxrsr_utils.infer import InferOptions, upscale_radiograph
-    from cxrsr_utils.io import Radiograph
+    from cxrsr_utils.radiographs import Radiograph
 
     torch.set_num_threads(os.cpu_count() or 1)
     net, _ = models.load_pretrained_generator(download=False)
@@ -96,13 +96,13 @@ def run_config(config: dict, lr8: np.ndarray) -> tuple[float, float, float, np.n
 
 def inputs(original: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The small and the large input: name -> (LR uint8, HR uint8), LR by bicubic x4."""
-    from cxrsr_utils import io
+    from cxrsr_utils import radiographs
 
     out = {}
     for name, side in (("small", HR), ("large", HR_LARGE)):
-        hr = io.resize(original, (side, side)).clip(0, 1)
-        lr = io.resize(hr, (side // SCALE, side // SCALE)).clip(0, 1)
-        out[name] = (io.to_pixels(lr, 255), io.to_pixels(hr, 255))
+        hr = radiographs.resize(original, (side, side)).clip(0, 1)
+        lr = radiographs.resize(hr, (side // SCALE, side // SCALE)).clip(0, 1)
+        out[name] = (radiographs.to_pixels(lr, 255), radiographs.to_pixels(hr, 255))
     return out
 
 
@@ -189,7 +189,7 @@ def write_report(data: dict[str, Any], folder: Path = REPORTS) -> str:
     returns the Markdown table."""
     import pandas as pd
 
-    from cxrsr_utils import cpu, io
+    from cxrsr_utils import atomic, cpu
     from cxrsr_utils.report import markdown_table
 
     skipped = data.get("skipped", [])  # reports before the bf16 check have none
@@ -201,8 +201,8 @@ def write_report(data: dict[str, Any], folder: Path = REPORTS) -> str:
     )
     table = markdown_table(pd.DataFrame(data["rows"]))
     folder.mkdir(parents=True, exist_ok=True)
-    io.write_text(folder / "inference.json", json.dumps(data, indent=2))
-    io.write_text(
+    atomic.write_text(folder / "inference.json", json.dumps(data, indent=2))
+    atomic.write_text(
         folder / "inference.md",
         "# Inference engine: tiling, precision, memory, parity with RealESRGANer\n\n"
         f"Pretrained RealESRGAN_x4plus (offline ncnn conversion) on NIH `{data['image']}`, HR "
@@ -215,10 +215,10 @@ def write_report(data: dict[str, Any], folder: Path = REPORTS) -> str:
 
 
 def main() -> None:
-    from cxrsr_utils import cpu, io
+    from cxrsr_utils import cpu, radiographs
 
     files = nih_images()
-    images = inputs(io.read_radiograph(files[0]).as_float())
+    images = inputs(radiographs.read_radiograph(files[0]).as_float())
     configs = configurations()
     # Emulated bf16 is ~160x slower than fp32: such a configuration would run for hours.
     skipped = [

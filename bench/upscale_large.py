@@ -33,13 +33,15 @@ TILE, PAD, PRE_PAD = 128, 32, 10
 
 
 def _crop(side: int, folder: Path) -> Path:
-    from cxrsr_utils import io, sources
+    from cxrsr_utils import radiographs, sources
 
     images = sorted((sources.resolve_dataset("nih") / "images").glob("*.png"))
-    rad = io.read_radiograph(images[0])
+    rad = radiographs.read_radiograph(images[0])
     h, w = rad.pixels.shape
     y0, x0 = (h - side) // 2, (w - side) // 2
-    return io.write_png(folder / f"crop{side}.png", rad.pixels[y0 : y0 + side, x0 : x0 + side])
+    return radiographs.write_png(
+        folder / f"crop{side}.png", rad.pixels[y0 : y0 + side, x0 : x0 + side]
+    )
 
 
 def _run(path: Path, out: Path) -> dict[str, float]:

@@ -3,13 +3,14 @@
 The notebooks under ``notebooks/`` call into these modules; each holds one step of the study:
 
 - ``params``     profiles and their schema          - ``sources``  weights and data sets
-- ``io``         reading radiographs, atomic writes - ``data``     data preparation (notebook 01)
+- ``radiographs`` reading/writing radiographs       - ``data``     data preparation (notebook 01)
 - ``models``     networks and pretrained weights    - ``ncnn``     ncnn -> PyTorch conversion
 - ``repro``      seeds and determinism              - ``provenance``  what a run used
 - ``notebook``   the notebooks' set-up call         - ``report``   tables and figures
 - ``runner``     runs the notebooks with papermill  - ``cli``      the ``cxrsr`` command
 - ``upscaler``   models by name, :func:`upscale`    - ``batch``    ``cxrsr upscale``'s batch
 - ``dicom``      DICOM in and out                   - ``audit``    what the model invented
+- ``atomic``     files written whole or not at all (temporary + rename)
 
 One line to upscale a radiograph (a path, a Radiograph or an array)::
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cxrsr_utils import infer, metrics
-from cxrsr_utils.io import Radiograph
+from cxrsr_utils.radiographs import Radiograph
 
 DEFAULT_THRESHOLD = 0.05
 # Rows of the output compared at a time, so a 12000 x 12000 output never has more than a

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cxrsr_utils import atomic, outputs, radiographs
 from cxrsr_utils import audit as audit_mod
-from cxrsr_utils import io, outputs
-from cxrsr_utils.io import ImageReadError
+from cxrsr_utils.radiographs import ImageReadError
 from cxrsr_utils.upscaler import Model
 
 MANIFEST = "manifest.json"
@@ -86,7 +86,7 @@ def check_output_folder(outdir: Path, items: Iterable[str]) -> None:
             )
     try:
         outdir.mkdir(parents=True, exist_ok=True)
-        io.write_text(outdir / ".cxrsr-write-test", "")
+        atomic.write_text(outdir / ".cxrsr-write-test", "")
         (outdir / ".cxrsr-write-test").unlink()
     except OSError as exc:
         raise UsageError(f"output folder {outdir} cannot be written ({exc}).") from exc
@@ -118,7 +118,7 @@ def process(
     row: Row, source: Path, target: Path, model: Model, *, anonymize: bool, audit: float | None
 ) -> None:
     """Read, upscale, write (and audit) one input, filling ``row``; raises on failure."""
-    rad = io.read_radiograph(source)
+    rad = radiographs.read_radiograph(source)
     h, w = rad.pixels.shape
     row.size_in = f"{w}x{h}"
     if min(h, w) < MIN_SIDE:
@@ -134,7 +134,7 @@ def process(
     row.note = ", ".join(filter(None, [rad.note, lossless]))
     if audit is not None:
         result = audit_mod.audit(rad, out, model.scale, audit)
-        io.write_png(
+        radiographs.write_png(
             target.with_name(target.name + AUDIT_SUFFIX),
             result.mask,
             text={
@@ -151,7 +151,7 @@ def write_manifest(outdir: Path, rows: list[Row], model: Model) -> Path:
     # Rows of earlier runs for inputs not in this one stay, so a partial re-run loses nothing.
     kept = [r for r in _previous(outdir).values() if r.get("input") not in done]
     body = {"model": model.describe(), "rows": kept + [asdict(r) for r in rows]}
-    return io.write_text(outdir / MANIFEST, json.dumps(body, indent=1, default=str))
+    return atomic.write_text(outdir / MANIFEST, json.dumps(body, indent=1, default=str))
 
 
 def run_batch(
@@ -177,7 +177,7 @@ def run_batch(
         rows.append(row)
         t0 = time.perf_counter()
         try:
-            is_dicom = source.is_file() and io.is_dicom(source)
+            is_dicom = source.is_file() and radiographs.is_dicom(source)
             target = outdir / rel.parent / outputs.output_name(rel, is_dicom)
             row.output = str(target)
             if target in claimed:

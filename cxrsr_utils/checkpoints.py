@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from cxrsr_utils.io import atomic_path
+from cxrsr_utils.atomic import atomic_path
 
 _STATE_RE = re.compile(r"(\d+)\.state")
 # Temporary files of atomic_path left by a killed process: ".<name>.<random>.part" (and

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cxrsr_utils import io, repro
+from cxrsr_utils import atomic, repro
 from cxrsr_utils.classifier_images import (
     IMAGE_SIZE,
     ImagesLike,
@@ -279,7 +279,7 @@ def save_classifier(model: keras.Model, path: PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: save the classifier with a .keras suffix (Keras v3 format).")
-    with io.atomic_path(path, keep_suffix=True) as tmp:
+    with atomic.atomic_path(path, keep_suffix=True) as tmp:
         model.save(tmp, overwrite=True)
     return path
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from cxrsr_utils import io, repro
+from cxrsr_utils import radiographs, repro
 from cxrsr_utils.data import KERMANY_CLASSES
 
 __all__: list[str] = [
@@ -44,7 +44,7 @@ __all__: list[str] = [
 
 # The reference network's input side (its 1,983,009 parameters assume it).
 IMAGE_SIZE = 300
-_LUMA = np.array(io.LUMA_WEIGHTS, dtype=np.float32)
+_LUMA = np.array(radiographs.LUMA_WEIGHTS, dtype=np.float32)
 
 PathLike = str | os.PathLike[str]
 ImagesLike = np.ndarray | Sequence[np.ndarray] | Sequence[PathLike]
@@ -84,7 +84,7 @@ def check_labels(labels: Any, n: int, what: str) -> np.ndarray:
 
 def _to_square(image: np.ndarray, image_size: int, method: str) -> np.ndarray:
     if image.shape != (image_size, image_size):
-        image = io.resize(image, (image_size, image_size), method=method)
+        image = radiographs.resize(image, (image_size, image_size), method=method)
     # Bicubic overshoots; an 8-bit pipeline would have clipped too.
     return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
 
@@ -94,7 +94,7 @@ def _as_gray_float(image: np.ndarray, index: int) -> np.ndarray:
     if image.dtype.kind != "f":
         raise TypeError(
             f"image {index}: expected floats in [0, 1], got {image.dtype}; convert integer "
-            "pixels first (e.g. io.read_radiograph(path).as_float())."
+            "pixels first (e.g. radiographs.read_radiograph(path).as_float())."
         )
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
@@ -122,8 +122,8 @@ def prepare_images(
     """In-memory float images in [0, 1] (any size) -> gray float32 (N, S, S) for the classifier.
 
     Accepts an (N, H, W) array or a sequence of 2-D (or H x W x 1/3) arrays; 3 channels are
-    turned gray with ITU-R 601 luma, as :func:`io.read_radiograph` does. Images not already
-    S x S are resized with :func:`io.resize` (the study's bicubic) and clipped to [0, 1].
+    turned gray with ITU-R 601 luma, as :func:`radiographs.read_radiograph` does. Images not already
+    S x S are resized with :func:`radiographs.resize` (the study's bicubic) and clipped to [0, 1].
     """
     if isinstance(images, np.ndarray) and images.ndim == 2:
         raise ValueError("prepare_images needs a batch of images; wrap a single image in a list.")
@@ -139,7 +139,8 @@ def load_images(
     image_size: int = IMAGE_SIZE,
     resize_method: str = "bicubic",
 ) -> np.ndarray:
-    """Read radiographs with :func:`io.read_radiograph` -> gray float32 (N, S, S) in [0, 1].
+    """Read radiographs with :func:`radiographs.read_radiograph` -> gray float32 (N, S, S) in
+    [0, 1].
 
     The reference's ``flow_from_directory`` resized 8-bit JPEGs with PIL 'nearest'; here every
     form of every image goes through the same float bicubic resize, so forms differ only in
@@ -147,7 +148,7 @@ def load_images(
     """
     out = np.empty((len(paths), image_size, image_size), dtype=np.float32)
     for i, path in enumerate(paths):
-        out[i] = _to_square(io.read_radiograph(path).as_float(), image_size, resize_method)
+        out[i] = _to_square(radiographs.read_radiograph(path).as_float(), image_size, resize_method)
     return out
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cxrsr_utils import data, evaluate, io, provenance, report, sources, stamps, stats
+from cxrsr_utils import atomic, data, evaluate, provenance, report, sources, stamps, stats
 from cxrsr_utils.classifier import (
     load_classifier,
     model_image_size,
@@ -251,7 +251,7 @@ def train_or_load(
     model, history = train_classifier(train_images, train_labels, **train_kwargs)
     folder.mkdir(parents=True, exist_ok=True)
     save_classifier(model, model_path)
-    with io.atomic_path(history_path) as tmp:
+    with atomic.atomic_path(history_path) as tmp:
         history.to_csv(tmp, index=False)
     stamps.write(stamp, settings)
     return model, history, False

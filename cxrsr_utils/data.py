@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxrsr_utils import io, report, stamps
+from cxrsr_utils import atomic, radiographs, report, stamps
 from cxrsr_utils.layout import StudyLayout, as_layout
 from cxrsr_utils.params import KermanyParams, NIHParams, Params
 from cxrsr_utils.repro import rng
@@ -53,11 +53,11 @@ class Prepared:
         self.excluded += other.excluded
         self.inputs += other.inputs
 
-    def read(self, path: Path, dataset: str) -> io.Radiograph | None:
+    def read(self, path: Path, dataset: str) -> radiographs.Radiograph | None:
         """Read an input image; record it (with its SHA-256) or exclude it with the reason."""
         try:
-            image = io.read_radiograph(path)
-        except io.ImageReadError as exc:
+            image = radiographs.read_radiograph(path)
+        except radiographs.ImageReadError as exc:
             self.excluded.append({"file": str(path), "reason": str(exc)})
             return None
         self.inputs.append(
@@ -86,14 +86,14 @@ def _limit_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     if max_side is None or max(h, w) <= max_side:
         return image
     s = max_side / max(h, w)
-    return io.resize(image, (max(1, round(w * s)), max(1, round(h * s))))
+    return radiographs.resize(image, (max(1, round(w * s)), max(1, round(h * s))))
 
 
 def _save(
     image: np.ndarray, max_value: int, target: Path, root: Path, row: dict[str, object]
 ) -> dict[str, object]:
     if not target.is_file():
-        io.write_png(target, io.to_pixels(image, max_value))
+        radiographs.write_png(target, radiographs.to_pixels(image, max_value))
     h, w = image.shape
     return {
         "path": target.relative_to(root).as_posix(),
@@ -106,8 +106,8 @@ def _save(
 
 
 def _hr_lr(image: np.ndarray, size: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    hr = np.clip(io.resize(image, (size, size)), 0.0, 1.0)
-    lr = np.clip(io.resize(hr, (size // scale, size // scale)), 0.0, 1.0)
+    hr = np.clip(radiographs.resize(image, (size, size)), 0.0, 1.0)
+    lr = np.clip(radiographs.resize(hr, (size // scale, size // scale)), 0.0, 1.0)
     return hr, lr
 
 
@@ -142,9 +142,9 @@ def split_nih(files: Iterable[Path], cfg: NIHParams, seed: int) -> pd.DataFrame:
 def multiscale_copies(image: np.ndarray, cfg: NIHParams) -> list[np.ndarray]:
     """Real-ESRGAN's multiscale copies: each scale in ``cfg.scales``, then shortest edge 400."""
     h, w = image.shape
-    out = [io.resize(image, (max(1, int(w * s)), max(1, int(h * s)))) for s in cfg.scales]
+    out = [radiographs.resize(image, (max(1, int(w * s)), max(1, int(h * s)))) for s in cfg.scales]
     s = cfg.shortest_edge / min(h, w)
-    out.append(io.resize(image, (max(1, int(w * s)), max(1, int(h * s)))))
+    out.append(radiographs.resize(image, (max(1, int(w * s)), max(1, int(h * s)))))
     return [np.clip(x, 0.0, 1.0) for x in out]
 
 
@@ -242,7 +242,7 @@ def _crops(
 def _write_meta_info(rows: list[dict[str, object]], layout: StudyLayout) -> Path:
     prefix = layout.nih_finetune.relative_to(layout.data).as_posix() + "/"
     lines = [str(r["path"])[len(prefix) :] for r in rows if str(r["path"]).startswith(prefix)]
-    return io.write_text(layout.meta_info, "\n".join(lines) + "\n")
+    return atomic.write_text(layout.meta_info, "\n".join(lines) + "\n")
 
 
 # --- Kermany -------------------------------------------------------------------------------
@@ -428,5 +428,7 @@ def sample_images(manifest: pd.DataFrame, work: StudyLayout | Path) -> list[tupl
     for title, mask in picks:
         rows = manifest[mask]
         if len(rows):
-            out.append((title, io.read_radiograph(data_root / rows.iloc[0]["path"]).as_float()))
+            out.append(
+                (title, radiographs.read_radiograph(data_root / rows.iloc[0]["path"]).as_float())
+            )
     return out

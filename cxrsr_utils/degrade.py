@@ -19,7 +19,7 @@ Two modes:
     by :class:`cxrsr_utils.params.DegradationParams`).
 ``bicubic``
     the evaluation's protocol ("matched"): antialiased bicubic x4 (Keys a = -0.5, equal to
-    PIL's and :func:`cxrsr_utils.io.resize`) and 8-bit rounding, nothing else.
+    PIL's and :func:`cxrsr_utils.radiographs.resize`) and 8-bit rounding, nothing else.
 
 Images are float tensors ``(B, C, H, W)`` in ``[0, 1]``; the networks take three channels, so
 gray radiographs are repeated over RGB (:func:`gray_to_batch`). Notebook 02's tables and
@@ -104,7 +104,7 @@ def bicubic_downsample(hr: torch.Tensor, scale: int = 4) -> torch.Tensor:
     """Antialiased bicubic downsampling to ``(H // scale, W // scale)``, not rounded.
 
     torch's antialiased bicubic uses Keys a = -0.5 with a kernel widened by ``scale``, i.e. the
-    same filter as PIL and :func:`cxrsr_utils.io.resize`, the study's evaluation bicubic.
+    same filter as PIL and :func:`cxrsr_utils.radiographs.resize`, the study's evaluation bicubic.
     """
     h, w = hr.shape[-2:]
     return F.interpolate(

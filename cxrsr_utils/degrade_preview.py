@@ -20,10 +20,10 @@ import torch
 from cxrsr_utils import metrics
 from cxrsr_utils.degrade import MODES, Degraded, batch_to_gray, degrade, gray_to_batch
 from cxrsr_utils.degrade_options import degradation_options
-from cxrsr_utils.io import read_radiograph
-from cxrsr_utils.io import resize as pil_resize
 from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.params import DegradationParams
+from cxrsr_utils.radiographs import read_radiograph
+from cxrsr_utils.radiographs import resize as pil_resize
 from cxrsr_utils.sr_backend import calculate_ssim
 
 # The columns of :func:`fidelity_summary`'s statistics, per metric.
@@ -141,7 +141,8 @@ def lr_fidelity(hr: torch.Tensor, lr: torch.Tensor, *, scale: int = 4) -> pd.Dat
     """PSNR/SSIM of bicubic-upsampled LR against HR, one row per image, for a degradation table.
 
     Both are taken to gray (channel mean); the LR is upsampled with the study's bicubic
-    (:func:`cxrsr_utils.io.resize`), clipped and rounded to 8 bits as a saved image would be.
+    (:func:`cxrsr_utils.radiographs.resize`), clipped and rounded to 8 bits as a saved image
+    would be.
     PSNR is ``10 log10(1 / MSE)`` on [0, 1] with :func:`cxrsr_utils.metrics.mse`; SSIM is
     basicsr's ``calculate_ssim`` (MATLAB's Gaussian-window SSIM) on the 0..255 scale. No border
     is cropped. (``metrics.psnr``'s numpy log10 and ``metrics.ssim``'s scikit-image differ from

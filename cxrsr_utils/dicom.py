@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cxrsr_utils.io import ImageReadError, Radiograph, atomic_path
+from cxrsr_utils.atomic import atomic_path
+from cxrsr_utils.radiographs import ImageReadError, Radiograph
 
 if TYPE_CHECKING:  # pydicom itself is imported where a DICOM is read or written
     from pydicom import Dataset

@@ -1,6 +1,6 @@
 """Super-resolution evaluation (notebook 04): every method on the same LR inputs, scored against HR.
 
-Methods: ``bicubic`` and ``lanczos`` (:func:`cxrsr_utils.io.resize`), ``pretrained`` (the
+Methods: ``bicubic`` and ``lanczos`` (:func:`cxrsr_utils.radiographs.resize`), ``pretrained`` (the
 un-tuned RealESRGAN_x4plus), each fine-tuned variant found under ``work/finetune/`` (notebook
 03), and ``realesr-general-x4v3`` when its weights resolve. Inputs: the held-out NIH pairs
 ("same dataset") and the Kermany test pairs ("unseen") prepared by notebook 01.
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxrsr_utils import infer, io, metrics, models, sources, stats
+from cxrsr_utils import infer, metrics, models, radiographs, sources, stats
 from cxrsr_utils.layout import StudyLayout, as_layout
 from cxrsr_utils.params import Params
 from cxrsr_utils.repro import torch_device
@@ -117,6 +117,8 @@ def available_methods(
 
     Networks run with ``options``; the resize baselines ignore them.
     """
+    # "io.resize" is the label the published sources_used.json and run manifests record for
+    # radiographs.resize (the module's old name); renaming it would change those files.
     methods = [
         Method(name, "resize", load_model(name, options), source=f"io.resize ({name}, PIL)")
         for name in BASELINES
@@ -197,12 +199,12 @@ def run_methods(
     for method in methods:
         for pair in tqdm(pairs.itertuples(), total=len(pairs), desc=method.name, leave=False):
             target = sr_path(work, method, pair.dataset, pair.image)
-            hr = io.read_radiograph(pair.hr)
-            lr = io.read_radiograph(pair.lr)
+            hr = radiographs.read_radiograph(pair.hr)
+            lr = radiographs.read_radiograph(pair.lr)
             if not target.is_file():
                 sr = method.upscale(lr.as_float())
-                io.write_png(target, io.to_pixels(sr, hr.max_value))
-            sr = io.read_radiograph(target).as_float()
+                radiographs.write_png(target, radiographs.to_pixels(sr, hr.max_value))
+            sr = radiographs.read_radiograph(target).as_float()
             rows.append(
                 {
                     "dataset": pair.dataset,
@@ -232,10 +234,12 @@ def paper_table(
         for dataset, part in pairs.groupby("dataset", sort=True):
             orig, srs = [], []
             for pair in part.itertuples():
-                hr = io.read_radiograph(pair.hr).as_float()
-                lr = io.read_radiograph(pair.lr).as_float()
+                hr = radiographs.read_radiograph(pair.hr).as_float()
+                lr = radiographs.read_radiograph(pair.lr).as_float()
                 lr_up = infer.baseline_array(lr, scale=hr.shape[0] // lr.shape[0])
-                sr = io.read_radiograph(sr_path(work, method, dataset, pair.image)).as_float()
+                sr = radiographs.read_radiograph(
+                    sr_path(work, method, dataset, pair.image)
+                ).as_float()
                 orig.append(metrics.image_metrics(hr, lr_up, data_range=1.0))
                 srs.append(metrics.image_metrics(sr, lr_up, data_range=1.0))
             for metric in ("psnr", "ssim", "mse"):
@@ -289,12 +293,12 @@ def zoom_rows(
     rows = []
     for dataset, part in pairs.groupby("dataset"):
         pair = part.iloc[0]
-        lr = io.read_radiograph(pair.lr).as_float()
-        hr = io.read_radiograph(pair.hr).as_float()
+        lr = radiographs.read_radiograph(pair.lr).as_float()
+        hr = radiographs.read_radiograph(pair.hr).as_float()
         images = [("LR (nearest)", lr.repeat(scale, 0).repeat(scale, 1))]
         for m in methods:
             sr = sr_path(work, m, str(dataset), pair.image)
-            images.append((m.name, io.read_radiograph(sr).as_float()))
+            images.append((m.name, radiographs.read_radiograph(sr).as_float()))
         images.append(("HR", hr))
         rows.append((f"{DATASET_LABELS[str(dataset)]}\n{pair.image}", images))
     return rows

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 from basicsr.utils import MessageLogger, get_root_logger, init_tb_logger
 
-from cxrsr_utils.io import atomic_path
+from cxrsr_utils.atomic import atomic_path
 
 GAN_LOG_KEYS = (
     "l_g_pix",

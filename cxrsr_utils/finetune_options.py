@@ -28,8 +28,8 @@ from typing import Any, Literal
 import yaml
 
 from cxrsr_utils import cpu, degrade_options, sources
+from cxrsr_utils.atomic import write_text
 from cxrsr_utils.finetune_sources import TrainingSources, resolve_sources
-from cxrsr_utils.io import write_text
 from cxrsr_utils.models import X4PLUS_DISCRIMINATOR, X4PLUS_GENERATOR
 from cxrsr_utils.params import FinetuneParams
 from cxrsr_utils.repro import torch_device

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from cxrsr_utils import provenance, sources, stamps
-from cxrsr_utils.io import write_text
+from cxrsr_utils.atomic import write_text
 from cxrsr_utils.models import save_torch
 
 RUN_IDENTITY = "run_identity.json"

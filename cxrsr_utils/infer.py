@@ -54,8 +54,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cxrsr_utils import cpu, io
-from cxrsr_utils.io import Radiograph
+from cxrsr_utils import cpu
+from cxrsr_utils.radiographs import LUMA_WEIGHTS, Radiograph, resize, to_pixels
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 GrayReduction = Literal["mean", "luma"]
@@ -238,8 +238,8 @@ def _to_gray(output: torch.Tensor, how: GrayReduction, precision: str = "fp32") 
     elif how == "mean":
         gray = output.mean(dim=1)
     elif output.shape[1] == 3:
-        # io.LUMA_WEIGHTS: what cv2.COLOR_BGR2GRAY applies inside RealESRGANer.
-        weights = torch.tensor(io.LUMA_WEIGHTS, dtype=output.dtype, device=output.device)
+        # LUMA_WEIGHTS: what cv2.COLOR_BGR2GRAY applies inside RealESRGANer.
+        weights = torch.tensor(LUMA_WEIGHTS, dtype=output.dtype, device=output.device)
         gray = torch.einsum("bchw,c->bhw", output, weights)
     else:
         raise ValueError(f"gray='luma' needs 1 or 3 output channels, got {output.shape[1]}.")
@@ -425,7 +425,7 @@ def upscale_radiographs(
     ]
 
     def sink(index: int, target: tuple[slice, slice], tile: np.ndarray) -> None:
-        outputs[index][target] = io.to_pixels(tile, radiographs[index].max_value)
+        outputs[index][target] = to_pixels(tile, radiographs[index].max_value)
 
     _run(
         [rad.pixels for rad in radiographs],
@@ -454,11 +454,11 @@ def upscale_radiograph(
 
 
 def baseline_array(image: np.ndarray, *, scale: int = 4, method: str = "bicubic") -> np.ndarray:
-    """Upscale a gray float image in [0, 1] by ``scale`` with :func:`io.resize` (``method``
+    """Upscale a gray float image in [0, 1] by ``scale`` with :func:`radiographs.resize` (``method``
     ``bicubic``, ``lanczos`` or ``bilinear``), clipped to [0, 1] like the network's output."""
     image = _check_float_image(image, "image")
     h, w = image.shape
-    return np.clip(io.resize(image, (w * scale, h * scale), method=method), 0.0, 1.0)
+    return np.clip(resize(image, (w * scale, h * scale), method=method), 0.0, 1.0)
 
 
 def baseline_radiograph(
@@ -469,6 +469,6 @@ def baseline_radiograph(
     note = f"upscaled x{scale} by {method}"
     return replace(
         radiograph,
-        pixels=io.to_pixels(out, radiograph.max_value),
+        pixels=to_pixels(out, radiograph.max_value),
         note="; ".join(filter(None, [radiograph.note, note])),
     )

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from skimage.metrics import structural_similarity
 
-from cxrsr_utils import io, stats
+from cxrsr_utils import radiographs, stats
 
 # Which direction is better, per metric column of the per-image table.
 HIGHER_IS_BETTER: dict[str, bool] = {"psnr": True, "ssim": True, "mse": False, "lr_psnr": True}
@@ -134,10 +134,10 @@ def lr_consistency(
 ) -> float:
     """PSNR between the SR image downsampled to the LR size and the LR input itself.
 
-    The downsampling is the one that made the LR images (:func:`io.resize`, ``method``), so a
-    perfectly consistent SR image scores ``inf``; an SR method that invents or moves structure
-    scores lower. (An LR image that was clipped or quantised after resizing cannot be matched
-    exactly, so real values are finite.) ``crop_border`` is in LR pixels.
+    The downsampling is the one that made the LR images (:func:`radiographs.resize`,
+    ``method``), so a perfectly consistent SR image scores ``inf``; an SR method that invents
+    or moves structure scores lower. (An LR image that was clipped or quantised after resizing
+    cannot be matched exactly, so real values are finite.) ``crop_border`` is in LR pixels.
     """
     sr, lr = np.asarray(sr), np.asarray(lr)
     if sr.ndim != 2 or lr.ndim != 2:
@@ -147,9 +147,9 @@ def lr_consistency(
         raise ValueError(
             f"SR shape {sr.shape} is not an integer multiple of LR shape {lr.shape} on both axes."
         )
-    # Decide before resizing: io.resize returns float32 even for integer input.
+    # Decide before resizing: radiographs.resize returns float32 even for integer input.
     data_range = _data_range(sr, lr, data_range)
-    down = io.resize(sr.astype(np.float32), (lr.shape[1], lr.shape[0]), method=method)
+    down = radiographs.resize(sr.astype(np.float32), (lr.shape[1], lr.shape[0]), method=method)
     return psnr(down, lr.astype(np.float32), data_range=data_range, crop_border=crop_border)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from cxrsr_utils import ncnn, sources
-from cxrsr_utils.io import atomic_path, write_text
+from cxrsr_utils.atomic import atomic_path, write_text
 from cxrsr_utils.repro import seeded
 from cxrsr_utils.sr_backend import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
 

@@ -8,7 +8,7 @@
   DerivationDescription.
 
 Colour input is written gray (the network's output is gray, see :mod:`cxrsr_utils.infer`).
-Every write is atomic (:func:`cxrsr_utils.io.atomic_path`).
+Every write is atomic (:func:`cxrsr_utils.atomic.atomic_path`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from PIL import Image
 
-from cxrsr_utils import __version__, dicom, io
-from cxrsr_utils.io import Radiograph
+from cxrsr_utils import __version__, atomic, dicom, radiographs
+from cxrsr_utils.radiographs import Radiograph
 
 # Input suffix -> output suffix; anything else is written as PNG.
 OUTPUT_SUFFIX = {
@@ -81,12 +81,12 @@ def write(
             anonymize=anonymize,
         )
     if suffix in (".tif", ".tiff"):
-        with io.atomic_path(target) as tmp:
+        with atomic.atomic_path(target) as tmp:
             Image.fromarray(rad_out.pixels).save(
                 tmp, format="TIFF", description=json.dumps(text, sort_keys=True)
             )
         return target
     bits = rad_out.max_value.bit_length()
-    return io.write_png(
+    return radiographs.write_png(
         target, rad_out.pixels, text=text, significant_bits=bits if bits < 16 and bits > 8 else None
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrsr_utils import cpu
-from cxrsr_utils.io import write_text
+from cxrsr_utils.atomic import write_text
 from cxrsr_utils.params import PROJECT_ROOT, Params, Paths
 from cxrsr_utils.repro import torch_device
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrsr_utils.io import atomic_path
+from cxrsr_utils.atomic import atomic_path
 from cxrsr_utils.layout import DATA_MANIFEST_FILE
 from cxrsr_utils.params import PROJECT_ROOT
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from cxrsr_utils.io import atomic_path, write_text
+from cxrsr_utils.atomic import atomic_path, write_text
 
 if TYPE_CHECKING:  # matplotlib is imported only by what draws
     from matplotlib.figure import Figure

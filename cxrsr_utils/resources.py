@@ -29,9 +29,9 @@ SECONDS_PER_WINDOW_PIXEL = {"fp32": 2.4e-4, "bf16": 1.05e-4, "fp16": 1.05e-4}
 def image_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from the file header without decoding pixels; None if unreadable."""
     try:
-        from cxrsr_utils import io
+        from cxrsr_utils import radiographs
 
-        if io.is_dicom(path):
+        if radiographs.is_dicom(path):
             import pydicom
 
             ds = pydicom.dcmread(path, stop_before_pixels=True)

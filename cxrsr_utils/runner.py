@@ -142,7 +142,7 @@ def refresh_expected_outputs(profile: str = "quick", folder: Path = NOTEBOOKS) -
     """
     import nbformat
 
-    from cxrsr_utils.io import atomic_path
+    from cxrsr_utils.atomic import atomic_path
 
     reports = Paths(load_params(profile)).reports
     written = []

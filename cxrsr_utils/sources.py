@@ -35,7 +35,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from cxrsr_utils.io import glob_escape, remove_stale_parts
+from cxrsr_utils.atomic import glob_escape, remove_stale_parts
 
 ENV_CACHE = "CXRSR_CACHE"
 ENV_MIRROR = "CXRSR_MIRROR"

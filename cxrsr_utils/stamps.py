@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cxrsr_utils.io import write_text
+from cxrsr_utils.atomic import write_text
 
 
 def _as_json(values: Mapping[str, Any]) -> dict[str, Any]:

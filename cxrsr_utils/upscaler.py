@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxrsr_utils import infer, io
-from cxrsr_utils.io import Radiograph
+from cxrsr_utils import infer, radiographs
 from cxrsr_utils.layout import GENERATOR_FILE, StudyLayout
 from cxrsr_utils.params import PROJECT_ROOT
+from cxrsr_utils.radiographs import Radiograph
 
 # Tiling the command uses unless told otherwise: at tile 128 / pad 32 RRDBNet's tiled output
 # is 66.1 dB from the untiled one (README, "Inference engine"), above the 60 dB promised.
@@ -166,7 +166,7 @@ def _as_input(item: object, index: int) -> tuple[Radiograph | np.ndarray, str]:
     if isinstance(item, Radiograph):
         return item, "radiograph"
     if isinstance(item, str | os.PathLike):
-        return io.read_radiograph(item), "radiograph"
+        return radiographs.read_radiograph(item), "radiograph"
     array = np.asarray(item)
     if array.dtype.kind == "f":
         return array, "float"
@@ -174,7 +174,7 @@ def _as_input(item: object, index: int) -> tuple[Radiograph | np.ndarray, str]:
         return Radiograph(array, 255, Path(f"<array {index}>")), "int"
     if array.dtype == np.uint16:
         # The reader's rule for 16-bit data: 12-bit when every value fits, else 16-bit.
-        top, note = io.sixteen_bit_range(array)
+        top, note = radiographs.sixteen_bit_range(array)
         return Radiograph(array, top, Path(f"<array {index}>"), note), "int"
     raise ValueError(f"inputs[{index}]: give a path, a Radiograph, or a uint8/uint16/float array.")
 
@@ -192,7 +192,7 @@ def upscale(
 ) -> list[object]:
     """Upscale radiographs in one line: ``cxrsr_utils.upscale("cxr.dcm", model="pretrained")``.
 
-    ``inputs`` is one or a list of paths (any format :func:`io.read_radiograph` reads),
+    ``inputs`` is one or a list of paths (any format :func:`radiographs.read_radiograph` reads),
     :class:`Radiograph` objects or arrays (float in [0, 1], uint8 or uint16). Returns one output
     per input: a :class:`Radiograph` for paths and radiographs (same range and dtype, ``note``
     saying what made it), a float32 array for float input, the same integer dtype for integer

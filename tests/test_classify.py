@@ -15,9 +15,9 @@ from cxrsr_utils import (
     classifier_images,
     classify,
     data,
-    io,
     plots,
     provenance,
+    radiographs,
     sources,
     stats,
 )
@@ -105,7 +105,7 @@ def test_prepare_images_resizes_like_io_and_checks_input() -> None:
     sr = rng.random((2, 256, 256)).astype(np.float32)
     out = classifier_images.prepare_images(sr, image_size=300)
     assert out.shape == (2, 300, 300) and out.dtype == np.float32
-    np.testing.assert_array_equal(out[0], np.clip(io.resize(sr[0], (300, 300)), 0, 1))
+    np.testing.assert_array_equal(out[0], np.clip(radiographs.resize(sr[0], (300, 300)), 0, 1))
     assert out.min() >= 0 and out.max() <= 1
     # Already the right size: untouched.
     np.testing.assert_array_equal(classifier_images.prepare_images(out, image_size=300), out)
@@ -124,7 +124,7 @@ def test_load_images_reads_real_radiographs(kermany_sample) -> None:
     files, _ = kermany_sample
     loaded = classifier_images.load_images(files[:2], image_size=TINY)
     expected = classifier_images.prepare_images(
-        [io.read_radiograph(f).as_float() for f in files[:2]], image_size=TINY
+        [radiographs.read_radiograph(f).as_float() for f in files[:2]], image_size=TINY
     )
     assert loaded.shape == (2, TINY, TINY)
     np.testing.assert_array_equal(loaded, expected)
@@ -307,7 +307,7 @@ def test_summarize_forms_on_hand_made_predictions() -> None:
 def test_evaluate_forms_with_a_model(tiny_model) -> None:
     rng = np.random.default_rng(10)
     original = rng.random((6, TINY, TINY)).astype(np.float32)
-    bigger = np.stack([io.resize(img, (128, 128)) for img in original]).clip(0, 1)
+    bigger = np.stack([radiographs.resize(img, (128, 128)) for img in original]).clip(0, 1)
     labels = [0, 1, 0, 1, 0, 1]
     files = [f"f{i}.png" for i in range(6)]
     summary, preds = classify.evaluate_forms(

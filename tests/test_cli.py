@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrsr_utils import batch, cli, io
+from cxrsr_utils import batch, cli, radiographs
 from tests.test_dicom import make_dicom
 
 
@@ -26,7 +26,7 @@ def _hashes(folder):
 
 
 def _crop(path, side=48, y=400, x=400):
-    return io.read_radiograph(path).pixels[y : y + side, x : x + side]
+    return radiographs.read_radiograph(path).pixels[y : y + side, x : x + side]
 
 
 @pytest.fixture
@@ -35,12 +35,12 @@ def inputs(tmp_path, nih_images, kermany_root):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     gray8 = _crop(nih_images[0])
-    io.write_png(src / "nih8.png", gray8)
+    radiographs.write_png(src / "nih8.png", gray8)
     Image.fromarray(np.stack([gray8] * 3, -1)).save(src / "rgbgray.png")
     jpeg = sorted((kermany_root / "train" / "NORMAL").glob("*.jpeg"))[0]
     Image.fromarray(_crop(jpeg)).save(src / "sub" / "kermany.jpeg", quality=95)
     full16 = gray8.astype(np.uint16) * 257  # 0..65535: a full 16-bit range
-    io.write_png(src / "full16.png", full16)
+    radiographs.write_png(src / "full16.png", full16)
     Image.fromarray(full16).save(src / "scan.tif")
     twelve = gray8.astype(np.uint16) * 16
     make_dicom(
@@ -67,8 +67,8 @@ def test_every_format_round_trips_with_provenance_and_inputs_unchanged(inputs, t
     with Image.open(out / "nih8.png") as img:
         assert img.size == (192, 192) and img.text["cxrsr:model"] == "bicubic"
         assert img.text["cxrsr:scale"] == "4" and "cxrsr:model_sha256" in img.text
-    sixteen = io.read_radiograph(out / "full16.png")
-    top = int(io.read_radiograph(inputs / "full16.png").pixels.max())
+    sixteen = radiographs.read_radiograph(out / "full16.png")
+    top = int(radiographs.read_radiograph(inputs / "full16.png").pixels.max())
     assert sixteen.pixels.dtype == np.uint16 and sixteen.max_value == 65535 and top > 4095 * 8
     # The range survives (not squeezed into 1/16 of it or into 8 bits).
     assert abs(int(sixteen.pixels.max()) - top) < 0.05 * top
@@ -177,7 +177,7 @@ def _bad_inputs(folder, nih_image):
     make_dicom(folder / "j2k.dcm", np.zeros((8, 8), np.uint16), syntax=JPEG2000Lossless)
     gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
     Image.fromarray(gray).convert("P").save(folder / "palette.png")
-    io.write_png(folder / "good.png", _crop(nih_image, 24))
+    radiographs.write_png(folder / "good.png", _crop(nih_image, 24))
 
 
 def test_bad_inputs_each_get_one_line_and_the_batch_goes_on(tmp_path, nih_images, capsys):
@@ -221,7 +221,7 @@ def test_bad_inputs_each_get_one_line_and_the_batch_goes_on(tmp_path, nih_images
 def test_usage_errors_exit_2(tmp_path, nih_images, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
-    io.write_png(folder / "a.png", _crop(nih_images[0], 16))
+    radiographs.write_png(folder / "a.png", _crop(nih_images[0], 16))
     assert cli.main(["upscale", str(folder), "-o", str(folder / "out"), "--model", "bicubic"]) == 2
     assert "inside the input folder" in capsys.readouterr().err
     blocker = tmp_path / "file"
@@ -242,7 +242,7 @@ def test_existing_output_rerun_skip_overwrite_and_interrupt(tmp_path, nih_images
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(3):
-        io.write_png(folder / f"{i}.png", _crop(nih_images[i], 16))
+        radiographs.write_png(folder / f"{i}.png", _crop(nih_images[i], 16))
     out = tmp_path / "out"
     real = batch.process
     calls = []
@@ -275,7 +275,7 @@ def test_existing_output_rerun_skip_overwrite_and_interrupt(tmp_path, nih_images
 
 
 def test_pretrained_network_with_audit(tmp_path, nih_images):
-    io.write_png(tmp_path / "c.png", _crop(nih_images[0], 32))
+    radiographs.write_png(tmp_path / "c.png", _crop(nih_images[0], 32))
     out = tmp_path / "out"
     assert (
         cli.main(
@@ -299,7 +299,7 @@ def test_pretrained_network_with_audit(tmp_path, nih_images):
     )
     assert 25 < row["audit"]["lr_consistency_psnr_db"] < 80
     assert 0 <= row["audit"]["departs_fraction"] <= 1
-    mask = io.read_radiograph(out / "c.png.audit.png")
+    mask = radiographs.read_radiograph(out / "c.png.audit.png")
     assert mask.pixels.shape == (128, 128) and set(np.unique(mask.pixels)) <= {0, 255}
 
 
@@ -307,7 +307,7 @@ def test_python_entry_point_on_paths_and_arrays(nih_images, tmp_path):
     import cxrsr_utils
 
     crop = _crop(nih_images[0], 16)
-    io.write_png(tmp_path / "c.png", crop)
+    radiographs.write_png(tmp_path / "c.png", crop)
     [rad] = cxrsr_utils.upscale(tmp_path / "c.png", model="bicubic")
     assert rad.pixels.shape == (64, 64) and rad.meta["model"] == "bicubic"
     floats, ints = cxrsr_utils.upscale([crop / 255.0, crop], model="lanczos")
@@ -373,8 +373,8 @@ def test_default_tile_pad_keeps_tiled_within_the_stated_db_of_untiled(nih_images
     from cxrsr_utils import infer, metrics, models, upscaler
 
     net, _ = models.load_pretrained_generator(download=False)
-    rad = io.read_radiograph(nih_images[1])
-    crop = io.Radiograph(rad.pixels[300:500, 300:500].copy(), 255, rad.path)
+    rad = radiographs.read_radiograph(nih_images[1])
+    crop = radiographs.Radiograph(rad.pixels[300:500, 300:500].copy(), 255, rad.path)
     whole = infer.upscale_radiograph(crop, net, infer.InferOptions(progress=False))
     tiled = infer.upscale_radiograph(
         crop,
@@ -401,7 +401,7 @@ def test_a_fine_tuned_variant_of_a_run_and_a_pth_path(tmp_path, nih_images, caps
     weights = run / "finetune" / "paper" / "generator.pth"
     weights.parent.mkdir(parents=True)
     models.save_torch({"params_ema": models.build_generator().state_dict()}, weights)
-    io.write_png(tmp_path / "c.png", _crop(nih_images[0], 16))
+    radiographs.write_png(tmp_path / "c.png", _crop(nih_images[0], 16))
     for spec in (["--model", "paper", "--run", str(run)], ["--model", str(weights)]):
         out = tmp_path / f"out{len(spec)}"
         assert (
@@ -471,7 +471,7 @@ def test_compressed_dicom_is_decoded_and_written_uncompressed(tmp_path, nih_imag
 
 def test_globs_expand_and_a_glob_matching_nothing_fails_alone(tmp_path, nih_images):
     for i in range(2):
-        io.write_png(tmp_path / f"g{i}.png", _crop(nih_images[i], 8))
+        radiographs.write_png(tmp_path / f"g{i}.png", _crop(nih_images[i], 8))
     out = tmp_path / "o"
     status = cli.main(
         [

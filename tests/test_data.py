@@ -5,7 +5,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from cxrsr_utils import data, io
+from cxrsr_utils import data, radiographs
 from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.params import load_params
 
@@ -132,7 +132,9 @@ def test_counts_table_shape():
 
 def test_multiscale_copies_follow_real_esrgan():
     cfg = load_params("quick").nih
-    copies = data.multiscale_copies(io.resize(__import__("numpy").ones((10, 10)), (600, 400)), cfg)
+    copies = data.multiscale_copies(
+        radiographs.resize(__import__("numpy").ones((10, 10)), (600, 400)), cfg
+    )
     assert [c.shape for c in copies] == [(300, 450), (200, 300), (133, 200), (400, 600)]
 
 

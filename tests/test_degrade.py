@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cxrsr_utils import degrade, degrade_kernels, degrade_options
-from cxrsr_utils.io import resize as pil_resize
+from cxrsr_utils.radiographs import resize as pil_resize
 from cxrsr_utils.repro import seeded
 from cxrsr_utils.sr_backend import DiffJPEG, RealESRGANModel, USMSharp
 

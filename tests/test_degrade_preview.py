@@ -11,9 +11,9 @@ import torch
 
 from cxrsr_utils import degrade, degrade_preview, plots
 from cxrsr_utils.degrade_options import degradation_options
-from cxrsr_utils.io import write_png
 from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.params import DegradationParams, load_params
+from cxrsr_utils.radiographs import write_png
 
 
 def test_degradation_table_shows_the_profiles_values() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrsr_utils import dicom, io
+from cxrsr_utils import dicom, radiographs
 
 
 def make_dicom(
@@ -64,7 +64,7 @@ def make_dicom(
 def test_signed_dicom_keeps_negative_values_and_the_rescale(tmp_path):
     stored = np.array([[-2048, -1000], [0, 1984]], np.int16)
     make_dicom(tmp_path / "s.dcm", stored, signed=True, slope=2, intercept=-100)
-    r = io.read_radiograph(tmp_path / "s.dcm")
+    r = radiographs.read_radiograph(tmp_path / "s.dcm")
     # Stored -2048..2047 map onto 0..4095: nothing is clipped, order and spacing kept.
     np.testing.assert_array_equal(r.pixels, stored.astype(np.int32) + 2048)
     assert r.max_value == 4095 and "signed" in r.note and "modality LUT" in r.note
@@ -73,22 +73,24 @@ def test_signed_dicom_keeps_negative_values_and_the_rescale(tmp_path):
 
 def test_rgb_dicom_is_called_colour_not_multi_frame(tmp_path):
     make_dicom(tmp_path / "c.dcm", np.zeros((4, 4, 3), np.uint16), photometric="RGB", bits=8)
-    with pytest.raises(io.ImageReadError, match=r"c\.dcm: DICOM photometric .* RGB is colour"):
-        io.read_radiograph(tmp_path / "c.dcm")
+    with pytest.raises(
+        radiographs.ImageReadError, match=r"c\.dcm: DICOM photometric .* RGB is colour"
+    ):
+        radiographs.read_radiograph(tmp_path / "c.dcm")
 
 
 def test_dicom_without_pixel_data(tmp_path):
     make_dicom(tmp_path / "h.dcm", np.zeros((4, 4), np.uint16), pixel_data=False)
-    with pytest.raises(io.ImageReadError, match=r"h\.dcm: DICOM without pixel data"):
-        io.read_radiograph(tmp_path / "h.dcm")
+    with pytest.raises(radiographs.ImageReadError, match=r"h\.dcm: DICOM without pixel data"):
+        radiographs.read_radiograph(tmp_path / "h.dcm")
 
 
 def test_undecodable_transfer_syntax_names_syntax_and_package(tmp_path):
     from pydicom.uid import JPEG2000Lossless
 
     make_dicom(tmp_path / "j.dcm", np.zeros((4, 4), np.uint16), syntax=JPEG2000Lossless)
-    with pytest.raises(io.ImageReadError) as err:
-        io.read_radiograph(tmp_path / "j.dcm")
+    with pytest.raises(radiographs.ImageReadError) as err:
+        radiographs.read_radiograph(tmp_path / "j.dcm")
     msg = str(err.value)
     assert "j.dcm" in msg and "JPEG 2000" in msg and "pylibjpeg-openjpeg" in msg
 
@@ -96,6 +98,6 @@ def test_undecodable_transfer_syntax_names_syntax_and_package(tmp_path):
 def test_monochrome1_round_trip_through_stored_values(tmp_path):
     stored = np.array([[0, 1000], [2000, 4095]], np.uint16)
     make_dicom(tmp_path / "m.dcm", stored, photometric="MONOCHROME1")
-    r = io.read_radiograph(tmp_path / "m.dcm")
+    r = radiographs.read_radiograph(tmp_path / "m.dcm")
     np.testing.assert_array_equal(r.pixels, 4095 - stored)
     np.testing.assert_array_equal(dicom.stored_values(r), stored)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import data, evaluate, infer, io, metrics, stats
+from cxrsr_utils import data, evaluate, infer, metrics, radiographs, stats
 from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.params import load_params
 from cxrsr_utils.upscaler import load_model
@@ -24,7 +24,7 @@ def test_eval_pairs_are_held_out_and_match(prepared):
     assert set(pairs.dataset) == {"nih", "kermany"}
     assert (pairs.groupby("dataset").size() == pd.Series({"kermany": 2, "nih": 3})).all()
     for p in pairs.itertuples():
-        hr, lr = io.read_radiograph(p.hr), io.read_radiograph(p.lr)
+        hr, lr = radiographs.read_radiograph(p.hr), radiographs.read_radiograph(p.lr)
         assert hr.pixels.shape == tuple(4 * s for s in lr.pixels.shape)
     assert pairs.query("dataset == 'kermany'").label.notna().all()
     with pytest.raises(FileNotFoundError, match="run's folder"):  # the data folder, not the run
@@ -190,11 +190,13 @@ def test_zoom_rows_and_differences_read_the_written_outputs(prepared):
     first = pairs[pairs.dataset == "nih"].iloc[0]
     assert title.endswith(first.image)
     assert [t for t, _ in tiles] == ["LR (nearest)", "bicubic", "lanczos", "HR"]
-    hr = io.read_radiograph(first.hr).as_float()
-    lr = io.read_radiograph(first.lr).as_float()
+    hr = radiographs.read_radiograph(first.hr).as_float()
+    lr = radiographs.read_radiograph(first.lr).as_float()
     np.testing.assert_array_equal(tiles[0][1][::4, ::4], lr)
     assert tiles[0][1].shape == hr.shape
-    sr = io.read_radiograph(evaluate.sr_path(work, baselines[0], "nih", first.image)).as_float()
+    sr = radiographs.read_radiograph(
+        evaluate.sr_path(work, baselines[0], "nih", first.image)
+    ).as_float()
     np.testing.assert_array_equal(tiles[1][1], sr)
     np.testing.assert_array_equal(tiles[-1][1], hr)
     diffs = evaluate.zoom_differences(rows[1])

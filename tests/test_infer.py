@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import io
+from cxrsr_utils import radiographs
 from cxrsr_utils.infer import (
     InferOptions,
     baseline_array,
@@ -18,7 +18,7 @@ from cxrsr_utils.infer import (
     upscale_radiograph,
     upscale_radiographs,
 )
-from cxrsr_utils.io import Radiograph
+from cxrsr_utils.radiographs import Radiograph
 from cxrsr_utils.upscaler import load_model
 
 QUIET = InferOptions(progress=False)
@@ -156,7 +156,7 @@ def test_radiograph_path_matches_float_path() -> None:
     pixels = np.random.default_rng(12).integers(0, 4096, size=(15, 11)).astype(np.uint16)
     rad = Radiograph(pixels, 4095, Path("synthetic.dcm"), "DICOM 12-bit")
     net = small_net()
-    via_float = io.to_pixels(upscale_array(rad.as_float(), net, opts(), scale=4), 4095)
+    via_float = radiographs.to_pixels(upscale_array(rad.as_float(), net, opts(), scale=4), 4095)
     np.testing.assert_array_equal(upscale_radiograph(rad, net, opts(), scale=4).pixels, via_float)
 
 
@@ -202,7 +202,7 @@ def test_network_mode_is_restored(image: np.ndarray) -> None:
 
 
 def test_baseline_has_the_same_interface(image: np.ndarray) -> None:
-    expected = np.clip(io.resize(image, (23 * 4, 29 * 4), "bicubic"), 0, 1)
+    expected = np.clip(radiographs.resize(image, (23 * 4, 29 * 4), "bicubic"), 0, 1)
     np.testing.assert_array_equal(baseline_array(image), expected)
     # Through the models of cxrsr upscale / cxrsr_utils.upscale (what notebook 04 runs).
     np.testing.assert_array_equal(load_model("bicubic").upscale_float(image), expected)
@@ -227,8 +227,8 @@ def test_pretrained_rrdbnet_tiled_close_to_untiled(nih_images: list[Path]) -> No
     from cxrsr_utils.models import load_pretrained_generator
 
     net, _ = load_pretrained_generator(download=False)
-    hr = io.read_radiograph(nih_images[0]).as_float()
-    lr = np.clip(io.resize(hr, (256, 256)), 0, 1)[100:140, 100:140]
+    hr = radiographs.read_radiograph(nih_images[0]).as_float()
+    lr = np.clip(radiographs.resize(hr, (256, 256)), 0, 1)[100:140, 100:140]
     whole = upscale_array(lr, net, opts())
     tiled = upscale_array(lr, net, opts(tile=20, tile_pad=10, batch_size=4))
     assert whole.shape == tiled.shape == (160, 160)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import io, stats
+from cxrsr_utils import radiographs, stats
 from cxrsr_utils.metrics import (
     DIGITS,
     compare_methods,
@@ -26,9 +26,9 @@ from cxrsr_utils.sr_backend import calculate_psnr, calculate_ssim
 @pytest.fixture(scope="module")
 def real_pair(nih_images: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """(bicubic-upsampled LR, HR) of a real NIH radiograph, float64 in [0, 1]."""
-    hr = io.read_radiograph(nih_images[0]).as_float().astype(np.float64)
-    lr = io.resize(hr, (256, 256))
-    sr = np.clip(io.resize(lr, (1024, 1024)), 0, 1).astype(np.float64)
+    hr = radiographs.read_radiograph(nih_images[0]).as_float().astype(np.float64)
+    lr = radiographs.resize(hr, (256, 256))
+    sr = np.clip(radiographs.resize(lr, (1024, 1024)), 0, 1).astype(np.float64)
     return sr, hr
 
 
@@ -51,7 +51,7 @@ def test_psnr_ssim_match_basicsr_on_a_real_pair(
 
 
 def test_metrics_match_basicsr_on_8bit_pixels(real_pair: tuple[np.ndarray, np.ndarray]) -> None:
-    sr8, hr8 = (io.to_pixels(x, 255) for x in real_pair)
+    sr8, hr8 = (radiographs.to_pixels(x, 255) for x in real_pair)
     ref = calculate_ssim(sr8[..., None], hr8[..., None], 4, input_order="HWC")
     assert abs(ssim(sr8, hr8, data_range=255, crop_border=4) - ref) < 1e-10
     assert abs(ssim(sr8 / 255.0, hr8 / 255.0, crop_border=4) - ref) < 1e-10
@@ -85,9 +85,9 @@ def test_metric_input_errors() -> None:
 def test_lr_consistency(real_pair: tuple[np.ndarray, np.ndarray]) -> None:
     _, hr = real_pair
     hr = hr[:256, :256].astype(np.float32)
-    lr = io.resize(hr, (64, 64))
+    lr = radiographs.resize(hr, (64, 64))
     assert lr_consistency(hr, lr) == float("inf")  # HR downsamples exactly to its LR
-    bicubic = np.clip(io.resize(lr, (256, 256)), 0, 1)
+    bicubic = np.clip(radiographs.resize(lr, (256, 256)), 0, 1)
     noisy = np.clip(hr + np.random.default_rng(0).normal(0, 0.05, hr.shape), 0, 1)
     assert 25 < lr_consistency(noisy, lr) < lr_consistency(bicubic, lr) < np.inf
     with pytest.raises(ValueError, match="multiple"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import io, models, ncnn, sources
+from cxrsr_utils import models, ncnn, radiographs, sources
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.slow
 def test_pretrained_beats_random_init_on_a_real_cxr(nih_images):
     torch.manual_seed(0)
-    hr = io.resize(io.read_radiograph(nih_images[0]).as_float(), (192, 192))
-    lr = np.clip(io.resize(hr, (48, 48)), 0, 1)
+    hr = radiographs.resize(radiographs.read_radiograph(nih_images[0]).as_float(), (192, 192))
+    lr = np.clip(radiographs.resize(hr, (48, 48)), 0, 1)
     to_t = lambda a: torch.from_numpy(a)[None, None].repeat(1, 3, 1, 1)  # noqa: E731
     pretrained, info = models.load_pretrained_generator(download=False)
     assert info.source in {"RealESRGAN_x4plus", "RealESRGAN_x4plus_ncnn"}

@@ -27,7 +27,6 @@ from cxrsr_utils.finetune_options import (
 )
 from cxrsr_utils.finetune_records import TrainResult
 from cxrsr_utils.finetune_sources import TrainingSources
-from cxrsr_utils.io import read_radiograph, resize
 from cxrsr_utils.layout import StudyLayout
 from cxrsr_utils.models import (
     X4PLUS_GENERATOR,
@@ -36,6 +35,7 @@ from cxrsr_utils.models import (
     pretrained_generator_state,
 )
 from cxrsr_utils.params import FinetuneParams, load_params
+from cxrsr_utils.radiographs import read_radiograph, resize
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_G = {
