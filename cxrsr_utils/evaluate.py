@@ -117,10 +117,10 @@ def available_methods(
 
     Networks run with ``options``; the resize baselines ignore them.
     """
-    # "io.resize" is the label the published sources_used.json and run manifests record for
-    # radiographs.resize (the module's old name); renaming it would change those files.
     methods = [
-        Method(name, "resize", load_model(name, options), source=f"io.resize ({name}, PIL)")
+        Method(
+            name, "resize", load_model(name, options), source=f"radiographs.resize ({name}, PIL)"
+        )
         for name in BASELINES
     ]
     skipped: list[str] = []

@@ -206,7 +206,9 @@ def test_zoom_rows_and_differences_read_the_written_outputs(prepared):
 
 def test_methods_table_and_source_record_list_every_method():
     options = infer.InferOptions(progress=False)
-    bicubic = evaluate.Method("bicubic", "resize", load_model("bicubic", options), "io.resize")
+    bicubic = evaluate.Method(
+        "bicubic", "resize", load_model("bicubic", options), "radiographs.resize"
+    )
     table = evaluate.methods_table([bicubic], ["realesr-general-x4v3: not offline"])
     assert list(table.columns) == ["method", "kind", "source", "sha256", "note"]
     assert table.method.tolist() == ["bicubic", ""]
