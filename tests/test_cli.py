@@ -25,6 +25,11 @@ def _hashes(folder):
     }
 
 
+def _upscale(source, out, *options):
+    """``cxrsr upscale SOURCE -o OUT --quiet OPTIONS...``: its exit status."""
+    return cli.main(["upscale", str(source), "-o", str(out), "--quiet", *options])
+
+
 def _crop(path, side=48, y=400, x=400):
     return radiographs.read_radiograph(path).pixels[y : y + side, x : x + side]
 
@@ -140,20 +145,7 @@ def test_signed_dicom_round_trip_keeps_negative_values(tmp_path):
 
     stored = np.tile(np.linspace(-2048, 1984, 32).astype(np.int16), (32, 1))
     make_dicom(tmp_path / "s.dcm", stored, signed=True, slope=1, intercept=-1024)
-    assert (
-        cli.main(
-            [
-                "upscale",
-                str(tmp_path / "s.dcm"),
-                "-o",
-                str(tmp_path / "o"),
-                "--model",
-                "bicubic",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert _upscale(tmp_path / "s.dcm", tmp_path / "o", "--model", "bicubic") == 0
     out = pydicom.dcmread(tmp_path / "o" / "s.dcm")
     assert out.PixelRepresentation == 1 and out.pixel_array.min() < -1900
     assert out.RescaleIntercept == -1024
@@ -277,21 +269,7 @@ def test_existing_output_rerun_skip_overwrite_and_interrupt(tmp_path, nih_images
 def test_pretrained_network_with_audit(tmp_path, nih_images):
     radiographs.write_png(tmp_path / "c.png", _crop(nih_images[0], 32))
     out = tmp_path / "out"
-    assert (
-        cli.main(
-            [
-                "upscale",
-                str(tmp_path / "c.png"),
-                "-o",
-                str(out),
-                "--audit",
-                "--quiet",
-                "--precision",
-                "fp32",
-            ]
-        )
-        == 0
-    )
+    assert _upscale(tmp_path / "c.png", out, "--audit", "--precision", "fp32") == 0
     row = json.loads((out / "manifest.json").read_text())["rows"][0]
     assert (
         row["model"]["model"].startswith("RealESRGAN_x4plus")
@@ -404,21 +382,7 @@ def test_a_fine_tuned_variant_of_a_run_and_a_pth_path(tmp_path, nih_images, caps
     radiographs.write_png(tmp_path / "c.png", _crop(nih_images[0], 16))
     for spec in (["--model", "paper", "--run", str(run)], ["--model", str(weights)]):
         out = tmp_path / f"out{len(spec)}"
-        assert (
-            cli.main(
-                [
-                    "upscale",
-                    str(tmp_path / "c.png"),
-                    "-o",
-                    str(out),
-                    "--quiet",
-                    "--precision",
-                    "fp32",
-                    *spec,
-                ]
-            )
-            == 0
-        )
+        assert _upscale(tmp_path / "c.png", out, "--precision", "fp32", *spec) == 0
         with Image.open(out / "c.png") as img:
             assert (
                 img.text["cxrsr:model_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -450,20 +414,7 @@ def test_compressed_dicom_is_decoded_and_written_uncompressed(tmp_path, nih_imag
     ds = pydicom.dcmread(tmp_path / "rle.dcm")
     ds.compress(RLELossless)  # pydicom's own RLE encoder and decoder
     ds.save_as(tmp_path / "rle.dcm")
-    assert (
-        cli.main(
-            [
-                "upscale",
-                str(tmp_path / "rle.dcm"),
-                "-o",
-                str(tmp_path / "o"),
-                "--model",
-                "bicubic",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert _upscale(tmp_path / "rle.dcm", tmp_path / "o", "--model", "bicubic") == 0
     out = pydicom.dcmread(tmp_path / "o" / "rle.dcm")
     assert not out.file_meta.TransferSyntaxUID.is_compressed
     assert out.pixel_array.shape == (96, 96) and out.BitsStored == 12

@@ -138,21 +138,17 @@ def test_paper_options(train_data: Path, tmp_path: Path, monkeypatch: pytest.Mon
         dataset_enlarge_ratio=3,
     )  # 4 images, batch 10
     assert opt["model_type"] == "CxrRealESRGANModel" and opt["scale"] == 4
-    assert opt["network_g"] == {
-        "type": "RRDBNet",
-        "num_in_ch": 3,
-        "num_out_ch": 3,
-        "num_feat": 64,
-        "num_block": 23,
-        "num_grow_ch": 32,
-        "scale": 4,
-    }
-    assert opt["network_d"] == {
-        "type": "UNetDiscriminatorSN",
-        "num_in_ch": 3,
-        "num_feat": 64,
-        "skip_connection": True,
-    }
+    # RealESRGAN_x4plus: RRDBNet with 23 blocks of 64 features, netD with skip connections.
+    g, d = opt["network_g"], opt["network_d"]
+    assert (g["type"], g["num_block"], g["num_feat"], g["num_grow_ch"], g["scale"]) == (
+        "RRDBNet",
+        23,
+        64,
+        32,
+        4,
+    )
+    assert g == X4PLUS_GENERATOR
+    assert (d["type"], d["num_feat"], d["skip_connection"]) == ("UNetDiscriminatorSN", 64, True)
     assert opt["path"]["pretrain_network_g"] == "/weights/RealESRGAN_x4plus.pth"
     assert opt["path"]["param_key_g"] == "params_ema"
     assert opt["path"]["pretrain_network_d"] == "/weights/RealESRGAN_x4plus_netD.pth"
