@@ -61,7 +61,27 @@ __all__: list[str] = [
     "sample_predictions",
     "summarize_forms",
     "train_or_load",
+    "SUMMARY_VIEW",
 ]
+
+
+# The columns of the forms summary a reader needs first (the rest is in the saved table).
+SUMMARY_VIEW = (
+    "form",
+    "n",
+    "loss",
+    "accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "sensitivity",
+    "specificity",
+    "only_reference_correct",
+    "only_form_correct",
+    "mcnemar_p",
+)
 
 
 def predict_probabilities(

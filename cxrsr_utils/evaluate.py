@@ -32,6 +32,17 @@ DATASET_LABELS = {"nih": "NIH held-out (same dataset)", "kermany": "Kermany test
 # Each fine-tuned variant is tested against these methods, on these metrics.
 PAIRED_BASELINES = ("pretrained", "bicubic")
 PAIRED_METRICS = ("psnr", "ssim", "lr_psnr")
+# The columns of the paired-test table a reader needs first (the rest is in the saved table).
+PAIRED_VIEW = (
+    "dataset",
+    "metric",
+    "method_a",
+    "method_b",
+    "mean_diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "p_value",
+)
 # One row of the paper's Fig 8: its title, then (title, image) tiles: LR, each method, HR.
 ZoomRow = tuple[str, list[tuple[str, np.ndarray]]]
 
