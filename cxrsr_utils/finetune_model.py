@@ -81,13 +81,13 @@ class CxrRealESRGANModel(RealESRGANModel):
     """
 
     def __init__(self, opt: dict[str, Any]) -> None:
+        self.speed = opt["cxrsr"].get(finetune_speed.SPEED_OPTION, {})  # model_to_device's too
         # RealESRGANModel.__init__ only adds .cuda() copies of these two modules and the pool
         # size, so run the class above it and make the same members on our device.
         SRGANModel.__init__(self, opt)
         self.jpeger = DiffJPEG(differentiable=False).to(self.device)
         self.usm_sharpener = USMSharp().to(self.device)
         self.queue_size = opt.get("queue_size", 180)
-        self.speed = opt["cxrsr"].get(finetune_speed.SPEED_OPTION, {})
         finetune_speed.speed_up(self, self.speed)
 
     @property
@@ -113,6 +113,7 @@ class CxrRealESRGANModel(RealESRGANModel):
             SRModel.setup_optimizers(self)  # SRGANModel's would also want an optim_d
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        net = finetune_speed.in_memory_format(net, self.speed)  # before DDP lays out buckets
         if self.opt["dist"] and self.device.type == "cpu":
             # basicsr passes device_ids=[torch.cuda.current_device()], which CPU DDP rejects.
             return DistributedDataParallel(

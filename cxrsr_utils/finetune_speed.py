@@ -4,7 +4,8 @@
 (on a GPU only). :func:`speed_options` turns them into ``opt["cxrsr"]["speed"]``, holding only
 the switches that are on, so a run with all of them off has the options it always had; the
 training model applies them with :func:`speed_up` once its networks, losses and optimizers
-exist, and puts its inputs in the networks' memory format with :func:`inputs_like_networks`.
+exist (channels_last already before DDP wraps a network: :func:`in_memory_format`), and puts
+its inputs in the networks' memory format with :func:`inputs_like_networks`.
 
 They change how fast a step runs, not what it trains (the same losses on the same data; the
 numbers differ only by floating-point rounding), so the options digest leaves them out, as it
@@ -58,15 +59,20 @@ def speed_up(model: Any, speed: Mapping[str, Any]) -> None:
     """
     if speed.get("cudnn_benchmark"):
         torch.backends.cudnn.benchmark = True  # process-wide, as basicsr's own train.py sets it
-    nets = training_networks(model)
-    if speed.get("channels_last"):
-        for net in nets:
-            net.to(memory_format=torch.channels_last)
+    nets = [in_memory_format(net, speed) for net in training_networks(model)]
     if speed.get("compile"):
         for net in nets:
             net.compile(
                 mode=speed.get("compile_mode"), backend=speed.get("compile_backend", "inductor")
             )
+
+
+def in_memory_format(net: torch.nn.Module, speed: Mapping[str, Any]) -> torch.nn.Module:
+    """``net``, converted in place to channels_last when ``speed`` says so. Convert before
+    DDP wraps a network: DDP lays out its gradient buckets by the parameters' strides."""
+    if speed.get("channels_last"):
+        net.to(memory_format=torch.channels_last)
+    return net
 
 
 def inputs_like_networks(model: Any, speed: Mapping[str, Any]) -> None:

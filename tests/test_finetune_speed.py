@@ -5,6 +5,8 @@ not the EMA, and train the same weights, saved under the plain networks' keys.""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from cxrsr_utils.finetune_logs import GAN_LOG_KEYS
 from cxrsr_utils.finetune_options import options_digest
 from cxrsr_utils.finetune_speed import SPEED_OPTION, speed_options
 from cxrsr_utils.params import FinetuneParams
-from tests.test_train import outputs, tiny_options, train_data  # noqa: F401  (fixture)
+from tests.test_train import ROOT, outputs, tiny_options, train_data  # noqa: F401  (fixture)
 
 # Three iterations (the discriminator warms up alone in the first), an EMA that follows the
 # generator and a learning rate that moves it by ~1e-3 per step: a broken step would show.
@@ -119,3 +121,24 @@ def test_compiled_training_exports_the_plain_generator(train_data: Path, tmp_pat
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it did compile
     _assert_same_training(fast, plain)
     assert fast[2][SPEED_OPTION] == {"compile": True}
+
+
+@pytest.mark.slow
+def test_channels_last_before_ddp_wraps(train_data: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Two gloo processes: the networks are channels_last before DDP lays out its gradient
+    buckets, so torch does not warn that the gradients' strides differ from them."""
+    opt = tiny_options(
+        train_data,
+        tmp_path / "exp",
+        batch_size=2,
+        total_iter=3,
+        use_tb_logger=False,
+        channels_last=True,
+    )
+    cmd, _ = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Grad strides do not match bucket view strides" not in proc.stderr
+    card = json.loads(outputs(tmp_path)["model_card_path"].read_text())
+    assert card["world_size"] == 2 and card[SPEED_OPTION] == {"channels_last": True}
