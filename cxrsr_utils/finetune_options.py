@@ -116,8 +116,8 @@ def build_options(
     ``device`` is ``auto``/``cpu``/``cuda``; ``finetune.autocast`` ``auto`` is bf16 only where
     the CPU has native bf16 (or on a GPU); the speed switches (channels_last, compile,
     cudnn_benchmark: :mod:`cxrsr_utils.finetune_speed`) go under ``cxrsr.speed`` when on.
-    ``generator_arch``/``discriminator_arch`` override
-    the x4plus networks (tests use tiny ones; a pretrained generator needs the x4plus shape).
+    ``generator_arch``/``discriminator_arch`` override the x4plus networks (tests use tiny
+    ones; a pretrained generator needs the x4plus shape).
     """
     ft = finetune
     mode, loss = _variant(variant)
