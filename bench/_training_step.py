@@ -22,6 +22,8 @@ from _common import in_fresh_process, peak_rss_mb
 PAPER_ITERS, PAPER_BATCH, PAPER_GT = 6480, 10, 256
 CHECKPOINT_FREQ = 500  # the paper profile's save_checkpoint_freq
 LOADER_WORKERS = 4  # paper.yaml's finetune.num_workers: data loading runs beside the step
+# A configuration's speed switches (cxrsr_utils.finetune_speed); the model applies them.
+SPEED_KEYS = ("channels_last", "compile", "compile_mode", "cudnn_benchmark")
 
 
 def cpu_info() -> dict[str, Any]:
@@ -124,27 +126,26 @@ def realesrgan_on_cpu() -> Iterator[None]:
 
 
 def make_model(opt: dict[str, Any], config: dict[str, Any]) -> Any:
-    """basicsr's build_model for our model or realesrgan's, with the configuration applied."""
-    import torch
+    """basicsr's build_model for our model or realesrgan's, with the configuration applied:
+    ours takes the speed switches through its options, as training does; realesrgan's model
+    gets them from the same function (cxrsr_utils.finetune_speed.speed_up)."""
     from basicsr.models import build_model
 
+    from cxrsr_utils import finetune_speed
     from cxrsr_utils.finetune_model import vgg_weights
 
     opt = {**opt, "cxrsr": {**opt["cxrsr"]}}
+    speed = {k: config[k] for k in SPEED_KEYS if config.get(k)}
     if config["engine"] == "realesrgan":
         opt["model_type"] = "RealESRGANModel"
-    elif config.get("amp") == "bf16":
-        opt["cxrsr"]["autocast"] = "bf16"  # the training code's own bf16 path
+    else:
+        if config.get("amp") == "bf16":
+            opt["cxrsr"]["autocast"] = "bf16"  # the training code's own bf16 path
+        opt["cxrsr"][finetune_speed.SPEED_OPTION] = speed
     with vgg_weights(opt["path"]["vgg19"]):  # realesrgan's model does not set it
         model = build_model(opt)
-    nets = [model.net_g, model.net_d, model.cri_perceptual.vgg]
-    if config.get("channels_last"):
-        for net in nets:
-            net.to(memory_format=torch.channels_last)
-    if config.get("compile"):
-        for net in nets:
-            # In place: parameter names (EMA, checkpoints) stay as they are.
-            net.compile(mode=config.get("compile_mode"))
+    if config["engine"] == "realesrgan":
+        finetune_speed.speed_up(model, speed)
     return model
 
 
@@ -173,15 +174,6 @@ def _timed(fn: Callable[[], Any], device: str) -> float:
     return time.perf_counter() - t0
 
 
-def _feed(model: Any, batch: dict[str, Any], config: dict[str, Any]) -> None:
-    import torch
-
-    model.feed_data(batch)
-    if config.get("channels_last"):
-        for name in ("lq", "gt", "gt_usm"):
-            setattr(model, name, getattr(model, name).contiguous(memory_format=torch.channels_last))
-
-
 def timed_iterations(
     model: Any, loader: Any, config: dict[str, Any], device: str, warmup: int, reps: int
 ) -> dict[str, Any]:
@@ -193,7 +185,7 @@ def timed_iterations(
         t0 = time.perf_counter()
         batch = next(batches)
         data_s = time.perf_counter() - t0
-        degrade_s = _timed(lambda b=batch: _feed(model, b, config), device)
+        degrade_s = _timed(lambda b=batch: model.feed_data(b), device)
         with _amp(config, device):
             step_s = _timed(lambda i=it: model.optimize_parameters(i), device)
         every.append(degrade_s + step_s)
@@ -274,7 +266,6 @@ def run_one(env: dict[str, str], config: dict[str, Any], settings: dict[str, Any
     os.environ.update(CXRSR_MIRROR=env["mirror"], CXRSR_CACHE=env["cache"])
     device = settings["device"]
     torch.set_num_threads(os.cpu_count() or 1)
-    torch.backends.cudnn.benchmark = bool(config.get("cudnn_benchmark"))
     from cxrsr_utils import sr_backend  # noqa: F401  (the basicsr shim, before realesrgan)
 
     shim = (

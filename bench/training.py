@@ -50,7 +50,7 @@ CPU_CONFIGS = [
     ("ours, fp32, channels_last", {"engine": "cxrsr", "channels_last": True}),
     ("ours, bf16 autocast", {"engine": "cxrsr", "amp": "bf16"}),
 ]
-# basicsr's train.py sets cudnn.benchmark; our train() does not (yet): both are timed.
+# basicsr's train.py sets cudnn.benchmark; our train() with finetune.cudnn_benchmark: both timed.
 _FAST = {"engine": "cxrsr", "amp": "bf16", "channels_last": True, "cudnn_benchmark": True}
 GPU_CONFIGS = [  # the most telling first: a run cut short keeps them
     (

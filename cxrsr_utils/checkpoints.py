@@ -96,7 +96,8 @@ def network_file(opt: Mapping[str, Any], net_label: str, current_iter: int) -> P
 
 
 def network_dict(nets: Sequence[torch.nn.Module], param_keys: Sequence[str]) -> dict[str, Any]:
-    """``{param_key: state_dict}`` on CPU without DDP's ``module.`` prefix, as basicsr saves."""
+    """``{param_key: state_dict}`` on CPU without DDP's ``module.`` prefix, as basicsr saves,
+    in the default memory format (a channels_last network saves the same file as a plain one)."""
     if len(nets) != len(param_keys):
         raise ValueError("save_network needs one param_key per network.")
     out: dict[str, Any] = {}
@@ -104,7 +105,8 @@ def network_dict(nets: Sequence[torch.nn.Module], param_keys: Sequence[str]) -> 
         if isinstance(net, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
             net = net.module
         out[key] = {
-            k.removeprefix("module."): v.detach().cpu() for k, v in net.state_dict().items()
+            k.removeprefix("module."): v.detach().cpu().contiguous()
+            for k, v in net.state_dict().items()
         }
     return out
 

@@ -41,7 +41,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DistributedDataParallel
 
-from cxrsr_utils import checkpoints, degrade, sources
+from cxrsr_utils import checkpoints, degrade, finetune_speed, sources
 from cxrsr_utils.finetune_options import MODEL_TYPE
 from cxrsr_utils.repro import rng_state
 from cxrsr_utils.sr_backend import DiffJPEG, RealESRGANModel, USMSharp
@@ -74,17 +74,21 @@ class CxrRealESRGANModel(RealESRGANModel):
       two-stage pipeline, or bicubic x4 for the matched variants), then crops, pools and
       re-sharpens exactly as realesrgan;
     - ``cxrsr.loss == "l1"`` trains the generator with the pixel loss only (no discriminator);
-    - optional bf16 autocast around the optimisation step;
+    - optional bf16 autocast around the optimisation step, and the speed switches
+      (channels_last, ``torch.compile``, cudnn.benchmark: :mod:`cxrsr_utils.finetune_speed`)
+      on the networks a step runs, never on the EMA generator;
     - DDP on CPU (gloo), atomic training states that also carry the RNG states.
     """
 
     def __init__(self, opt: dict[str, Any]) -> None:
+        self.speed = opt["cxrsr"].get(finetune_speed.SPEED_OPTION, {})  # model_to_device's too
         # RealESRGANModel.__init__ only adds .cuda() copies of these two modules and the pool
         # size, so run the class above it and make the same members on our device.
         SRGANModel.__init__(self, opt)
         self.jpeger = DiffJPEG(differentiable=False).to(self.device)
         self.usm_sharpener = USMSharp().to(self.device)
         self.queue_size = opt.get("queue_size", 180)
+        finetune_speed.speed_up(self, self.speed)
 
     @property
     def uses_gan(self) -> bool:
@@ -109,6 +113,7 @@ class CxrRealESRGANModel(RealESRGANModel):
             SRModel.setup_optimizers(self)  # SRGANModel's would also want an optim_d
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        net = finetune_speed.in_memory_format(net, self.speed)  # before DDP lays out buckets
         if self.opt["dist"] and self.device.type == "cpu":
             # basicsr passes device_ids=[torch.cuda.current_device()], which CPU DDP rejects.
             return DistributedDataParallel(
@@ -154,6 +159,7 @@ class CxrRealESRGANModel(RealESRGANModel):
         self._dequeue_and_enqueue()
         self.gt_usm = self.usm_sharpener(self.gt)
         self.lq = self.lq.contiguous()
+        finetune_speed.inputs_like_networks(self, self.speed)
 
     def optimize_parameters(self, current_iter: int) -> None:
         bf16 = self.opt["cxrsr"].get("autocast") == "bf16"

@@ -30,6 +30,7 @@ import yaml
 from cxrsr_utils import cpu, degrade_options, sources
 from cxrsr_utils.atomic import write_text
 from cxrsr_utils.finetune_sources import TrainingSources, resolve_sources
+from cxrsr_utils.finetune_speed import SPEED_OPTION, speed_options
 from cxrsr_utils.models import X4PLUS_DISCRIMINATOR, X4PLUS_GENERATOR
 from cxrsr_utils.params import FinetuneParams
 from cxrsr_utils.repro import torch_device
@@ -113,8 +114,10 @@ def build_options(
     Initial weights are resolved here (see :func:`resolve_sources`), so a missing
     discriminator or VGG19 stops with :class:`~cxrsr_utils.sources.SourceError` now.
     ``device`` is ``auto``/``cpu``/``cuda``; ``finetune.autocast`` ``auto`` is bf16 only where
-    the CPU has native bf16 (or on a GPU). ``generator_arch``/``discriminator_arch`` override
-    the x4plus networks (tests use tiny ones; a pretrained generator needs the x4plus shape).
+    the CPU has native bf16 (or on a GPU); the speed switches (channels_last, compile,
+    cudnn_benchmark: :mod:`cxrsr_utils.finetune_speed`) go under ``cxrsr.speed`` when on.
+    ``generator_arch``/``discriminator_arch`` override the x4plus networks (tests use tiny
+    ones; a pretrained generator needs the x4plus shape).
     """
     ft = finetune
     mode, loss = _variant(variant)
@@ -128,6 +131,7 @@ def build_options(
     src = _sources(ft, gan, download)
     dev = torch_device(device)
     autocast = _autocast(ft.autocast, dev)
+    speed = speed_options(ft, dev)
     root = Path(experiments_root).resolve()
     dataset = _dataset_options(
         ft, name, Path(dataroot_gt).resolve(), meta_info, deg, dataset_enlarge_ratio
@@ -156,6 +160,8 @@ def build_options(
             "n_images": n_images,
             "meta_info_sha256": sources.sha256_file(meta_info),
             "sources": src.to_dict(),
+            # Only when a switch is on: options built with all of them off stay as they were.
+            **({SPEED_OPTION: speed} if speed else {}),
         },
         **({"network_d": network_d} if gan else {}),
     }
@@ -377,9 +383,14 @@ def options_digest(opt: Mapping[str, Any]) -> str:
     """SHA-256 of the training recipe: the options without paths, logging and process layout.
 
     Two runs with the same digest train the same thing (same data list, networks, losses,
-    degradation, schedule, seed), wherever their files are and however many processes run.
+    degradation, schedule, seed), wherever their files are, however many processes run and
+    whichever speed switches are on.
     """
     recipe = {k: copy.deepcopy(v) for k, v in opt.items() if k not in _MACHINE_KEYS}
+    # The speed switches change how fast a step runs, not what it trains (like the number of
+    # data-loader workers below): a run keeps its identity, and its checkpoints, with them
+    # toggled. (Absent when off, so they could not change old digests either way.)
+    recipe.get("cxrsr", {}).pop(SPEED_OPTION, None)
     train_set = recipe.get("datasets", {}).get("train", {})
     for key in ("dataroot_gt", "meta_info", "num_worker_per_gpu", "batch_size_per_gpu"):
         train_set.pop(key, None)

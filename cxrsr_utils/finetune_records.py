@@ -21,8 +21,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from cxrsr_utils import provenance, sources, stamps
+from cxrsr_utils import checkpoints, provenance, sources, stamps
 from cxrsr_utils.atomic import write_text
+from cxrsr_utils.finetune_speed import SPEED_OPTION
 from cxrsr_utils.models import save_torch
 
 RUN_IDENTITY = "run_identity.json"
@@ -132,8 +133,7 @@ def export(
         if getattr(model, "net_g_ema", None) is not None
         else (model.get_bare_model(model.net_g))
     )
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    save_torch({"params_ema": state}, generator_path)
+    save_torch(checkpoints.network_dict([net], ["params_ema"]), generator_path)
     cx = opt["cxrsr"]
     card = {
         "model": opt["name"],
@@ -149,6 +149,8 @@ def export(
         "world_size": opt["world_size"],
         "device": cx["device"],
         "autocast": cx.get("autocast"),
+        # The speed switches that were on (a card of a run with none stays as it was).
+        **({SPEED_OPTION: cx[SPEED_OPTION]} if cx.get(SPEED_OPTION) else {}),
         "ema_decay": opt["train"]["ema_decay"],
         "sources": cx["sources"],
         "training_data": {"n_images": cx["n_images"], "meta_info_sha256": cx["meta_info_sha256"]},

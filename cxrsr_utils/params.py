@@ -144,6 +144,14 @@ class PreviewParams(_Strict):
     draws_per_image: int = Field(4, ge=1)
 
 
+# A speed switch is on, off, or "auto": on a GPU only (see cxrsr_utils.finetune_speed).
+SpeedSwitch = bool | Literal["auto"]
+# FinetuneParams' machine-level speed settings: they change how fast fine-tuning runs, not its
+# recipe (results differ only by floating-point rounding), so neither Params.digest nor the
+# options digest holds them (a run may be resumed or recognised as done with them toggled).
+SPEED_SWITCHES = ("channels_last", "compile", "cudnn_benchmark")
+
+
 class FinetuneParams(_Strict):
     """Notebook 03: basicsr/realesrgan fine-tuning; the defaults are the paper's protocol.
 
@@ -178,6 +186,16 @@ class FinetuneParams(_Strict):
         None, description="bf16 autocast; auto: only where the CPU has native bf16 (or on a GPU)"
     )
     gpus: int = Field(1, ge=1, description="processes for the torchrun command notebook 03 shows")
+    # Speed switches (SPEED_SWITCHES): how fast a step runs on this machine, not what it trains.
+    channels_last: SpeedSwitch = Field(
+        False, description="channels_last memory format for the networks and their inputs"
+    )
+    compile: SpeedSwitch = Field(
+        False, description="torch.compile the generator, discriminator and VGG19 (not the EMA)"
+    )
+    cudnn_benchmark: SpeedSwitch = Field(
+        False, description="torch.backends.cudnn.benchmark (GPU only; more GPU memory)"
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> FinetuneParams:
@@ -245,8 +263,10 @@ class Params(_Strict):
         return self
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON of these parameters."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """SHA-256 of the canonical JSON of these parameters, without the fine-tuning speed
+        switches (:data:`SPEED_SWITCHES`): they do not change what a run computes."""
+        values = self.model_dump(mode="json", exclude={"finetune": set(SPEED_SWITCHES)})
+        blob = json.dumps(values, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

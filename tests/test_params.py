@@ -58,6 +58,26 @@ def test_digest_changes_with_params():
     assert load_params("quick").digest() != load_params("quick", {"seed": 1}).digest()
 
 
+def test_speed_switches_leave_the_digest_alone():
+    """channels_last, compile and cudnn_benchmark change how fast fine-tuning runs, not what it
+    computes: toggling them keeps the digest that identifies finished runs. The quick profile
+    leaves them off; the paper profile turns them on for a GPU."""
+    quick = load_params("quick")
+    switched = load_params(
+        "quick",
+        {"finetune.compile": True, "finetune.channels_last": "auto", "finetune.cudnn_benchmark": 1},
+    )
+    assert (switched.finetune.compile, switched.finetune.channels_last) == (True, "auto")
+    assert switched.finetune.cudnn_benchmark is True
+    assert switched.digest() == quick.digest()
+    assert (quick.finetune.compile, quick.finetune.channels_last) == (False, False)
+    assert not quick.finetune.cudnn_benchmark
+    paper = load_params("paper").finetune
+    assert (paper.compile, paper.channels_last, paper.cudnn_benchmark) == ("auto",) * 3
+    with pytest.raises(ParamsError, match="finetune.compile"):
+        load_params("quick", {"finetune.compile": "gpu"})
+
+
 @pytest.mark.parametrize(
     "override, where",
     [
