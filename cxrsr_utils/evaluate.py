@@ -29,6 +29,18 @@ from cxrsr_utils.repro import torch_device
 from cxrsr_utils.upscaler import BASELINES, Model, load_model
 
 DATASET_LABELS = {"nih": "NIH held-out (same dataset)", "kermany": "Kermany test (unseen)"}
+
+
+def dataset_label(dataset: str) -> str:
+    """A data set's name as tables and figures show it (unknown names as they are)."""
+    return DATASET_LABELS.get(dataset, dataset)
+
+
+def with_dataset_labels(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its ``dataset`` column in the words of :data:`DATASET_LABELS`."""
+    return table.assign(dataset=table["dataset"].map(dataset_label))
+
+
 # Each fine-tuned variant is tested against these methods, on these metrics.
 PAIRED_BASELINES = ("pretrained", "bicubic")
 PAIRED_METRICS = ("psnr", "ssim", "lr_psnr")
@@ -258,7 +270,7 @@ def paper_table(
                 b = float(np.mean([s[metric] for s in srs]))
                 rows.append(
                     {
-                        "dataset": DATASET_LABELS.get(dataset, dataset),
+                        "dataset": dataset_label(dataset),
                         "method": method.name,
                         "metric": metric.upper(),
                         "Between Original & LR": a,
@@ -311,7 +323,7 @@ def zoom_rows(
             sr = sr_path(work, m, str(dataset), pair.image)
             images.append((m.name, radiographs.read_radiograph(sr).as_float()))
         images.append(("HR", hr))
-        rows.append((f"{DATASET_LABELS[str(dataset)]}\n{pair.image}", images))
+        rows.append((f"{dataset_label(str(dataset))}\n{pair.image}", images))
     return rows
 
 
@@ -342,7 +354,7 @@ def wide_summary(summary: pd.DataFrame, digits: dict[str, int] | None = None) ->
     wide = wide.reset_index()
     wide["method"] = pd.Categorical(wide["method"], order)
     wide = wide.sort_values(["dataset", "method"]).astype({"method": str})
-    wide["dataset"] = wide["dataset"].map(lambda d: DATASET_LABELS.get(d, d))
+    wide["dataset"] = wide["dataset"].map(dataset_label)
     cols = [c for c in ("psnr", "ssim", "mse", "lr_psnr") if c in wide.columns]
     return (
         wide[["dataset", "method", *cols]]
@@ -366,7 +378,7 @@ def headline(summary: pd.DataFrame) -> str:
         tuned = [m for m in psnr.loc[dataset].index if m.startswith("finetuned:")]
         best = max(tuned, key=lambda m: psnr[(dataset, m)]) if tuned else None
         text = (
-            f"{DATASET_LABELS.get(dataset, dataset)}: bicubic {psnr[(dataset, 'bicubic')]:.2f} dB, "
+            f"{dataset_label(dataset)}: bicubic {psnr[(dataset, 'bicubic')]:.2f} dB, "
             f"pretrained {psnr[(dataset, 'pretrained')]:.2f} dB"
         )
         if best:

@@ -215,3 +215,14 @@ def test_methods_table_and_source_record_list_every_method():
     assert table.iloc[1].kind == "not evaluated"
     assert table.iloc[1].note == "realesr-general-x4v3: not offline"
     assert evaluate.source_record([bicubic]) == {"method:bicubic": bicubic.describe()}
+
+
+def test_dataset_labels_name_known_sets_and_keep_unknown_names() -> None:
+    table = pd.DataFrame({"dataset": ["nih", "kermany", "other"], "psnr": [1.0, 2.0, 3.0]})
+    labelled = evaluate.with_dataset_labels(table)
+    assert labelled["dataset"].tolist() == [
+        "NIH held-out (same dataset)",
+        "Kermany test (unseen)",
+        "other",
+    ]
+    assert labelled["psnr"].tolist() == [1.0, 2.0, 3.0] and table["dataset"][0] == "nih"
