@@ -6,10 +6,11 @@ Every hand-off between notebooks goes through a file whose place is named here o
 ``reports/data_manifest.csv``            every prepared image with its SHA-256 (notebook 01)
 ``data/prepared_with.json``              the settings the data were prepared with
 ``data/nih/finetune/``                   the fine-tune set, with realesrgan's ``meta_info.txt``
-``data/nih/eval/{hr,lr}/``               NIH held-out pairs ("same dataset")
-``data/kermany/{hr,lr}/<CLASS>/``        Kermany pairs (classifier train and test)
+``data/nih/test/{hr,lr,lr_degraded}/``   NIH held-out test pairs ("same dataset")
+``data/nih/val/{hr,lr}/``                NIH validation pairs (checkpoint choice, curves)
+``data/kermany/{hr,lr,lr_degraded}/<CLASS>/``  Kermany pairs (classifier folds, "unseen")
 ``finetune/<variant>/``                  ``generator.pth``, ``model_card.json``, ``experiment/``
-``sr/<method>/<dataset>/<image>.png``    SR outputs (notebook 04; notebook 05 reads them)
+``sr/<method>/<condition>/<dataset>/``  SR outputs (notebook 04; notebook 05 reads them)
 ``classifier/``                          the reference CNN (notebook 05)
 ``reports/model_cards/``                 a copy of each variant's model card (notebook 03)
 ``reports/``, ``reports/tables/``, ``figures/``  executed notebooks, tables, figures
@@ -27,8 +28,17 @@ from pathlib import Path
 DATA_MANIFEST_FILE = "data_manifest.csv"
 GENERATOR_FILE = "generator.pth"
 MODEL_CARD_FILE = "model_card.json"
-# The data sets' evaluation pairs, relative to data/: HR and LR side by side with one name.
-_PAIR_FOLDERS = {"nih": Path("nih") / "eval", "kermany": Path("kermany")}
+# The data sets' pairs, relative to data/: HR and its LR forms side by side with one name.
+_PAIR_FOLDERS = {
+    "nih": Path("nih") / "test",
+    "nih_val": Path("nih") / "val",
+    "kermany": Path("kermany"),
+}
+# The evaluation conditions, each with the pair role of its LR input: (a) the paper's bicubic
+# x4 of the HR; (b) low quality, the paper's two-stage degradation of the HR, drawn once per
+# image from a fixed seed and saved by notebook 01.
+EVAL_CONDITIONS = {"bicubic": "lr", "degraded": "lr_degraded"}
+PAIR_ROLES = ("hr", *EVAL_CONDITIONS.values())
 
 
 class StudyLayout:
@@ -64,10 +74,10 @@ class StudyLayout:
         return f"{type(self).__name__}(work={self.work})"
 
     def pair_folder(self, dataset: str, role: str) -> Path:
-        """Where the ``role`` (``hr`` or ``lr``) images of ``dataset``'s pairs are: an HR image
-        and its LR have the same path relative to these two folders."""
-        if role not in ("hr", "lr"):
-            raise ValueError(f"role must be 'hr' or 'lr', got {role!r}.")
+        """Where the ``role`` (one of :data:`PAIR_ROLES`) images of ``dataset``'s pairs are: an
+        HR image and its LR forms have the same path relative to these folders."""
+        if role not in PAIR_ROLES:
+            raise ValueError(f"role must be one of {', '.join(PAIR_ROLES)}, got {role!r}.")
         try:
             return self.data / _PAIR_FOLDERS[dataset] / role
         except KeyError:
@@ -100,9 +110,18 @@ class StudyLayout:
             return {}
         return {p.parent.name: p for p in sorted(self.finetune.glob(f"*/{GENERATOR_FILE}"))}
 
-    def sr_output(self, method_folder: str, dataset: str, image: str | os.PathLike[str]) -> Path:
-        """The SR output (PNG) of one pair's image by the method stored in ``method_folder``."""
-        return self.sr / method_folder / dataset / Path(image).with_suffix(".png")
+    def sr_output(
+        self,
+        method_folder: str,
+        dataset: str,
+        image: str | os.PathLike[str],
+        condition: str = "bicubic",
+    ) -> Path:
+        """The SR output (PNG) of one pair's image, from the LR of ``condition`` (a key of
+        :data:`EVAL_CONDITIONS`), by the method stored in ``method_folder``."""
+        if condition not in EVAL_CONDITIONS:
+            raise ValueError(f"condition must be one of {', '.join(EVAL_CONDITIONS)}.")
+        return self.sr / method_folder / condition / dataset / Path(image).with_suffix(".png")
 
 
 def as_layout(where: StudyLayout | str | os.PathLike[str]) -> StudyLayout:

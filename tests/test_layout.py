@@ -26,15 +26,21 @@ def test_paths_is_the_layout_of_a_profiles_run(tmp_path: Path) -> None:
 
 def test_an_hr_image_and_its_lr_share_a_relative_path(tmp_path: Path) -> None:
     layout = StudyLayout(tmp_path)
-    assert layout.pair_folder("nih", "lr") == tmp_path / "data" / "nih" / "eval" / "lr"
-    assert layout.pair_folder("kermany", "hr") == tmp_path / "data" / "kermany" / "hr"
-    with pytest.raises(ValueError, match="known: nih, kermany"):
+    assert layout.pair_folder("nih", "lr") == tmp_path / "data" / "nih" / "test" / "lr"
+    assert layout.pair_folder("nih_val", "hr") == tmp_path / "data" / "nih" / "val" / "hr"
+    assert layout.pair_folder("kermany", "lr_degraded").name == "lr_degraded"
+    with pytest.raises(ValueError, match="known: nih, nih_val, kermany"):
         layout.pair_folder("mimic", "hr")
-    with pytest.raises(ValueError, match="'hr' or 'lr'"):
+    with pytest.raises(ValueError, match="hr, lr, lr_degraded"):
         layout.pair_folder("nih", "sr")
     assert layout.sr_output("bicubic", "kermany", "NORMAL/a.jpeg") == (
-        tmp_path / "sr" / "bicubic" / "kermany" / "NORMAL" / "a.png"
+        tmp_path / "sr" / "bicubic" / "bicubic" / "kermany" / "NORMAL" / "a.png"
     )
+    assert layout.sr_output("lanczos", "nih", "b.png", "degraded") == (
+        tmp_path / "sr" / "lanczos" / "degraded" / "nih" / "b.png"
+    )
+    with pytest.raises(ValueError, match="bicubic, degraded"):
+        layout.sr_output("lanczos", "nih", "b.png", "blurred")
 
 
 def test_a_step_is_done_when_its_outputs_exist_and_the_stamp_agrees(tmp_path: Path) -> None:
