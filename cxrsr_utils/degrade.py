@@ -364,6 +364,11 @@ def _check_hr_size(batch: torch.Tensor, mode: Mode, options: Mapping[str, Any], 
             )
 
 
+def min_hr_side(options: Mapping[str, Any], scale: int = 4) -> int:
+    """Smallest HR side :func:`degrade` takes in ``realesrgan`` mode with these options."""
+    return _min_side(options["resize_range"][0], scale)
+
+
 def _min_side(min_resize: float, scale: int) -> int:
     """Smallest HR side (a multiple of ``scale``) whose resized copies take a 21-tap kernel."""
     need = KERNEL_SIZE // 2 + 1  # reflect padding by k // 2 needs a longer side

@@ -86,8 +86,8 @@ class Method:
 
 
 def eval_pairs(manifest: pd.DataFrame, work: StudyLayout | Path) -> pd.DataFrame:
-    """HR/LR pairs to evaluate: NIH held-out and Kermany *test* images of the run ``work``
-    (its folder or :class:`~cxrsr_utils.layout.StudyLayout`).
+    """HR/LR pairs to evaluate: NIH held-out test and Kermany (every fold) images of the run
+    ``work`` (its folder or :class:`~cxrsr_utils.layout.StudyLayout`).
 
     Columns: dataset, image (path relative to the dataset's HR folder), hr, lr (absolute
     paths), label (Kermany: 0/1, NIH: NA).
@@ -98,7 +98,7 @@ def eval_pairs(manifest: pd.DataFrame, work: StudyLayout | Path) -> pd.DataFrame
             f"{layout.data} is missing: give the run's folder (work/<profile>) or its Paths, "
             "and run notebook 01 first."
         )
-    hr = manifest[(manifest["role"] == "hr") & manifest["split"].isin(["eval", "test"])]
+    hr = manifest[(manifest["role"] == "hr") & manifest["split"].isin(["test", "cv"])]
     rows = []
     for r in hr.itertuples():
         hr_path = layout.data / r.path

@@ -40,12 +40,19 @@ class _Strict(BaseModel):
 
 
 class NIHParams(_Strict):
-    """NIH ChestX-ray14: patient-level split and Real-ESRGAN-style training-set augmentation."""
+    """NIH ChestX-ray14: patient-level fine-tune / validation / test split, Real-ESRGAN-style
+    training-set augmentation, and the native-pixel evaluation pairs."""
 
     root: str | None = Field(None, description="data set folder; None finds it in cache/mirror")
-    eval_fraction: float = Field(0.2, gt=0, lt=1, description="share of patients held out")
-    n_finetune: int | None = Field(None, ge=1, description="originals kept for fine-tuning")
-    n_eval: int | None = Field(None, ge=1, description="held-out images kept for evaluation")
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of patients for validation (checkpoint choice only)"
+    )
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="share of patients held out")
+    n_finetune: int | None = Field(
+        None, ge=1, description="originals kept for fine-tuning (None: every one)"
+    )
+    n_val: int | None = Field(None, ge=1, description="validation images kept (None: every one)")
+    n_test: int | None = Field(None, ge=1, description="held-out test images kept (None: all)")
     multiscale_originals: int = Field(
         ..., ge=0, description="originals that get multiscale copies (4 copies each)"
     )
@@ -53,21 +60,46 @@ class NIHParams(_Strict):
         (0.75, 0.5, 1 / 3), min_length=1, description="Real-ESRGAN's scales, in (0, 1]"
     )
     shortest_edge: int = Field(400, ge=16, description="extra copy: shortest edge resized to this")
-    n_crops: int = Field(..., ge=0, description="random crops of multiscale images")
+    n_crops: int = Field(..., ge=0, description="random crops of multiscale images, all distinct")
     crop_size: int = Field(..., ge=32, description="side of each crop (HR pixels)")
     max_side: int | None = Field(
-        None, ge=64, description="originals resized so their longer side is at most this"
+        None, ge=64, description="fine-tune originals resized so their longer side is at most this"
     )
-    eval_hr_size: int = Field(..., ge=16, description="held-out HR resized to this square side")
+    eval_hr_size: int = Field(
+        ..., ge=16, description="test HR: side of the centre crop of the original's native pixels"
+    )
+    val_hr_size: int | None = Field(
+        None, ge=16, description="validation HR centre-crop side (None: eval_hr_size)"
+    )
+
+    @model_validator(mode="after")
+    def _room_for_finetuning(self) -> NIHParams:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                "nih.val_fraction + nih.test_fraction must leave patients for fine-tuning "
+                f"(sum < 1), got {self.val_fraction} + {self.test_fraction}"
+            )
+        return self
+
+    @property
+    def val_side(self) -> int:
+        """The validation HR's side: ``val_hr_size``, or ``eval_hr_size`` when not given."""
+        return self.eval_hr_size if self.val_hr_size is None else self.val_hr_size
 
 
 class KermanyParams(_Strict):
-    """Kermany pneumonia set: balanced subset, classifier split, HR/LR pairs."""
+    """Kermany pneumonia set: the images, patient-grouped cross-validation folds, HR/LR pairs."""
 
     root: str | None = None
-    n_per_class: int = Field(..., ge=2, description="NORMAL and PNEUMONIA images each")
-    test_fraction: float = Field(0.25, gt=0, lt=1, description="held out for testing")
-    hr_size: int = Field(..., ge=16, description="HR square side")
+    n_per_class: int | None = Field(
+        None, ge=2, description="NORMAL and PNEUMONIA images each (None: every usable image)"
+    )
+    folds: int = Field(
+        5, ge=2, description="patient-grouped, class-stratified cross-validation folds"
+    )
+    hr_size: int = Field(
+        ..., ge=16, description="HR square side (the whole image resampled; the CNN squashes it)"
+    )
 
 
 _KERNELS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
@@ -256,6 +288,7 @@ class Params(_Strict):
     def _hr_divisible(self) -> Params:
         for name, size in (
             ("nih.eval_hr_size", self.nih.eval_hr_size),
+            ("nih.val_hr_size", self.nih.val_side),
             ("kermany.hr_size", self.kermany.hr_size),
         ):
             if size % self.scale:

@@ -89,10 +89,11 @@ _SR_STATS = ("mean", "ci_low", "ci_high")
 _PAIRED = ("mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high", "median_diff")
 
 CHECKS: dict[str, TableCheck] = {
-    "01_counts": TableCheck(keys=("set", "part"), exact=("images",)),
+    "01_counts": TableCheck(keys=("set", "part"), exact=("images", "patients")),
     "01_excluded": TableCheck(exact=("*",)),
     "01_nih_split": TableCheck(exact=("*",)),
     "01_kermany_split": TableCheck(exact=("*",)),
+    "01_patients": TableCheck(exact=("*",)),
     "02_lr_fidelity": TableCheck(
         keys=("image", "draw", "mode"),
         metrics={"psnr": "psnr", "ssim": "ssim"},

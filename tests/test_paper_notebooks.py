@@ -38,7 +38,8 @@ def paper_smoke_overrides() -> dict[str, object]:
     return {
         "device": "cpu",
         "nih.n_finetune": 6,
-        "nih.n_eval": 3,
+        "nih.n_val": 2,
+        "nih.n_test": 3,
         "nih.multiscale_originals": 2,
         "nih.n_crops": 3,
         "nih.max_side": 512,
