@@ -28,9 +28,9 @@ from cxrsr_utils.repro import rng
 # The NIH splits, in the order their patients are drawn from the shuffle.
 NIH_SPLITS = ("test", "val", "finetune")
 # Kermany file names: PNEUMONIA "person1028_bacteria_2960.jpeg" (patient person1028), NORMAL
-# "IM-0133-0001.jpeg" (IM-0133) and "NORMAL2-IM-1102-0001.jpeg" (NORMAL2-IM-1102): the last
-# number is the image of that patient.
-_KERMANY_PATIENT = re.compile(r"^(person\d+)_|^((?:NORMAL2-)?IM-\d+)-\d+\.")
+# "IM-0133-0001.jpeg" (IM-0133) and "NORMAL2-IM-1102-0001.jpeg" (NORMAL2-IM-1102); some NORMAL
+# names number the image twice ("NORMAL2-IM-1102-0001-0002.jpeg", same patient).
+_KERMANY_PATIENT = re.compile(r"^(person\d+)_|^((?:NORMAL2-)?IM-\d+)(?:-\d+)+\.")
 
 
 def nih_patient(path: str | Path) -> str:
@@ -39,7 +39,9 @@ def nih_patient(path: str | Path) -> str:
 
 
 def kermany_patient(path: str | Path) -> str:
-    """Kermany patient id from a file name (``person1028``, ``IM-0133``, ``NORMAL2-IM-1102``).
+    """Kermany patient id from a file name: ``person1028`` (``person1028_bacteria_2960.jpeg``),
+    ``IM-0133`` (``IM-0133-0001.jpeg``), ``NORMAL2-IM-1102`` (``NORMAL2-IM-1102-0001.jpeg``,
+    ``NORMAL2-IM-1102-0001-0002.jpeg``).
 
     Raises ``ValueError`` for a name of another form: grouping by image instead would put one
     patient's radiographs in two folds.

@@ -112,3 +112,17 @@ def test_a_key_given_twice_is_refused(tmp_path):
         parse_set(["seed=1", "seed=2"])
     with pytest.raises(ParamsError, match="nih.n_crops is given twice"):
         load_params("quick", {"nih.n_crops": 3, "nih": {"n_crops": 4}})
+
+
+def test_nih_split_shares_and_validation_side():
+    nih = load_params("quick").nih
+    assert nih.val_side == nih.eval_hr_size  # validation HR defaults to the test HR's side
+    assert load_params("quick", {"nih.val_hr_size": 128}).nih.val_side == 128
+    with pytest.raises(ParamsError, match="nih.val_hr_size=130 must be divisible"):
+        load_params("quick", {"nih.val_hr_size": 130})
+    with pytest.raises(ParamsError, match="leave patients for fine-tuning"):
+        load_params("quick", {"nih.val_fraction": 0.5, "nih.test_fraction": 0.5})
+    for removed in ("nih.eval_fraction", "nih.n_eval", "kermany.test_fraction"):
+        with pytest.raises(ParamsError, match="unknown key"):
+            load_params("quick", {removed: 1})
+    assert load_params("quick", {"kermany.n_per_class": None}).kermany.n_per_class is None

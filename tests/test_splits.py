@@ -60,13 +60,18 @@ def test_nih_split_depends_on_the_seed_and_refuses_too_few_patients():
         ("IM-0133-0001.jpeg", "IM-0133"),
         ("NORMAL2-IM-1102-0001.jpeg", "NORMAL2-IM-1102"),
         ("/data/train/NORMAL/NORMAL2-IM-1102-0002.jpeg", "NORMAL2-IM-1102"),
+        # the mirror also numbers some NORMAL images twice
+        ("IM-0501-0001-0002.jpeg", "IM-0501"),
+        ("NORMAL2-IM-1102-0001-0002.jpeg", "NORMAL2-IM-1102"),
     ],
 )
 def test_kermany_patient_on_the_three_name_forms(name, patient):
     assert data.kermany_patient(name) == patient
 
 
-@pytest.mark.parametrize("name", ["scan_01.jpeg", "IM0133.jpeg", "NORMAL3-IM-0001-0001.jpeg"])
+@pytest.mark.parametrize(
+    "name", ["scan_01.jpeg", "IM0133.jpeg", "IM-0133.jpeg", "NORMAL3-IM-0001-0001.jpeg"]
+)
 def test_kermany_patient_refuses_other_names(name):
     with pytest.raises(ValueError, match="not a Kermany file name"):
         data.kermany_patient(name)
