@@ -256,6 +256,19 @@ def _final_resize_sinc_jpeg(
     return out
 
 
+def _sharpen(usm_sharpener: USMSharp, gt: torch.Tensor) -> torch.Tensor:
+    """USM-sharpen ``gt``; a grey batch (three equal channels, as every radiograph here is)
+    is sharpened once and repeated, which gives the same pixels at a third of the cost (the
+    sharpening filters each channel alone, and it is the costliest op of a CPU degradation)."""
+    if (
+        gt.shape[1] == 3
+        and torch.equal(gt[:, :1], gt[:, 1:2])
+        and torch.equal(gt[:, :1], gt[:, 2:])
+    ):
+        return usm_sharpener(gt[:, :1]).expand_as(gt).contiguous()
+    return usm_sharpener(gt)
+
+
 def degrade_batch(
     gt: torch.Tensor,
     *,
@@ -290,7 +303,7 @@ def degrade_batch(
         lr = quantize(bicubic_downsample(gt, scale))
         trace.keep("lr", lr)
         return Degraded(lr=lr, gt_usm=None, decisions=trace.decisions, stages=trace.stages)
-    gt_usm = usm_sharpener(gt)
+    gt_usm = _sharpen(usm_sharpener, gt)
     trace.keep("hr_usm", gt_usm)
     check_pipeline_options(options)
     lr_size = (gt.shape[2] // scale, gt.shape[3] // scale)
