@@ -227,7 +227,7 @@ class ClassifierParams(_Strict):
     )
     image_size: int = Field(300, ge=94, description="square input side (reference: 300)")
     epochs: int = Field(
-        ..., ge=1, description="most epochs per fold; early stopping on validation loss stops"
+        ..., ge=1, description="the most epochs per fold (early stopping may stop sooner)"
     )
     patience: int | None = Field(
         5,

@@ -259,8 +259,9 @@ def confusion_matrices(
             yticklabels=classes,
         )
         ax.set_title(row.form, fontsize=8)
-        ax.set_xlabel("predicted (images)")
+        ax.set_xlabel("predicted")
         ax.set_ylabel("true")
+    fig.suptitle("confusion matrices (cells: number of images)", fontsize=9)
     fig.tight_layout()
     return fig
 
