@@ -203,6 +203,8 @@ def train_classifier(
     shear_degrees: float = 0.2,
     zoom: float = 0.2,
     horizontal_flip: bool = True,
+    patience: int | None = None,
+    min_epochs: int = 0,
     seed: int = 0,
     verbose: int = 0,
 ) -> tuple[keras.Model, pd.DataFrame]:
@@ -217,13 +219,26 @@ def train_classifier(
     determinism) make two runs with the same arguments give identical weights and history on
     the same machine.
 
+    Early stopping, with ``patience`` and validation data: Keras'
+    ``EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)``
+    watches the validation loss; training stops once it has not improved for ``patience``
+    epochs (or after ``epochs``), and the returned model holds the weights of the epoch with
+    the lowest validation loss. The first ``min_epochs`` epochs are a warm-up it ignores
+    (``start_from_epoch``: the CNN sits at chance loss for its first epochs, and a plateau
+    there is not convergence), so the chosen epoch is after them. Without ``patience`` every
+    epoch runs and the last weights are kept.
+
     History columns: epoch (1-based), loss, accuracy, val_loss, val_accuracy (NaN without
-    validation data).
+    validation data), chosen (True on the epoch whose weights are returned).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1.")
     if (val_images is None) != (val_labels is None):
         raise ValueError("Give both val_images and val_labels, or neither.")
+    if patience is not None and (val_images is None or patience < 1):
+        raise ValueError("Early stopping needs validation images and a patience >= 1.")
+    if patience is not None and not 0 <= min_epochs < epochs:
+        raise ValueError(f"min_epochs ({min_epochs}) must be in [0, epochs = {epochs}).")
     gray = to_batch(train_images, image_size)
     if len(gray) == 0:
         raise ValueError("train_classifier got no training images.")
@@ -241,6 +256,7 @@ def train_classifier(
         "zoom": zoom,
         "horizontal_flip": horizontal_flip,
     }
+    stopper = _early_stopping(model, patience, min_epochs)
     rows = []
     for epoch in range(epochs):
         batches = _epoch_batches(gray, labels, batch_size, seed, epoch, augmentation)
@@ -262,7 +278,35 @@ def train_classifier(
                 "val_accuracy": logs.get("val_accuracy", np.nan),
             }
         )
-    return model, pd.DataFrame(rows)
+        if stopper is not None:
+            stopper.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    table = pd.DataFrame(rows)
+    chosen = len(rows) - 1
+    if stopper is not None:
+        stopper.on_train_end()  # puts back the best epoch's weights
+        chosen = stopper.best_epoch
+    table["chosen"] = table.index == chosen
+    return model, table
+
+
+def _early_stopping(model: keras.Model, patience: int | None, min_epochs: int) -> Any:
+    # Keras' own callback, driven by hand: each epoch is its own fit() call (so that its
+    # batches are drawn from (seed, epoch)), and fit() would reset a callback passed to it.
+    if patience is None:
+        return None
+    import keras
+
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss",
+        patience=patience,
+        restore_best_weights=True,
+        start_from_epoch=min_epochs,
+    )
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    return stopper
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__: list[str] = [
     "label_from_path",
     "load_images",
     "prepare_images",
+    "take_images",
     "to_batch",
     "to_rgb",
 ]
@@ -160,6 +161,13 @@ def to_batch(images: ImagesLike, image_size: int) -> np.ndarray:
         if images.dtype == np.float32:
             return images
     return prepare_images(images, image_size=image_size)  # type: ignore[arg-type]
+
+
+def take_images(images: ImagesLike, index: Sequence[int] | np.ndarray) -> ImagesLike:
+    """The images at positions ``index`` (an array's rows, or a list's items), in that order."""
+    if isinstance(images, np.ndarray):
+        return images[np.asarray(index, dtype=np.int64)]
+    return [images[int(i)] for i in index]  # type: ignore[return-value]
 
 
 def to_rgb(gray: np.ndarray) -> np.ndarray:

@@ -1,35 +1,36 @@
 """Notebook 05's check: do super-resolved images keep the classifier's accuracy?
 
 Vocabulary. A *method* is how an SR output was made (bicubic, pretrained, finetuned:<variant>,
-...; the word of notebook 04 and :mod:`cxrsr_utils.metrics`). A *form* is one input variant of
-the same held-out images given to the classifier: the original, its low-resolution version, or
-the SR output of a method (named e.g. ``"original"``, ``"LR (bicubic)"``,
-``"SR finetuned:paper"``). The committed tables keep these column names: ``method`` in
-notebook 04's, ``form`` in notebook 05's.
+...; the word of notebook 04 and :mod:`cxrsr_utils.metrics`). A *condition* is how the LR
+input was made (:data:`cxrsr_utils.layout.EVAL_CONDITIONS`: "bicubic", "degraded"). A *form*
+is one input variant of the same images given to the classifier: the original, its LR in a
+condition, or the SR output of a method from that LR (named e.g. ``"original"``,
+``"LR (degraded)"``, ``"SR finetuned:paper (bicubic)"``). The committed tables keep these
+column names: ``method`` in notebook 04's, ``form`` in notebook 05's.
 
-:func:`predict_forms` classifies every form of the same images; :func:`summarize_forms`
+:func:`predict_forms` classifies every form of the same images with one model;
+:func:`predict_out_of_fold` does it with the model of each cross-validation split for the
+images that split tests (:mod:`cxrsr_utils.classifier_folds`). :func:`summarize_forms`
 reports per form: loss, accuracy, ROC AUC, sensitivity, specificity, the confusion matrix,
-percentile-bootstrap confidence intervals, and McNemar's exact test against the reference form
-(the statistics are :mod:`cxrsr_utils.stats`'); :func:`evaluate_forms` does both.
-:func:`train_or_load` trains the classifier (:mod:`cxrsr_utils.classifier`) once and reloads it
-on a rerun.
+percentile-bootstrap confidence intervals, McNemar's exact test against the reference form,
+and the AUC difference to the reference with its paired bootstrap CI and an equivalence test
+(TOST) within a declared margin (the statistics are :mod:`cxrsr_utils.stats`');
+:func:`evaluate_forms` predicts and summarizes with one model. :func:`train_or_load` trains
+the classifier (:mod:`cxrsr_utils.classifier`) once and reloads it on a rerun.
 
-Notebook 05's steps, one call each: :func:`load_kermany` (the images),
-:func:`classifier_for` (train, reload or take the profile's given model), :func:`load_forms`
-(the test images in every form) and :func:`sample_predictions` (the paper's Fig 9).
+Notebook 05's steps are in :mod:`cxrsr_utils.classify_steps`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from cxrsr_utils import atomic, data, evaluate, provenance, report, sources, stamps, stats
+from cxrsr_utils import atomic, stamps, stats
 from cxrsr_utils.classifier import (
     load_classifier,
     model_image_size,
@@ -40,25 +41,19 @@ from cxrsr_utils.classifier_images import (
     ImagesLike,
     PathLike,
     check_labels,
-    load_images,
+    take_images,
     to_batch,
     to_rgb,
 )
-from cxrsr_utils.params import Params, Paths
 
 if TYPE_CHECKING:
     import keras
 
 __all__: list[str] = [
-    "KermanyImages",
-    "StudyClassifier",
-    "classifier_for",
     "evaluate_forms",
-    "load_forms",
-    "load_kermany",
     "predict_forms",
+    "predict_out_of_fold",
     "predict_probabilities",
-    "sample_predictions",
     "summarize_forms",
     "train_or_load",
     "SUMMARY_VIEW",
@@ -81,6 +76,10 @@ SUMMARY_VIEW = (
     "only_reference_correct",
     "only_form_correct",
     "mcnemar_p",
+    "auc_diff",
+    "auc_diff_low",
+    "auc_diff_high",
+    "equivalence",
 )
 
 
@@ -100,31 +99,31 @@ def predict_forms(
     model: keras.Model,
     forms: Mapping[str, ImagesLike],
     labels: Sequence[int] | np.ndarray,
-    files: Sequence[PathLike],
+    names: Sequence[PathLike],
     *,
     threshold: float = 0.5,
     batch_size: int = 32,
 ) -> pd.DataFrame:
     """Per-image predictions of every form of the same images, one row per (form, image).
 
-    ``forms`` maps a form name (e.g. 'original', 'bicubic', 'realesrgan') to that form's images
-    in the order of ``files``/``labels``; in-memory arrays of other sizes (e.g. 256 x 256 SR
+    ``forms`` maps a form name (e.g. 'original', 'LR (bicubic)') to that form's images (arrays
+    or files) in the order of ``names``/``labels``; images of other sizes (e.g. 256 x 256 SR
     outputs) are resized to the model's input with
-    :func:`~cxrsr_utils.classifier_images.prepare_images`. Columns: file, label, form,
-    probability, prediction (probability >= threshold), correct.
+    :func:`~cxrsr_utils.classifier_images.prepare_images`. Columns: image (its name), label,
+    form, probability, prediction (probability >= threshold), correct.
     """
-    files = [str(f) for f in files]
-    y = check_labels(labels, len(files), "labels")
+    names = [str(f) for f in names]
+    y = check_labels(labels, len(names), "labels")
     frames = []
     for form, images in forms.items():
-        if len(images) != len(files):
-            raise ValueError(f"form {form!r} has {len(images)} images for {len(files)} files.")
+        if len(images) != len(names):
+            raise ValueError(f"form {form!r} has {len(images)} images for {len(names)} names.")
         prob = predict_probabilities(model, images, batch_size=batch_size)
         pred = (prob >= threshold).astype(np.int64)
         frames.append(
             pd.DataFrame(
                 {
-                    "file": files,
+                    "image": names,
                     "label": y,
                     "form": form,
                     "probability": prob,
@@ -138,8 +137,53 @@ def predict_forms(
     return pd.concat(frames, ignore_index=True)
 
 
+def predict_out_of_fold(
+    models: Mapping[int, keras.Model],
+    forms: Mapping[str, ImagesLike],
+    table: pd.DataFrame,
+    *,
+    threshold: float = 0.5,
+    batch_size: int = 32,
+) -> pd.DataFrame:
+    """Every form of the images each cross-validation split tests, predicted by that split's
+    model: out-of-fold predictions.
+
+    ``models`` maps a test fold to the model trained without it; ``table`` has one row per
+    image (image, label, fold) in the order of the forms' images. Images of folds with no
+    model are not predicted. Returns :func:`predict_forms`' columns plus ``fold``, one row per
+    (form, predicted image), forms in the given order and images in ``table``'s order, so
+    each image appears exactly once per form.
+    """
+    folds = table["fold"].to_numpy()
+    frames = []
+    for form, images in forms.items():
+        if len(images) != len(table):
+            raise ValueError(f"form {form!r} has {len(images)} images for {len(table)} rows.")
+        parts = []
+        for fold, model in models.items():
+            index = np.flatnonzero(folds == fold)
+            if not len(index):
+                raise ValueError(f"no image is in test fold {fold}.")
+            rows = table.iloc[index]
+            part = predict_forms(
+                model,
+                {form: take_images(images, index)},
+                rows["label"].to_numpy(),
+                list(rows["image"]),
+                threshold=threshold,
+                batch_size=batch_size,
+            )
+            part.insert(2, "fold", int(fold))
+            part.index = index
+            parts.append(part)
+        frames.append(pd.concat(parts).sort_index())
+    if not frames:
+        raise ValueError("predict_out_of_fold got no forms.")
+    return pd.concat(frames, ignore_index=True)
+
+
 def _paired(predictions: pd.DataFrame, form: str, reference: pd.DataFrame) -> pd.DataFrame:
-    rows = predictions[predictions["form"] == form].set_index("file")
+    rows = predictions[predictions["form"] == form].set_index("image")
     if rows.index.has_duplicates or set(rows.index) != set(reference.index):
         raise ValueError(
             f"form {form!r} does not hold exactly the reference form's images (one row each); "
@@ -152,9 +196,13 @@ def _paired(predictions: pd.DataFrame, form: str, reference: pd.DataFrame) -> pd
 
 
 def _form_row(
-    form: str, data: pd.DataFrame, reference_correct: np.ndarray | None, resampling: dict
+    form: str,
+    data: pd.DataFrame,
+    reference: pd.DataFrame | None,
+    resampling: dict,
+    equivalence: dict | None,
 ) -> dict[str, Any]:
-    # One row of summarize_forms; reference_correct is None on the reference form itself.
+    # One row of summarize_forms; reference is None on the reference form itself.
     y = data["label"].to_numpy()
     prob = data["probability"].to_numpy()
     pred = data["prediction"].to_numpy()
@@ -165,11 +213,11 @@ def _form_row(
         y, pred.astype(np.float64), metric="accuracy", **resampling
     )
     auc_low, auc_high = stats.bootstrap_classification_ci(y, prob, metric="auc", **resampling)
-    if reference_correct is None:
+    if reference is None:
         b, c, p = 0, 0, float("nan")
     else:
-        b, c, p = stats.mcnemar_exact(reference_correct, data["correct"].to_numpy())
-    return {
+        b, c, p = stats.mcnemar_exact(reference["correct"].to_numpy(), data["correct"].to_numpy())
+    row = {
         "form": form,
         "n": len(y),
         "loss": stats.binary_cross_entropy(y, prob),
@@ -189,6 +237,40 @@ def _form_row(
         "only_form_correct": c,
         "mcnemar_p": p,
     }
+    if equivalence is not None:
+        row |= _auc_comparison(y, prob, reference, resampling, equivalence)
+    return row
+
+
+def _auc_comparison(
+    y: np.ndarray,
+    prob: np.ndarray,
+    reference: pd.DataFrame | None,
+    resampling: dict,
+    equivalence: dict,
+) -> dict[str, Any]:
+    # AUC(form) - AUC(reference): paired bootstrap CI and TOST on the same replicates.
+    if reference is None:
+        nan = float("nan")
+        return dict.fromkeys(
+            ("auc_diff", "auc_diff_low", "auc_diff_high", "tost_low", "tost_high", "tost_p"), nan
+        ) | {"equivalence": "reference"}
+    ref_prob = reference["probability"].to_numpy()
+    replicates = stats.auc_difference_replicates(
+        y, prob, ref_prob, n_resamples=resampling["n_resamples"], seed=resampling["seed"]
+    )
+    diff = stats.roc_auc(y, prob) - stats.roc_auc(y, ref_prob)
+    low, high = stats.percentile_interval(replicates, resampling["confidence"])
+    tost = stats.tost_bootstrap(diff, replicates, **equivalence)
+    return {
+        "auc_diff": diff,
+        "auc_diff_low": low,
+        "auc_diff_high": high,
+        "tost_low": tost["ci_low"],
+        "tost_high": tost["ci_high"],
+        "tost_p": tost["p_tost"],
+        "equivalence": tost["verdict"],
+    }
 
 
 def summarize_forms(
@@ -198,26 +280,39 @@ def summarize_forms(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    equivalence_margin: float | None = None,
+    equivalence_alpha: float = 0.05,
 ) -> pd.DataFrame:
     """One row per form: loss, accuracy, AUC (with bootstrap CIs), sensitivity, specificity,
-    confusion counts, and McNemar's exact test against ``reference_form``.
+    confusion counts, McNemar's exact test against ``reference_form``, and (with an
+    ``equivalence_margin``) the AUC difference to it with an equivalence test.
 
-    ``predictions`` is :func:`predict_forms`' table. Columns: form, n, loss, accuracy,
-    accuracy_low, accuracy_high, auc, auc_low, auc_high, sensitivity, specificity, tn, fp, fn,
-    tp, only_reference_correct (b), only_form_correct (c), mcnemar_p (NaN on the reference
-    row). Bootstrap resamples (``n_resamples``) are the same images for every form, drawn from
-    ``seed`` (:func:`stats.bootstrap_classification_ci`).
+    ``predictions`` is :func:`predict_forms`' (or :func:`predict_out_of_fold`'s) table.
+    Columns: form, n, loss, accuracy, accuracy_low, accuracy_high, auc, auc_low, auc_high,
+    sensitivity, specificity, tn, fp, fn, tp, only_reference_correct (b), only_form_correct
+    (c), mcnemar_p (NaN on the reference row). With a margin also: auc_diff (AUC(form) -
+    AUC(reference)), auc_diff_low/high (its paired percentile-bootstrap CI at
+    ``confidence``: both forms scored on the same resampled images), tost_low/high (the
+    1 - 2 ``equivalence_alpha`` interval of the same replicates), tost_p and equivalence
+    (:func:`stats.tost_bootstrap`'s verdict: equivalent, inconclusive, lower, higher;
+    "reference" on the reference row). Bootstrap resamples (``n_resamples``) are the same
+    images for every form, drawn from ``seed`` (:func:`stats.bootstrap_classification_ci`).
     """
     forms = list(dict.fromkeys(predictions["form"]))
     if reference_form not in forms:
         raise ValueError(f"reference form {reference_form!r} not among the forms {forms}.")
-    reference = predictions[predictions["form"] == reference_form].set_index("file")
+    reference = predictions[predictions["form"] == reference_form].set_index("image")
     resampling = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+    equivalence = (
+        None
+        if equivalence_margin is None
+        else {"margin": equivalence_margin, "alpha": equivalence_alpha}
+    )
     rows = []
     for form in forms:
         data = _paired(predictions, form, reference)
-        reference_correct = None if form == reference_form else reference["correct"].to_numpy()
-        rows.append(_form_row(form, data, reference_correct, resampling))
+        paired_reference = None if form == reference_form else reference
+        rows.append(_form_row(form, data, paired_reference, resampling, equivalence))
     return pd.DataFrame(rows)
 
 
@@ -225,7 +320,7 @@ def evaluate_forms(
     model: keras.Model,
     forms: Mapping[str, ImagesLike],
     labels: Sequence[int] | np.ndarray,
-    files: Sequence[PathLike],
+    names: Sequence[PathLike],
     *,
     reference_form: str = "original",
     threshold: float = 0.5,
@@ -236,7 +331,7 @@ def evaluate_forms(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`predict_forms` then :func:`summarize_forms`: returns (summary, predictions)."""
     predictions = predict_forms(
-        model, forms, labels, files, threshold=threshold, batch_size=batch_size
+        model, forms, labels, names, threshold=threshold, batch_size=batch_size
     )
     summary = summarize_forms(
         predictions,
@@ -275,139 +370,3 @@ def train_or_load(
         history.to_csv(tmp, index=False)
     stamps.write(stamp, settings)
     return model, history, False
-
-
-# --- notebook 05's steps --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KermanyImages:
-    """The Kermany images of notebook 05 at the classifier's input size: the training split
-    (HR) and the held-out test pairs, in the order of their tables."""
-
-    train: pd.DataFrame  # the data manifest's rows of the training images
-    test: pd.DataFrame  # the test pairs (cxrsr_utils.evaluate.eval_pairs' Kermany rows)
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray  # the test images' original (HR) form
-    test_y: np.ndarray
-
-    def describe(self) -> str:
-        """How many images each split holds, and how many of them show pneumonia."""
-        return (
-            f"train: {len(self.train_y)} images ({self.train_y.sum()} pneumonia), "
-            f"test: {len(self.test_y)} ({self.test_y.sum()} pneumonia)"
-        )
-
-
-def load_kermany(params: Params, paths: Paths) -> KermanyImages:
-    """Notebook 01's Kermany HR images: the training split and the test pairs, loaded at
-    ``params.classifier.image_size``."""
-    manifest = pd.read_csv(paths.data_manifest)
-    kermany = manifest[(manifest.dataset == "kermany") & (manifest.role == "hr")]
-    # Until the classifier cross-validates over notebook 01's folds: fold 0 tests, the rest train.
-    train = kermany[kermany.fold != 0]
-    tested = {(paths.data / p).as_posix() for p in kermany[kermany.fold == 0].path}
-    pairs = evaluate.eval_pairs(manifest, paths)
-    test = pairs[(pairs.dataset == "kermany") & pairs.hr.map(lambda p: p.as_posix() in tested)]
-    size = params.classifier.image_size
-    train_x = load_images([paths.data / p for p in train.path], image_size=size)
-    test_x = load_images(list(test.hr), image_size=size)
-    return KermanyImages(
-        train, test, train_x, train.label.to_numpy(int), test_x, test.label.to_numpy(int)
-    )
-
-
-@dataclass(frozen=True)
-class StudyClassifier:
-    """The classifier notebook 05 evaluates, and where it came from."""
-
-    model: keras.Model
-    history: pd.DataFrame | None  # its training curves; None for a given model
-    origin: str  # trained, loaded from a previous run, or given
-
-
-def classifier_for(params: Params, paths: Paths, images: KermanyImages) -> StudyClassifier:
-    """The profile's classifier: the given model (``classifier.model_path``, recorded in the
-    run's sources with its SHA-256), else the one trained on ``images``' training split by
-    :func:`train_or_load` (reloaded when a previous run trained it with the same settings),
-    with the test split as validation data; a trained one's history is saved as the table
-    ``05_training_history``."""
-    cfg = params.classifier
-    if cfg.model_path:
-        model = load_classifier(cfg.model_path, compile=True)
-        digest = sources.sha256_file(Path(cfg.model_path))
-        provenance.record_sources(paths, {"classifier": {"path": cfg.model_path, "sha256": digest}})
-        return StudyClassifier(model, None, f"the given model {cfg.model_path}")
-    settings = {
-        **cfg.model_dump(mode="json"),
-        "seed": params.seed,
-        "train_data": data.manifest_digest(images.train),
-    }
-    model, history, loaded = train_or_load(
-        paths.classifier,
-        settings,
-        images.train_x,
-        images.train_y,
-        val_images=images.test_x,
-        val_labels=images.test_y,
-        image_size=cfg.image_size,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        shear_degrees=cfg.shear_degrees,
-        zoom=cfg.zoom,
-        horizontal_flip=cfg.horizontal_flip,
-        seed=params.seed,
-    )
-    report.save_table(history, paths.tables, "05_training_history")
-    origin = "loaded the model of a previous run" if loaded else f"trained for {cfg.epochs} epochs"
-    return StudyClassifier(model, history, origin)
-
-
-def load_forms(params: Params, paths: Paths, images: KermanyImages) -> dict[str, np.ndarray]:
-    """The test images in every form, at the classifier's input size: ``original``,
-    ``LR (bicubic)`` and ``SR <method>`` for each network of notebook 04 (its written
-    outputs, made here by the same engine where that notebook has not run)."""
-    methods, _ = evaluate.study_methods(params, paths.work)
-    networks = [m for m in methods if m.kind == "network"]
-    evaluate.run_methods(images.test, networks, paths.work)  # reuses notebook 04's outputs
-    size = params.classifier.image_size
-    forms = {
-        "original": images.test_x,
-        "LR (bicubic)": load_images(list(images.test.lr), image_size=size),
-    }
-    for m in networks:
-        forms[f"SR {m.name}"] = load_images(
-            [evaluate.sr_path(paths.work, m, "kermany", img) for img in images.test.image],
-            image_size=size,
-        )
-    return forms
-
-
-def sample_predictions(
-    forms: Mapping[str, Sequence[np.ndarray] | np.ndarray],
-    predictions: pd.DataFrame,
-    labels: Sequence[int] | np.ndarray,
-    *,
-    per_class: int = 3,
-    shown: Sequence[str] = ("original", "SR pretrained"),
-) -> list[list[tuple[str, np.ndarray]]]:
-    """The paper's Fig 9 (:func:`cxrsr_utils.plots.prediction_grid`): the first ``per_class``
-    test images of each class, one row per form of ``shown`` that was classified, each tile
-    titled with its true class and the prediction (:func:`predict_forms`' table)."""
-    picks = list(pd.Series(labels).groupby(np.asarray(labels)).head(per_class).index)
-    names = dict(enumerate(data.KERMANY_CLASSES))
-    rows = []
-    for form in shown:
-        if form not in forms:
-            continue
-        part = predictions[predictions.form == form].reset_index(drop=True)
-        row = []
-        for i in picks:
-            pred = names[int(part.prediction[i])]
-            true = names[int(labels[i])]
-            title = f"{form}: true {true}\npred {pred} (p={part.probability[i]:.2f})"
-            row.append((title, forms[form][i]))
-        rows.append(row)
-    return rows

@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxrsr_utils import infer, metrics, models, radiographs, sources, stats
-from cxrsr_utils.layout import StudyLayout, as_layout
+from cxrsr_utils.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 from cxrsr_utils.params import Params
 from cxrsr_utils.repro import torch_device
 from cxrsr_utils.upscaler import BASELINES, Model, load_model
@@ -200,30 +200,43 @@ def methods_table(methods: list[Method], skipped: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "kind", "source", "sha256", "note"])
 
 
-def sr_path(work: StudyLayout | Path, method: Method, dataset: str, image: str) -> Path:
-    """Where the SR output of ``method`` for one image lives.
+def sr_path(
+    work: StudyLayout | Path,
+    method: Method,
+    dataset: str,
+    image: str,
+    condition: str = "bicubic",
+) -> Path:
+    """Where the SR output of ``method`` for one image's LR of ``condition`` lives.
 
     The folder carries the first 12 hex digits of the weights' SHA-256, so outputs of other
     weights (a re-trained variant) are never reused by a resumed run.
     """
     folder = method.name.replace(":", "_") + (f"-{method.sha256[:12]}" if method.sha256 else "")
-    return as_layout(work).sr_output(folder, dataset, image)
+    return as_layout(work).sr_output(folder, dataset, image, condition)
 
 
 def run_methods(
-    pairs: pd.DataFrame, methods: list[Method], work: StudyLayout | Path
+    pairs: pd.DataFrame,
+    methods: list[Method],
+    work: StudyLayout | Path,
+    condition: str = "bicubic",
 ) -> pd.DataFrame:
-    """Upscale every LR input with every method, write the outputs, score them.
+    """Upscale every LR input of ``condition`` with every method, write the outputs, score
+    them.
 
-    Returns the per-image long table: dataset, image, label, method, psnr, ssim, mse, lr_psnr.
-    Outputs that already exist are reused (resumable).
+    ``pairs`` has a column per LR role (:data:`~cxrsr_utils.layout.EVAL_CONDITIONS`: ``lr``
+    for "bicubic", ``lr_degraded`` for "degraded"). Returns the per-image long table:
+    dataset, image, label, method, psnr, ssim, mse, lr_psnr. Outputs that already exist are
+    reused (resumable).
     """
+    role = EVAL_CONDITIONS[condition]
     rows = []
     for method in methods:
         for pair in tqdm(pairs.itertuples(), total=len(pairs), desc=method.name, leave=False):
-            target = sr_path(work, method, pair.dataset, pair.image)
+            target = sr_path(work, method, pair.dataset, pair.image, condition)
             hr = radiographs.read_radiograph(pair.hr)
-            lr = radiographs.read_radiograph(pair.lr)
+            lr = radiographs.read_radiograph(getattr(pair, role))
             if not target.is_file():
                 sr = method.upscale(lr.as_float())
                 radiographs.write_png(target, radiographs.to_pixels(sr, hr.max_value))

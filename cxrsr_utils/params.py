@@ -95,7 +95,7 @@ class KermanyParams(_Strict):
         None, ge=2, description="NORMAL and PNEUMONIA images each (None: every usable image)"
     )
     folds: int = Field(
-        5, ge=2, description="patient-grouped, class-stratified cross-validation folds"
+        5, ge=3, description="patient-grouped, class-stratified CV folds (test, validation, train)"
     )
     hr_size: int = Field(
         ..., ge=16, description="HR square side (the whole image resampled; the CNN squashes it)"
@@ -258,15 +258,50 @@ class ClassifierParams(_Strict):
         None, description="an existing .keras/.h5 classifier to evaluate instead of training"
     )
     image_size: int = Field(300, ge=94, description="square input side (reference: 300)")
-    epochs: int = Field(..., ge=1)
+    epochs: int = Field(
+        ..., ge=1, description="the most epochs per fold (early stopping may stop sooner)"
+    )
+    patience: int | None = Field(
+        5,
+        ge=1,
+        description="epochs without a lower validation loss before a fold stops (its best "
+        "epoch's weights kept); None: train all epochs, keep the last",
+    )
+    min_epochs: int = Field(
+        10,
+        ge=0,
+        description="warm-up epochs early stopping ignores (the CNN sits at chance loss first)",
+    )
     batch_size: int = Field(..., ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     shear_degrees: float = Field(0.2, ge=0, description="ImageDataGenerator shear_range (deg)")
     zoom: float = Field(0.2, ge=0, lt=1)
     horizontal_flip: bool = True
-    threshold: float = Field(0.5, gt=0, lt=1)
+    cv: bool = Field(
+        True,
+        description="train every fold's model (every image predicted out of fold); False: "
+        "fold 0's only (test fold 0, validation fold 1), a smoke run",
+    )
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="declared P(PNEUMONIA) cut-off, never tuned"
+    )
     n_bootstrap: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
+    equivalence_margin: float = Field(
+        0.05, gt=0, lt=1, description="TOST margin: |AUC(form) - AUC(original)| called negligible"
+    )
+    equivalence_alpha: float = Field(
+        0.05, gt=0, lt=0.5, description="TOST level (equivalent iff the 1-2α CI is in ±margin)"
+    )
+
+    @model_validator(mode="after")
+    def _warm_up_shorter(self) -> ClassifierParams:
+        if self.patience is not None and self.min_epochs >= self.epochs:
+            raise ValueError(
+                f"classifier.min_epochs ({self.min_epochs}) must be below classifier.epochs "
+                f"({self.epochs}): early stopping would never be allowed to act"
+            )
+        return self
 
 
 class Params(_Strict):

@@ -9,8 +9,9 @@ difference with its CI).
 Over labelled predictions (notebook 05, via :mod:`cxrsr_utils.classify`):
 :func:`binary_cross_entropy`, :func:`roc_auc`, :func:`confusion_matrix`,
 :func:`sensitivity_specificity`, :func:`bootstrap_classification_ci` (accuracy or AUC, with the
-same resampled images for every form) and :func:`mcnemar_exact` (paired correct/incorrect
-outcomes).
+same resampled images for every form), :func:`mcnemar_exact` (paired correct/incorrect
+outcomes), :func:`bootstrap_auc_difference` (the paired CI of one form's AUC minus another's)
+and :func:`tost_bootstrap` (two one-sided tests of equivalence within a declared margin).
 
 Across tests: :func:`holm` (Holm's step-down adjustment of a family of p-values). For tables:
 :func:`round_table` (rounding for stable printing and diffs).
@@ -261,6 +262,129 @@ def mcnemar_exact(reference_correct: Any, other_correct: Any) -> tuple[int, int,
     c = int((~ref & other).sum())
     p = stats.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue if b + c else 1.0
     return b, c, float(p)
+
+
+def auc_difference_replicates(
+    labels: Any, scores: Any, reference_scores: Any, *, n_resamples: int = 2000, seed: int = 0
+) -> np.ndarray:
+    """Bootstrap replicates of AUC(``scores``) - AUC(``reference_scores``) on the same images.
+
+    Paired: each replicate resamples the images once (the index matrix of
+    :func:`bootstrap_classification_ci`, so the same resamples as the forms' own AUC intervals)
+    and scores both forms on that one resample. Replicates whose resample holds a single class
+    have no AUC and are NaN.
+    """
+    y = np.asarray(labels).astype(np.int64)
+    a = np.asarray(scores, dtype=np.float64)
+    b = np.asarray(reference_scores, dtype=np.float64)
+    if not a.shape == b.shape == y.shape:
+        raise ValueError(
+            f"paired AUCs need one score per image in both forms: {a.shape}, {b.shape}, "
+            f"labels {y.shape}."
+        )
+    if n_resamples < 1 or len(y) == 0:
+        return np.empty(0)
+    idx = _bootstrap_indices(len(y), n_resamples, seed)
+    return np.array([roc_auc(y[i], a[i]) - roc_auc(y[i], b[i]) for i in idx])
+
+
+def bootstrap_auc_difference(
+    labels: Any,
+    scores: Any,
+    reference_scores: Any,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """AUC(``scores``) - AUC(``reference_scores``) with a paired percentile-bootstrap CI.
+
+    Both forms are scored on the same resampled images (:func:`auc_difference_replicates`);
+    identical forms give a zero-width interval at 0. Returns ``{"auc", "reference_auc",
+    "difference", "ci_low", "ci_high"}`` (NaN bounds when no resample holds both classes).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    replicates = auc_difference_replicates(
+        labels, scores, reference_scores, n_resamples=n_resamples, seed=seed
+    )
+    auc, reference = roc_auc(labels, scores), roc_auc(labels, reference_scores)
+    low, high = percentile_interval(replicates, confidence)
+    return {
+        "auc": auc,
+        "reference_auc": reference,
+        "difference": auc - reference,
+        "ci_low": low,
+        "ci_high": high,
+    }
+
+
+def percentile_interval(replicates: Any, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` percentile interval of bootstrap replicates (NaN dropped;
+    NaN bounds when none is left)."""
+    replicates = np.asarray(replicates, dtype=np.float64)
+    finite = replicates[~np.isnan(replicates)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def tost_bootstrap(
+    estimate: float, replicates: Any, *, margin: float, alpha: float = 0.05
+) -> dict[str, Any]:
+    """Equivalence by two one-sided tests (TOST, Schuirmann 1987), percentile-bootstrap form.
+
+    The two null hypotheses are "the difference is <= -``margin``" and "the difference is >=
+    +``margin``"; equivalence is declared when both are rejected at level ``alpha``. In its
+    confidence-interval form, used here, that is: the (1 - 2 ``alpha``) percentile-bootstrap
+    interval of the difference (e.g. 90% for alpha 0.05) lies strictly inside (-margin,
+    +margin). ``replicates`` are bootstrap replicates of the difference (e.g.
+    :func:`auc_difference_replicates`; NaN ones are dropped); ``estimate`` is the difference
+    on the data, reported as it is.
+
+    Returns ``estimate``, ``margin``, ``alpha``, ``ci_low``/``ci_high`` (the 1 - 2 alpha
+    interval), ``p_lower`` and ``p_upper`` (the bootstrap p-values of the two one-sided tests:
+    the share of replicates at or beyond -margin, and at or beyond +margin), ``p_tost`` (their
+    maximum), ``equivalent`` (the CI rule) and ``verdict``: "equivalent" (the CI inside the
+    margins), "lower" / "higher" (the CI wholly below -margin / above +margin: a difference
+    larger than the margin) or "inconclusive" (the CI crosses a margin: neither equivalence
+    nor a difference beyond the margin is shown).
+    """
+    if margin <= 0:
+        raise ValueError(f"the equivalence margin must be > 0, got {margin}.")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha}.")
+    values = np.asarray(replicates, dtype=np.float64).ravel()
+    values = values[~np.isnan(values)]
+    low, high = percentile_interval(values, 1 - 2 * alpha)
+    if values.size:
+        p_lower = float(np.mean(values <= -margin))
+        p_upper = float(np.mean(values >= margin))
+    else:
+        p_lower = p_upper = float("nan")
+    equivalent = bool(-margin < low and high < margin)
+    if equivalent:
+        verdict = "equivalent"
+    elif high < -margin:
+        verdict = "lower"
+    elif low > margin:
+        verdict = "higher"
+    else:
+        verdict = "inconclusive"
+    return {
+        "estimate": float(estimate),
+        "margin": float(margin),
+        "alpha": float(alpha),
+        "ci_low": low,
+        "ci_high": high,
+        "p_lower": p_lower,
+        "p_upper": p_upper,
+        "p_tost": max(p_lower, p_upper),
+        "equivalent": equivalent,
+        "verdict": verdict,
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The pneumonia classifier: architecture, images in, augmentation, determinism, saving, and
-the evaluation of forms (its statistics are tested in test_stats.py)."""
+"""The pneumonia classifier: architecture, images in, augmentation, determinism, early
+stopping, saving, and the evaluation of forms (its statistics are tested in test_stats.py;
+notebook 05's steps, folds and the size baseline in test_classify_steps.py)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,9 @@ from cxrsr_utils import (
     classifier_images,
     classify,
     data,
-    plots,
-    provenance,
     radiographs,
-    sources,
     stats,
 )
-from cxrsr_utils.params import Paths, load_params
 
 TINY = 96  # smallest sizes still pass five conv+pool stages (>= 94); keeps CPU tests fast
 
@@ -188,15 +185,51 @@ def test_training_is_deterministic(kermany_sample) -> None:
     )
     model_a, hist_a = classifier.train_classifier(images[train], labels[train], **kwargs)
     model_b, hist_b = classifier.train_classifier(images[train], labels[train], **kwargs)
-    assert list(hist_a.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert list(hist_a.columns) == [
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "chosen",
+    ]
     assert hist_a["epoch"].tolist() == [1, 2]
-    assert np.isfinite(hist_a.drop(columns="epoch").to_numpy()).all()
+    assert hist_a["chosen"].tolist() == [False, True]  # no early stopping: the last epoch
+    assert np.isfinite(hist_a.drop(columns=["epoch", "chosen"]).to_numpy(float)).all()
     pd.testing.assert_frame_equal(hist_a, hist_b, check_exact=True)
     for wa, wb in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     # The seed matters: another one trains differently.
     _, hist_c = classifier.train_classifier(images[train], labels[train], **{**kwargs, "seed": 8})
     assert not hist_a["loss"].equals(hist_c["loss"])
+
+
+@pytest.mark.slow
+def test_early_stopping_keeps_the_epoch_of_the_lowest_validation_loss() -> None:
+    # Labels the images cannot predict: the validation loss soon stops improving.
+    rng = np.random.default_rng(3)
+    images = rng.random((12, TINY, TINY)).astype(np.float32)
+    labels = np.arange(12) % 2
+    kwargs = dict(image_size=TINY, epochs=12, batch_size=4, learning_rate=1e-2, seed=1)
+    val = dict(val_images=images[8:], val_labels=labels[8:])
+    model, history = classifier.train_classifier(
+        images[:8], labels[:8], **val, patience=2, min_epochs=1, **kwargs
+    )
+    chosen = history[history["chosen"]]
+    assert len(chosen) == 1
+    best = int(chosen["epoch"].iloc[0])
+    # The best epoch after the warm-up; training ran on for `patience` epochs past it, no more.
+    after = history[history["epoch"] > 1]
+    assert chosen["val_loss"].iloc[0] == after["val_loss"].min()
+    assert len(history) == best + 2 < 12  # stopped early
+    # The returned weights are the chosen epoch's: its validation loss again.
+    rgb = np.repeat(images[8:][..., None], 3, axis=-1)
+    loss, _ = model.evaluate(rgb, labels[8:].astype("float32"), verbose=0)
+    assert loss == pytest.approx(chosen["val_loss"].iloc[0], rel=1e-4)
+    with pytest.raises(ValueError, match="needs validation images"):
+        classifier.train_classifier(images, labels, patience=2, **kwargs)
+    with pytest.raises(ValueError, match="min_epochs"):
+        classifier.train_classifier(images, labels, **val, patience=2, min_epochs=12, **kwargs)
 
 
 def test_training_rejects_bad_labels() -> None:
@@ -264,7 +297,7 @@ def _predictions(form: str, labels: list[int], preds: list[int]) -> pd.DataFrame
     prob = np.where(np.array(preds) == 1, 0.9, 0.1)
     return pd.DataFrame(
         {
-            "file": [f"img{i}.png" for i in range(len(labels))],
+            "image": [f"img{i}.png" for i in range(len(labels))],
             "label": labels,
             "form": form,
             "probability": prob,
@@ -317,7 +350,7 @@ def test_evaluate_forms_with_a_model(tiny_model) -> None:
         files,
         n_resamples=100,
     )
-    assert list(preds.columns) == ["file", "label", "form", "probability", "prediction", "correct"]
+    assert list(preds.columns) == ["image", "label", "form", "probability", "prediction", "correct"]
     assert len(preds) == 18 and preds["form"].unique().tolist() == ["original", "same", "sr128"]
     direct = classify.predict_probabilities(tiny_model, original)
     np.testing.assert_array_equal(preds.loc[preds["form"] == "original", "probability"], direct)
@@ -352,118 +385,74 @@ def test_train_or_load_resumes_and_retrains_on_new_settings(tmp_path, kermany_sa
     assert not loaded
 
 
-# -- notebook 05's steps ----------------------------------------------------------------------
+def test_summarize_forms_compares_auc_with_the_original_and_tests_equivalence() -> None:
+    rng = np.random.default_rng(4)
+    labels = np.repeat([0, 1], 30)
+    prob = np.clip(labels * 0.5 + rng.random(60) * 0.5, 0, 1)  # AUC well above 0.5
 
+    def form(name: str, p: np.ndarray) -> pd.DataFrame:
+        pred = (p >= 0.5).astype(int)
+        return pd.DataFrame(
+            {
+                "image": [f"i{i}" for i in range(60)],
+                "label": labels,
+                "form": name,
+                "probability": p,
+                "prediction": pred,
+                "correct": pred == labels,
+            }
+        )
 
-def _images(n_train: int = 4, n_test: int = 4) -> classify.KermanyImages:
-    rng = np.random.default_rng(0)
-    train = pd.DataFrame({"path": [f"t{i}.png" for i in range(n_train)], "sha256": "0" * 64})
-    test = pd.DataFrame({"image": [f"NORMAL/{i}.png" for i in range(n_test)]})
-    return classify.KermanyImages(
-        train,
-        test,
-        rng.random((n_train, TINY, TINY)).astype(np.float32),
-        np.arange(n_train) % 2,
-        rng.random((n_test, TINY, TINY)).astype(np.float32),
-        np.arange(n_test) % 2,
-    )
-
-
-def test_classifier_for_trains_with_the_profiles_settings(tmp_path, monkeypatch) -> None:
-    seen = {}
-    history = pd.DataFrame({"epoch": [1], "loss": [0.7]})
-
-    def spy(folder, settings, train_images, train_labels, **kwargs):
-        seen.update(folder=folder, settings=settings, x=train_images, y=train_labels, **kwargs)
-        return "model", history, seen.get("loaded", False)
-
-    monkeypatch.setattr(classify, "train_or_load", spy)
-    params = load_params("quick", {"classifier.epochs": 3, "seed": 4})
-    paths = Paths(params, root=tmp_path)
-    images = _images()
-    clf = classify.classifier_for(params, paths, images)
-    cfg = params.classifier
-    assert (clf.model, clf.origin) == ("model", "trained for 3 epochs")
-    assert seen.pop("folder") == paths.classifier
-    assert seen.pop("settings") == {
-        **cfg.model_dump(mode="json"),
-        "seed": 4,
-        "train_data": data.manifest_digest(images.train),
-    }
-    assert seen.pop("x") is images.train_x and seen.pop("y") is images.train_y
-    assert seen.pop("val_images") is images.test_x and seen.pop("val_labels") is images.test_y
-    assert seen == {
-        "image_size": cfg.image_size,
-        "epochs": 3,
-        "batch_size": cfg.batch_size,
-        "learning_rate": cfg.learning_rate,
-        "shear_degrees": cfg.shear_degrees,
-        "zoom": cfg.zoom,
-        "horizontal_flip": cfg.horizontal_flip,
-        "seed": 4,
-    }
-    pd.testing.assert_frame_equal(pd.read_csv(paths.tables / "05_training_history.csv"), history)
-    seen["loaded"] = True
-    assert classify.classifier_for(params, paths, images).origin.startswith("loaded")
-
-
-def test_classifier_for_takes_a_given_model_and_records_it(tiny_model, tmp_path) -> None:
-    given = classifier.save_classifier(tiny_model, tmp_path / "given.keras")
-    params = load_params("quick", {"classifier.model_path": str(given)})
-    paths = Paths(params, root=tmp_path)
-    clf = classify.classifier_for(params, paths, _images())
-    assert clf.history is None and str(given) in clf.origin
-    assert classifier.count_trainable_parameters(clf.model) == (
-        classifier.count_trainable_parameters(tiny_model)
-    )
-    recorded = provenance.sources_used(paths)["classifier"]
-    assert recorded == {"path": str(given), "sha256": sources.sha256_file(given)}
-    assert not paths.classifier.exists()  # nothing trained
-
-
-def test_sample_predictions_show_the_first_images_of_each_class() -> None:
-    labels = np.array([1, 0, 0, 1, 0, 1, 1])
-    original = np.arange(7)[:, None, None] * np.ones((1, 4, 4))
-    forms = {"original": original, "LR (bicubic)": original, "SR pretrained": original + 10}
-    prob = np.array([0.1, 0.2, 0.3, 0.6, 0.5, 0.4, 0.9])
-    predictions = pd.concat(
-        [
-            pd.DataFrame({"form": form, "probability": prob, "prediction": (prob >= 0.5) * 1})
-            for form in forms
-        ],
+    table = pd.concat(
+        [form("original", prob), form("copy", prob.copy()), form("flipped", 1 - prob)],
         ignore_index=True,
     )
-    rows = classify.sample_predictions(forms, predictions, labels, per_class=2)
-    assert len(rows) == 2  # original and SR pretrained; LR is not shown
-    picks = [0, 1, 2, 3]  # the first two of each class, in the test order
-    assert [float(img[0, 0]) for _, img in rows[1]] == [p + 10 for p in picks]
-    assert rows[0][0][0] == "original: true PNEUMONIA\npred NORMAL (p=0.10)"
-    assert rows[1][3][0] == "SR pretrained: true PNEUMONIA\npred PNEUMONIA (p=0.60)"
-    fig = plots.prediction_grid(rows)
-    assert len(fig.axes) == 2 * 4  # one row per form, one column per picked image
-    del forms["SR pretrained"]
-    assert len(classify.sample_predictions(forms, predictions, labels, per_class=2)) == 1
+    summary = classify.summarize_forms(
+        table, n_resamples=300, equivalence_margin=0.05, equivalence_alpha=0.05
+    ).set_index("form")
+    assert summary.loc["original", "equivalence"] == "reference"
+    assert np.isnan(summary.loc["original", "auc_diff"])
+    copy = summary.loc["copy"]
+    assert (copy.auc_diff, copy.auc_diff_low, copy.auc_diff_high) == (0.0, 0.0, 0.0)
+    assert copy.equivalence == "equivalent" and copy.tost_p == 0.0
+    flipped = summary.loc["flipped"]
+    assert flipped.auc_diff == pytest.approx(1 - 2 * summary.loc["original", "auc"])
+    assert flipped.auc_diff_high < -0.05 and flipped.equivalence == "lower"
+    assert set(classify.SUMMARY_VIEW) <= set(summary.reset_index().columns)
+    # Without a margin, no comparison columns (the summary of one model's forms as before).
+    assert "auc_diff" not in classify.summarize_forms(table, n_resamples=50).columns
 
 
-def test_load_kermany_and_forms_from_a_prepared_run(tmp_path, mirror) -> None:
-    from .test_data import TINY as TINY_DATA
+class _FoldModel:
+    """Stands in for a fold's Keras model: predicts its own fold number / 10 for any image."""
 
-    overrides = {**TINY_DATA, "classifier.image_size": TINY, "evaluate.include_general_v3": False}
-    params = load_params("quick", {**overrides, "device": "cpu"})
-    paths = Paths(params, root=tmp_path)
-    tables = data.prepare_all(params, paths.work)
-    data.save_tables(tables, paths)
-    images = classify.load_kermany(params, paths)
-    manifest = tables["manifest"]
-    kermany = manifest[(manifest.dataset == "kermany") & (manifest.role == "hr")]
-    assert len(images.train) == (kermany.fold != 0).sum() == len(images.train_x)
-    n_test = (kermany.fold == 0).sum()
-    assert images.test.hr.map(lambda p: p.is_file()).all() and len(images.test_x) == n_test
-    assert images.train_x.shape[1:] == (TINY, TINY)
-    assert images.test_y.tolist() == images.test.label.astype(int).tolist()
-    assert images.describe().startswith(f"train: {len(images.train)} images (")
-    forms = classify.load_forms(params, paths, images)
-    assert list(forms) == ["original", "LR (bicubic)", "SR pretrained"]
-    assert forms["original"] is images.test_x
-    assert all(f.shape == (n_test, TINY, TINY) for f in forms.values())
-    assert any(paths.sr.glob("pretrained*/kermany/*/*.png"))  # written as notebook 04 does
+    def __init__(self, fold: int) -> None:
+        self.fold = fold
+        self.input_shape = (None, TINY, TINY, 3)
+
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+        return np.full((len(batch), 1), self.fold / 10)
+
+
+def test_out_of_fold_predicts_each_image_once_per_form_by_its_folds_model() -> None:
+    folds = np.array([2, 0, 1, 2, 0, 1, 1, 0, 2])
+    table = pd.DataFrame(
+        {"image": [f"i{i}.png" for i in range(9)], "label": np.arange(9) % 2, "fold": folds}
+    )
+    images = np.zeros((9, TINY, TINY), np.float32)
+    forms = {"original": images, "LR (bicubic)": list(images)}
+    models = {k: _FoldModel(k) for k in range(3)}
+    out = classify.predict_out_of_fold(models, forms, table)
+    assert len(out) == 2 * 9 and out.groupby("form").image.apply(lambda s: s.is_unique).all()
+    for _, part in out.groupby("form", sort=False):
+        assert part.image.tolist() == table.image.tolist()  # the table's order
+        np.testing.assert_array_equal(part.fold, folds)
+        np.testing.assert_allclose(part.probability, folds / 10)  # its own fold's model
+    assert out.form.unique().tolist() == ["original", "LR (bicubic)"]
+    # A smoke run: only fold 0's model, so only fold 0's images are predicted.
+    smoke = classify.predict_out_of_fold({0: models[0]}, forms, table)
+    assert smoke.image.tolist() == 2 * table.image[folds == 0].tolist()
+    with pytest.raises(ValueError, match="no image is in test fold 5"):
+        classify.predict_out_of_fold({5: _FoldModel(5)}, forms, table)
+    with pytest.raises(ValueError, match="has 2 images for 9 rows"):
+        classify.predict_out_of_fold(models, {"x": images[:2]}, table)

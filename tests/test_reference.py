@@ -63,6 +63,9 @@ def test_classifier_numbers_are_not_compared_but_its_forms_are():
     ref = pd.DataFrame(
         {
             "form": ["original", "LR (bicubic)"],
+            "kind": ["original", "LR"],
+            "condition": ["", "bicubic"],
+            "method": ["", ""],
             "n": [20, 20],
             "accuracy": [0.95, 0.80],
             "auc": [0.91, 0.95],

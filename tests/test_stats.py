@@ -14,7 +14,9 @@ from sklearn.metrics import roc_auc_score
 from cxrsr_utils import classify, metrics, report
 from cxrsr_utils.params import PROJECT_ROOT, load_params
 from cxrsr_utils.stats import (
+    auc_difference_replicates,
     binary_cross_entropy,
+    bootstrap_auc_difference,
     bootstrap_classification_ci,
     bootstrap_mean_ci,
     confusion_matrix,
@@ -24,6 +26,7 @@ from cxrsr_utils.stats import (
     roc_auc,
     round_table,
     sensitivity_specificity,
+    tost_bootstrap,
 )
 
 # -- per-image values: bootstrap of the mean, paired test -------------------------------------
@@ -169,6 +172,85 @@ def test_bootstrap_classification_ci_covers_the_truth() -> None:
         bootstrap_classification_ci(y, prob, metric="f1")
 
 
+def _normal_scores(rng: np.random.Generator, y: np.ndarray, noise: float) -> np.ndarray:
+    # Class gap 1, normal noise: AUC = Phi(1 / (noise * sqrt(2))).
+    return y + rng.normal(0, noise, len(y))
+
+
+def test_auc_difference_ci_contains_the_true_difference() -> None:
+    rng = np.random.default_rng(12)
+    y = np.repeat([0, 1], 300)
+    sharp, blurred = _normal_scores(rng, y, 0.6), _normal_scores(rng, y, 1.2)
+    truth = scipy_stats.norm.cdf(1 / (0.6 * np.sqrt(2))) - scipy_stats.norm.cdf(
+        1 / (1.2 * np.sqrt(2))
+    )  # about 0.12
+    result = bootstrap_auc_difference(y, blurred, sharp, n_resamples=1000, seed=3)
+    assert result["ci_low"] < -truth < result["ci_high"] < 0  # blurred is worse, and shown so
+    assert result["difference"] == pytest.approx(roc_auc(y, blurred) - roc_auc(y, sharp))
+    assert (result["auc"], result["reference_auc"]) == (roc_auc(y, blurred), roc_auc(y, sharp))
+    # Paired: the same resample scores both forms, so the interval of the difference is much
+    # narrower than the two forms' own intervals side by side.
+    own = [
+        bootstrap_classification_ci(y, s, metric="auc", n_resamples=1000, seed=3)
+        for s in (sharp, blurred)
+    ]
+    assert result["ci_high"] - result["ci_low"] < (own[0][1] - own[0][0]) + (own[1][1] - own[1][0])
+
+
+def test_auc_difference_of_identical_forms_is_exactly_zero() -> None:
+    rng = np.random.default_rng(13)
+    y = rng.integers(0, 2, 40)
+    scores = rng.random(40)
+    result = bootstrap_auc_difference(y, scores, scores.copy(), n_resamples=300)
+    assert (result["difference"], result["ci_low"], result["ci_high"]) == (0.0, 0.0, 0.0)
+    replicates = auc_difference_replicates(y, scores, scores, n_resamples=300)
+    assert replicates.shape == (300,) and np.nanmax(np.abs(replicates)) == 0
+    # A strictly better form: every replicate is >= 0.
+    better = np.where(y == 1, scores + 2, scores)
+    assert np.nanmin(auc_difference_replicates(y, better, scores, n_resamples=300)) >= 0
+    with pytest.raises(ValueError, match="one score per image"):
+        bootstrap_auc_difference(y, scores, scores[:-1])
+
+
+def test_tost_known_answers() -> None:
+    # Replicates spread evenly over [-0.03, 0.03]: the 90% interval is [-0.027, 0.027].
+    even = np.linspace(-0.03, 0.03, 1001)
+    inside = tost_bootstrap(0.0, even, margin=0.05, alpha=0.05)
+    assert inside["equivalent"] and inside["verdict"] == "equivalent"
+    assert (inside["ci_low"], inside["ci_high"]) == pytest.approx((-0.027, 0.027))
+    assert inside["p_lower"] == inside["p_upper"] == inside["p_tost"] == 0.0
+    # The same replicates against a narrower margin: the CI crosses both margins.
+    narrow = tost_bootstrap(0.0, even, margin=0.02)
+    assert not narrow["equivalent"] and narrow["verdict"] == "inconclusive"
+    assert narrow["p_tost"] == pytest.approx(np.mean(even >= 0.02))
+    # A large loss: the whole CI is below -margin.
+    worse = tost_bootstrap(-0.2, even - 0.2, margin=0.05)
+    assert worse["verdict"] == "lower" and worse["p_lower"] == 1.0 and not worse["equivalent"]
+    assert tost_bootstrap(0.2, even + 0.2, margin=0.05)["verdict"] == "higher"
+    # One-sided: the lower test rejects (no loss beyond the margin: non-inferior), the upper
+    # does not (a gain beyond the margin is not excluded), so no equivalence.
+    shifted = tost_bootstrap(0.04, even + 0.04, margin=0.05)
+    assert shifted["p_lower"] == 0.0 < 0.05 < shifted["p_upper"] == shifted["p_tost"]
+    assert not shifted["equivalent"] and shifted["verdict"] == "inconclusive"
+    # NaN replicates (resamples with one class) are dropped.
+    assert tost_bootstrap(0.0, np.r_[even, np.nan], margin=0.05)["ci_low"] == inside["ci_low"]
+    with pytest.raises(ValueError, match="margin"):
+        tost_bootstrap(0.0, even, margin=0)
+
+
+def test_tost_p_values_agree_with_normal_theory() -> None:
+    # Replicates from N(0.01, 0.02): the one-sided p-values are normal tail areas.
+    replicates = np.random.default_rng(14).normal(0.01, 0.02, 200_000)
+    result = tost_bootstrap(0.01, replicates, margin=0.05, alpha=0.05)
+    assert result["p_upper"] == pytest.approx(scipy_stats.norm.sf(2.0), abs=2e-3)
+    assert result["p_lower"] == pytest.approx(scipy_stats.norm.cdf(-3.0), abs=5e-4)
+    z = scipy_stats.norm.ppf(0.95)
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx(
+        (0.01 - z * 0.02, 0.01 + z * 0.02), abs=5e-4
+    )
+    assert result["equivalent"] and result["p_tost"] < 0.05
+
+
 # -- families of tests, tables ----------------------------------------------------------------
 
 
@@ -262,6 +344,13 @@ def test_notebook_05_statistics_reproduce_the_committed_table(tmp_path: Path) ->
     cfg = params.classifier
     predictions = pd.read_csv(TABLES / "05_predictions.csv")
     summary = classify.summarize_forms(
-        predictions, n_resamples=cfg.n_bootstrap, confidence=cfg.confidence, seed=params.seed
+        predictions,
+        n_resamples=cfg.n_bootstrap,
+        confidence=cfg.confidence,
+        seed=params.seed,
+        equivalence_margin=cfg.equivalence_margin,
+        equivalence_alpha=cfg.equivalence_alpha,
     )
+    forms = predictions[["form", "kind", "condition", "method"]].drop_duplicates()
+    summary = forms.merge(summary, on="form", how="right", validate="one_to_one")
     _same_bytes(summary, "05_forms_summary", tmp_path)
