@@ -254,17 +254,18 @@ def load_forms(params: Params, paths: Paths, images: KermanyImages) -> list[Form
     here by the same engine (:func:`cxrsr_utils.evaluate.run_methods`)."""
     methods, _ = evaluate.study_methods(params, paths.work)
     networks = [m for m in methods if m.kind == "network"]
-    pairs = images.table.assign(dataset="kermany")
     forms = [Form("original", "original", "", "", images.x)]
     for condition, role in EVAL_CONDITIONS.items():
         forms.append(Form(f"LR ({condition})", "LR", condition, "", list(images.table[role])))
+        # evaluate.eval_pairs' form: one row per image in this condition, its LR in ``lr``
+        pairs = images.table.assign(dataset="kermany", condition=condition, lr=images.table[role])
         for m in networks:
             files = [
                 evaluate.sr_path(paths.work, m, "kermany", img, condition=condition)
                 for img in images.table.image
             ]
             if not all(f.is_file() for f in files):  # notebook 04 has not run
-                evaluate.run_methods(pairs, [m], paths.work, condition=condition)
+                evaluate.run_methods(pairs, [m], paths.work)
             forms.append(Form(f"SR {m.name} ({condition})", "SR", condition, m.name, files))
     return forms
 

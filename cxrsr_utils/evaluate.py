@@ -2,19 +2,24 @@
 
 Methods: ``bicubic`` and ``lanczos`` (:func:`cxrsr_utils.radiographs.resize`), ``pretrained`` (the
 un-tuned RealESRGAN_x4plus), each fine-tuned variant found under ``work/finetune/`` (notebook
-03), and ``realesr-general-x4v3`` when its weights resolve. Inputs: the held-out NIH pairs
-("same dataset") and the Kermany test pairs ("unseen") prepared by notebook 01.
+03), and ``realesr-general-x4v3`` when its weights resolve. Inputs: the held-out NIH test pairs
+("same dataset"; HR a native-pixel centre crop of the original) and every Kermany pair
+("unseen"; HR the whole image resampled), prepared by notebook 01, each in the two evaluation
+conditions of :data:`cxrsr_utils.layout.EVAL_CONDITIONS`: the paper's bicubic x4 LR, and a
+low-quality LR made by the paper's two-stage degradation (fixed per image, saved).
 
 Every method runs through :func:`cxrsr_utils.upscaler.load_model` and its
 :class:`~cxrsr_utils.upscaler.Model`, the path of ``cxrsr upscale`` and
 :func:`cxrsr_utils.upscale`, with the profile's inference settings. SR outputs are written as
-PNG (same bit depth as the HR) under ``work/sr/<method>/`` and scored from the written file, so
-a resumed run scores exactly what a fresh run scores, and notebook 05 classifies the very
-images scored here.
+PNG (same bit depth as the HR) under ``work/sr/<method>/<condition>/<dataset>/`` and scored
+from the written file, so a resumed run scores exactly what a fresh run scores, and notebook 05
+classifies the very images scored here. The statistics plan (which comparison is primary) is
+:mod:`cxrsr_utils.sr_comparisons`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +27,25 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxrsr_utils import infer, metrics, models, radiographs, sources, stats
+from cxrsr_utils import infer, metrics, models, radiographs, sources, variant_cards
 from cxrsr_utils.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 from cxrsr_utils.params import Params
 from cxrsr_utils.repro import torch_device
 from cxrsr_utils.upscaler import BASELINES, Model, load_model
 
-DATASET_LABELS = {"nih": "NIH held-out (same dataset)", "kermany": "Kermany test (unseen)"}
+# What the HR ground truth of each data set is, said wherever a data set is named: NIH's is
+# native pixels, Kermany's is itself a resample (the classifier reads the whole chest).
+DATASET_LABELS = {
+    "nih": "NIH held-out test (HR: native-pixel centre crop)",
+    "kermany": "Kermany, unseen (HR: whole image resampled)",
+}
+CONDITION_LABELS = {
+    "bicubic": "bicubic x4 LR (the paper's protocol)",
+    "degraded": "two-stage degraded LR (low quality)",
+}
+# The manifest's split of the pairs each data set is evaluated on (every Kermany image: none
+# of them trains the SR networks, and notebook 05 classifies each one in every form).
+EVAL_SPLITS = {"nih": "test", "kermany": "cv"}
 
 
 def dataset_label(dataset: str) -> str:
@@ -36,27 +53,23 @@ def dataset_label(dataset: str) -> str:
     return DATASET_LABELS.get(dataset, dataset)
 
 
+def condition_label(condition: str) -> str:
+    """An evaluation condition's name as figures show it (unknown names as they are)."""
+    return CONDITION_LABELS.get(condition, condition)
+
+
 def with_dataset_labels(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with its ``dataset`` column in the words of :data:`DATASET_LABELS`."""
     return table.assign(dataset=table["dataset"].map(dataset_label))
 
 
-# Each fine-tuned variant is tested against these methods, on these metrics.
-PAIRED_BASELINES = ("pretrained", "bicubic")
-PAIRED_METRICS = ("psnr", "ssim", "lr_psnr")
-# The columns of the paired-test table a reader needs first (the rest is in the saved table).
-PAIRED_VIEW = (
-    "dataset",
-    "metric",
-    "method_a",
-    "method_b",
-    "mean_diff",
-    "diff_ci_low",
-    "diff_ci_high",
-    "p_value",
-)
-# One row of the paper's Fig 8: its title, then (title, image) tiles: LR, each method, HR.
-ZoomRow = tuple[str, list[tuple[str, np.ndarray]]]
+def with_labels(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its ``dataset`` and ``condition`` columns (where it has one) in the
+    words of :data:`DATASET_LABELS` and :data:`CONDITION_LABELS` (what figures show)."""
+    labelled = with_dataset_labels(table)
+    if "condition" in table.columns:
+        labelled["condition"] = table["condition"].map(condition_label)
+    return labelled
 
 
 @dataclass(frozen=True)
@@ -70,10 +83,20 @@ class Method:
     source: str
     sha256: str = ""
     note: str = ""
+    # A fine-tuned variant's model-card record of what it lacks against the paper (None: the
+    # card does not say); empty for the methods that are not fine-tuned here.
+    differs_from_paper: tuple[str, ...] | None = ()
 
     def upscale(self, image: np.ndarray) -> np.ndarray:
         """The SR of a gray float image in [0, 1], as ``cxrsr_utils.upscale`` computes it."""
         return self.model.upscale_float(image)
+
+    @property
+    def paper_gaps(self) -> str:
+        """What the method lacks against the paper, in words (tables' and figures' notes)."""
+        if not self.name.startswith("finetuned:"):
+            return "not fine-tuned"
+        return variant_cards.describe_gaps(self.differs_from_paper)
 
     def describe(self) -> dict[str, str]:
         return {
@@ -82,15 +105,28 @@ class Method:
             "source": self.source,
             "sha256": self.sha256,
             "note": self.note,
+            "differs_from_paper": self.paper_gaps,
         }
 
 
-def eval_pairs(manifest: pd.DataFrame, work: StudyLayout | Path) -> pd.DataFrame:
-    """HR/LR pairs to evaluate: NIH held-out test and Kermany (every fold) images of the run
-    ``work`` (its folder or :class:`~cxrsr_utils.layout.StudyLayout`).
+def method_rank(name: str) -> tuple[int, str]:
+    """Display order: baselines, the pretrained model, other pretrained networks, fine-tuned."""
+    fixed = {"bicubic": 0, "lanczos": 1, "pretrained": 2}
+    return (fixed.get(name, 4 if name.startswith("finetuned:") else 3), name)
 
-    Columns: dataset, image (path relative to the dataset's HR folder), hr, lr (absolute
-    paths), label (Kermany: 0/1, NIH: NA).
+
+def eval_pairs(
+    manifest: pd.DataFrame,
+    work: StudyLayout | Path,
+    conditions: Sequence[str] = tuple(EVAL_CONDITIONS),
+) -> pd.DataFrame:
+    """HR/LR pairs to evaluate, one row per (data set, image, condition): the NIH test and
+    every Kermany image (:data:`EVAL_SPLITS`) of the run ``work`` (its folder or
+    :class:`~cxrsr_utils.layout.StudyLayout`), each with the LR of each of ``conditions``.
+
+    Columns: dataset, condition, image (path relative to the dataset's HR folder), hr, lr
+    (absolute paths; lr is the condition's LR), label (Kermany: 0/1, NIH: NA). Sorted by data
+    set, condition and image. A condition's missing LR file raises (run notebook 01).
     """
     layout = as_layout(work)
     if not layout.data.is_dir():
@@ -98,23 +134,36 @@ def eval_pairs(manifest: pd.DataFrame, work: StudyLayout | Path) -> pd.DataFrame
             f"{layout.data} is missing: give the run's folder (work/<profile>) or its Paths, "
             "and run notebook 01 first."
         )
-    hr = manifest[(manifest["role"] == "hr") & manifest["split"].isin(["test", "cv"])]
+    unknown = [c for c in conditions if c not in EVAL_CONDITIONS]
+    if unknown or not conditions:
+        raise ValueError(f"conditions must be among {', '.join(EVAL_CONDITIONS)}, got {unknown}.")
+    split = manifest["dataset"].map(EVAL_SPLITS)
+    hr = manifest[(manifest["role"] == "hr") & (manifest["split"] == split)]
     rows = []
     for r in hr.itertuples():
         hr_path = layout.data / r.path
         image = hr_path.relative_to(layout.pair_folder(r.dataset, "hr"))
-        rows.append(
-            {
-                "dataset": r.dataset,
-                "image": image.as_posix(),
-                "hr": hr_path,
-                "lr": layout.pair_folder(r.dataset, "lr") / image,
-                "label": r.label,
-            }
-        )
+        for condition in conditions:
+            rows.append(
+                {
+                    "dataset": r.dataset,
+                    "condition": condition,
+                    "image": image.as_posix(),
+                    "hr": hr_path,
+                    "lr": layout.pair_folder(r.dataset, EVAL_CONDITIONS[condition]) / image,
+                    "label": r.label,
+                }
+            )
     if not rows:
-        raise ValueError("The data manifest has no held-out HR images; run notebook 01 first.")
-    return pd.DataFrame(rows).sort_values(["dataset", "image"], ignore_index=True)
+        raise ValueError("The data manifest has no test or cv HR images; run notebook 01 first.")
+    pairs = pd.DataFrame(rows).sort_values(["dataset", "condition", "image"], ignore_index=True)
+    missing = [p for p in pairs["lr"] if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} LR input(s) are missing, e.g. {missing[0]}: run notebook 01 "
+            "(it writes the LR of every evaluation condition)."
+        )
+    return pairs
 
 
 def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method], list[str]]:
@@ -158,10 +207,14 @@ def available_methods(
             "fp16-rounded weights" if info.fp16_rounded else "",
         )
     )
-    generators = as_layout(work).finetuned_generators()
+    layout = as_layout(work)
+    generators = layout.finetuned_generators()
     for variant, path in generators.items():
         tuned = load_model(path, options)
-        methods.append(Method(f"finetuned:{variant}", "network", tuned, str(path), tuned.sha256))
+        gaps = variant_cards.differs_from_paper(layout, variant)
+        methods.append(
+            Method(f"finetuned:{variant}", "network", tuned, str(path), tuned.sha256, "", gaps)
+        )
     if not generators:
         skipped.append("no fine-tuned generator under work/finetune/ (run notebook 03)")
     if include_general_v3:
@@ -190,14 +243,29 @@ def source_record(methods: list[Method]) -> dict[str, dict[str, str]]:
 
 
 def methods_table(methods: list[Method], skipped: list[str]) -> pd.DataFrame:
-    """The methods evaluated (:meth:`Method.describe`), then one ``not evaluated`` row for
-    each method that cannot run here, its note saying why."""
+    """The methods evaluated (:meth:`Method.describe`, with what each fine-tuned variant
+    lacks against the paper), then one ``not evaluated`` row for each method that cannot run
+    here, its note saying why."""
+    columns = ["method", "kind", "source", "sha256", "note", "differs_from_paper"]
     rows = [m.describe() for m in methods]
-    rows += [
-        {"method": "", "kind": "not evaluated", "source": "", "sha256": "", "note": note}
-        for note in skipped
+    rows += [{**dict.fromkeys(columns, ""), "kind": "not evaluated", "note": n} for n in skipped]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def paper_gaps(methods: Sequence[Method]) -> dict[str, str]:
+    """{method: what it lacks against the paper} (:attr:`Method.paper_gaps`)."""
+    return {m.name: m.paper_gaps for m in methods}
+
+
+def paper_gaps_note(methods: Sequence[Method]) -> str:
+    """One line per fine-tuned variant saying what it lacks against the paper (the note every
+    figure of notebook 04 carries)."""
+    lines = [
+        f"{m.name} lacks against the paper: {m.paper_gaps}"
+        for m in methods
+        if m.name.startswith("finetuned:")
     ]
-    return pd.DataFrame(rows, columns=["method", "kind", "source", "sha256", "note"])
+    return "\n".join(lines)
 
 
 def sr_path(
@@ -207,7 +275,7 @@ def sr_path(
     image: str,
     condition: str = "bicubic",
 ) -> Path:
-    """Where the SR output of ``method`` for one image's LR of ``condition`` lives.
+    """Where the SR output of ``method`` for one image, from the LR of ``condition``, lives.
 
     The folder carries the first 12 hex digits of the weights' SHA-256, so outputs of other
     weights (a re-trained variant) are never reused by a resumed run.
@@ -217,26 +285,22 @@ def sr_path(
 
 
 def run_methods(
-    pairs: pd.DataFrame,
-    methods: list[Method],
-    work: StudyLayout | Path,
-    condition: str = "bicubic",
+    pairs: pd.DataFrame, methods: list[Method], work: StudyLayout | Path
 ) -> pd.DataFrame:
-    """Upscale every LR input of ``condition`` with every method, write the outputs, score
-    them.
+    """Upscale every LR input (each pair of :func:`eval_pairs`: one image in one condition)
+    with every method, write the outputs, score them against HR.
 
-    ``pairs`` has a column per LR role (:data:`~cxrsr_utils.layout.EVAL_CONDITIONS`: ``lr``
-    for "bicubic", ``lr_degraded`` for "degraded"). Returns the per-image long table:
-    dataset, image, label, method, psnr, ssim, mse, lr_psnr. Outputs that already exist are
-    reused (resumable).
+    Returns the per-image long table: dataset, condition, image, label, method, psnr, ssim,
+    mse, lr_psnr (the SR output downsampled again against the LR it was made from: under the
+    degraded condition that LR holds the degradation's noise and blur). Outputs that already
+    exist are reused (resumable).
     """
-    role = EVAL_CONDITIONS[condition]
     rows = []
     for method in methods:
         for pair in tqdm(pairs.itertuples(), total=len(pairs), desc=method.name, leave=False):
-            target = sr_path(work, method, pair.dataset, pair.image, condition)
+            target = sr_path(work, method, pair.dataset, pair.image, pair.condition)
             hr = radiographs.read_radiograph(pair.hr)
-            lr = radiographs.read_radiograph(getattr(pair, role))
+            lr = radiographs.read_radiograph(pair.lr)
             if not target.is_file():
                 sr = method.upscale(lr.as_float())
                 radiographs.write_png(target, radiographs.to_pixels(sr, hr.max_value))
@@ -244,6 +308,7 @@ def run_methods(
             rows.append(
                 {
                     "dataset": pair.dataset,
+                    "condition": pair.condition,
                     "image": pair.image,
                     "label": pair.label,
                     "method": method.name,
@@ -257,7 +322,7 @@ def run_methods(
 def paper_table(
     pairs: pd.DataFrame, work: StudyLayout | Path, methods: list[Method]
 ) -> pd.DataFrame:
-    """The paper's Fig 10 table in its own form, for each SR method and dataset.
+    """The paper's Fig 10 table in its own form, for each SR method, data set and condition.
 
     The paper compares against the *LR* image, brought to HR size with bicubic here:
     "Between Original & LR" = metric(HR, bicubic(LR)), "Between SR & LR" =
@@ -267,14 +332,14 @@ def paper_table(
     """
     rows = []
     for method in methods:
-        for dataset, part in pairs.groupby("dataset", sort=True):
+        for (dataset, condition), part in pairs.groupby(["dataset", "condition"], sort=True):
             orig, srs = [], []
             for pair in part.itertuples():
                 hr = radiographs.read_radiograph(pair.hr).as_float()
                 lr = radiographs.read_radiograph(pair.lr).as_float()
                 lr_up = infer.baseline_array(lr, scale=hr.shape[0] // lr.shape[0])
                 sr = radiographs.read_radiograph(
-                    sr_path(work, method, dataset, pair.image)
+                    sr_path(work, method, str(dataset), pair.image, str(condition))
                 ).as_float()
                 orig.append(metrics.image_metrics(hr, lr_up, data_range=1.0))
                 srs.append(metrics.image_metrics(sr, lr_up, data_range=1.0))
@@ -283,118 +348,75 @@ def paper_table(
                 b = float(np.mean([s[metric] for s in srs]))
                 rows.append(
                     {
-                        "dataset": dataset_label(dataset),
+                        "dataset": dataset_label(str(dataset)),
+                        "condition": condition,
                         "method": method.name,
                         "metric": metric.upper(),
                         "Between Original & LR": a,
                         "Between SR & LR": b,
                         "Improvement (%)": (b - a) / a * 100,
+                        "differs_from_paper": method.paper_gaps,
                     }
                 )
     return pd.DataFrame(rows)
 
 
-def paired_tests(per_image: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Each fine-tuned method against each of :data:`PAIRED_BASELINES` on the same images:
-    :func:`metrics.compare_methods` on :data:`PAIRED_METRICS`, rounded as the tables are.
+@dataclass(frozen=True)
+class ZoomRow:
+    """One row of the paper's Fig 8 (:func:`cxrsr_utils.plots.zoom_comparison`): one image in
+    one condition, its tiles (LR nearest-neighbour enlarged, each method's SR, HR; gray floats
+    in [0, 1]) and the box that is zoomed, as fractions of the image."""
 
-    The fine-tuned methods are taken in ``per_image``'s order (:func:`run_methods`' order of
-    methods); the bootstrap uses ``params.evaluate.n_bootstrap`` resamples from
-    ``params.seed``. Raises :class:`RuntimeError` when ``per_image`` has no fine-tuned method.
-    """
-    tuned = [m for m in dict.fromkeys(per_image["method"]) if m.startswith("finetuned:")]
-    comparisons = [
-        metrics.compare_methods(
-            per_image,
-            t,
-            other,
-            metrics=list(PAIRED_METRICS),
-            n_resamples=params.evaluate.n_bootstrap,
-            seed=params.seed,
-        )
-        for t in tuned
-        for other in PAIRED_BASELINES
-    ]
-    if not comparisons:
-        raise RuntimeError("No fine-tuned generator found: run notebook 03 first.")
-    return stats.round_table(pd.concat(comparisons, ignore_index=True), metrics.DIGITS)
+    dataset: str
+    condition: str
+    image: str
+    tiles: list[tuple[str, np.ndarray]]
+    box: tuple[float, float, float]
+
+    @property
+    def title(self) -> str:
+        """Which image this is: data set, condition and file, one per line."""
+        return f"{dataset_label(self.dataset)}\n{condition_label(self.condition)}\n{self.image}"
+
+    @property
+    def caption(self) -> str:
+        """:attr:`title` on one line."""
+        return self.title.replace("\n", " · ")
 
 
 def zoom_rows(
-    pairs: pd.DataFrame, methods: list[Method], work: StudyLayout | Path, scale: int
+    pairs: pd.DataFrame,
+    methods: list[Method],
+    work: StudyLayout | Path,
+    params: Params,
 ) -> list[ZoomRow]:
-    """The paper's Fig 8 (:func:`cxrsr_utils.plots.zoom_comparison`): for the first pair of
-    each data set, its LR (nearest-neighbour enlarged by ``scale``), each method's written SR
-    output, and its HR, as gray floats in [0, 1]."""
+    """One :class:`ZoomRow` per data set and condition: the first image of the data set, its
+    LR of that condition enlarged ``params.scale`` times, each method's written SR output and
+    the HR, with the data set's lung-field box of ``params.evaluate.zoom_boxes``."""
     rows = []
-    for dataset, part in pairs.groupby("dataset"):
+    for (dataset, condition), part in pairs.groupby(["dataset", "condition"], sort=True):
         pair = part.iloc[0]
         lr = radiographs.read_radiograph(pair.lr).as_float()
         hr = radiographs.read_radiograph(pair.hr).as_float()
-        images = [("LR (nearest)", lr.repeat(scale, 0).repeat(scale, 1))]
+        tiles = [("LR (nearest)", lr.repeat(params.scale, 0).repeat(params.scale, 1))]
         for m in methods:
-            sr = sr_path(work, m, str(dataset), pair.image)
-            images.append((m.name, radiographs.read_radiograph(sr).as_float()))
-        images.append(("HR", hr))
-        rows.append((f"{dataset_label(str(dataset))}\n{pair.image}", images))
+            sr = sr_path(work, m, str(dataset), pair.image, str(condition))
+            tiles.append((m.name, radiographs.read_radiograph(sr).as_float()))
+        tiles.append(("HR", hr))
+        box = params.evaluate.zoom_boxes[str(dataset)]
+        rows.append(ZoomRow(str(dataset), str(condition), pair.image, tiles, box))
     return rows
+
+
+def zoom_row(rows: Sequence[ZoomRow], dataset: str, condition: str) -> ZoomRow:
+    """The row of ``dataset`` in ``condition`` among :func:`zoom_rows`' rows."""
+    for row in rows:
+        if (row.dataset, row.condition) == (dataset, condition):
+            return row
+    raise KeyError(f"No zoom row for data set {dataset!r} in condition {condition!r}.")
 
 
 def zoom_differences(row: ZoomRow) -> list[tuple[str, np.ndarray]]:
     """|SR - HR| of each method in one :func:`zoom_rows` row (its LR and HR tiles left out)."""
-    _, images = row
-    hr = images[-1][1]
-    return [(title, metrics.difference_map(img, hr)) for title, img in images[1:-1]]
-
-
-def method_rank(name: str) -> tuple[int, str]:
-    """Display order: baselines, the pretrained model, other pretrained networks, fine-tuned."""
-    fixed = {"bicubic": 0, "lanczos": 1, "pretrained": 2}
-    return (fixed.get(name, 4 if name.startswith("finetuned:") else 3), name)
-
-
-def wide_summary(summary: pd.DataFrame, digits: dict[str, int] | None = None) -> pd.DataFrame:
-    """One row per data set and method, one ``mean [ci_low, ci_high]`` column per metric."""
-    digits = {**metrics.DIGITS, **(digits or {})}
-    table = summary.copy()
-    table["value"] = [
-        f"{r.mean:.{digits.get(r.metric, 4)}f} [{r.ci_low:.{digits.get(r.metric, 4)}f}, "
-        f"{r.ci_high:.{digits.get(r.metric, 4)}f}]"
-        for r in table.itertuples()
-    ]
-    order = sorted(dict.fromkeys(summary["method"]), key=method_rank)
-    wide = table.pivot(index=["dataset", "method"], columns="metric", values="value")
-    wide = wide.reset_index()
-    wide["method"] = pd.Categorical(wide["method"], order)
-    wide = wide.sort_values(["dataset", "method"]).astype({"method": str})
-    wide["dataset"] = wide["dataset"].map(dataset_label)
-    cols = [c for c in ("psnr", "ssim", "mse", "lr_psnr") if c in wide.columns]
-    return (
-        wide[["dataset", "method", *cols]]
-        .rename(
-            columns={
-                "psnr": "PSNR (dB)",
-                "ssim": "SSIM",
-                "mse": "MSE",
-                "lr_psnr": "LR-consistency PSNR (dB)",
-            }
-        )
-        .reset_index(drop=True)
-    )
-
-
-def headline(summary: pd.DataFrame) -> str:
-    """One sentence: the best fine-tuned variant against the pretrained model and bicubic."""
-    psnr = summary[summary["metric"] == "psnr"].set_index(["dataset", "method"])["mean"]
-    parts = []
-    for dataset in sorted(summary["dataset"].unique()):
-        tuned = [m for m in psnr.loc[dataset].index if m.startswith("finetuned:")]
-        best = max(tuned, key=lambda m: psnr[(dataset, m)]) if tuned else None
-        text = (
-            f"{dataset_label(dataset)}: bicubic {psnr[(dataset, 'bicubic')]:.2f} dB, "
-            f"pretrained {psnr[(dataset, 'pretrained')]:.2f} dB"
-        )
-        if best:
-            text += f", best fine-tuned ({best.split(':', 1)[1]}) {psnr[(dataset, best)]:.2f} dB"
-        parts.append(text)
-    return "Mean PSNR against HR — " + "; ".join(parts) + "."
+    hr = row.tiles[-1][1]
+    return [(title, metrics.difference_map(img, hr)) for title, img in row.tiles[1:-1]]

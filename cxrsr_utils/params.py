@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cxrsr_utils.layout import StudyLayout
 
@@ -236,6 +243,17 @@ class FinetuneParams(_Strict):
         return self
 
 
+# What notebook 04's statistics plan may name: a baseline method and a per-image metric.
+SRBaseline = Literal["bicubic", "lanczos", "pretrained"]
+SRMetric = Literal["psnr", "ssim", "mse", "lr_psnr"]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+ZoomBox = tuple[Fraction, Fraction, Annotated[float, Field(gt=0, le=1)]]
+# A lung field in each data set's HR (x, y, side as fractions): NIH, the patient's right lung
+# beside the heart in a 512 centre crop of a 1024 original; Kermany, the right upper-middle
+# lung of the whole chest.
+ZOOM_BOXES = {"nih": (0.05, 0.2, 0.3), "kermany": (0.18, 0.3, 0.25)}
+
+
 class EvaluateParams(_Strict):
     """SR evaluation (notebook 04): inference settings and statistics."""
 
@@ -247,8 +265,53 @@ class EvaluateParams(_Strict):
         "fp32", description="auto: bf16 where the CPU has native bf16 (or on a GPU), else fp32"
     )
     include_general_v3: bool = Field(True, description="also realesr-general-x4v3 if it resolves")
-    n_bootstrap: int = Field(2000, ge=100)
-    confidence: float = Field(0.95, gt=0, lt=1)
+    n_bootstrap: int = Field(2000, ge=100, description="bootstrap resamples of every CI")
+    confidence: float = Field(0.95, gt=0, lt=1, description="level of every CI")
+    # The statistics plan, declared here before any result (cxrsr_utils.sr_comparisons): the
+    # primary comparison is the fine-tuned variant chosen on validation against
+    # primary_baseline, on one metric, data set and condition; every network method against
+    # each secondary baseline, on each secondary metric, data set and condition, is secondary.
+    primary_baseline: SRBaseline = Field(
+        "lanczos", description="the method the validation-chosen variant is tested against"
+    )
+    primary_metric: SRMetric = Field("psnr", description="metric of the primary comparison")
+    primary_dataset: Literal["nih", "kermany"] = Field(
+        "nih", description="data set of the primary comparison (nih: the held-out test split)"
+    )
+    primary_condition: Literal["bicubic", "degraded"] = Field(
+        "bicubic", description="evaluation condition (layout.EVAL_CONDITIONS) of the primary"
+    )
+    secondary_baselines: tuple[SRBaseline, ...] = Field(
+        ("lanczos", "bicubic"), min_length=1, description="each network method is tested vs these"
+    )
+    secondary_metrics: tuple[SRMetric, ...] = Field(
+        ("psnr", "ssim"), min_length=1, description="metrics of the secondary comparisons"
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="family-wise error rate (Holm, secondary comparisons)"
+    )
+    zoom_boxes: dict[str, ZoomBox] = Field(
+        ZOOM_BOXES,
+        description="zoom figure's box per data set: x, y, side as fractions of the HR image, "
+        "in a lung field (see ZOOM_BOXES)",
+    )
+
+    @field_validator("zoom_boxes", mode="before")
+    @classmethod
+    def _default_boxes(cls, value: Any) -> Any:
+        # A profile that moves one data set's box keeps the other's default.
+        return {**ZOOM_BOXES, **value} if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _boxes_inside(self) -> EvaluateParams:
+        if set(self.zoom_boxes) != set(ZOOM_BOXES):
+            raise ValueError(f"evaluate.zoom_boxes takes a box for {' and '.join(ZOOM_BOXES)}")
+        for dataset, (x, y, side) in self.zoom_boxes.items():
+            if x + side > 1 or y + side > 1:
+                raise ValueError(
+                    f"evaluate.zoom_boxes.{dataset}: x + side and y + side must be <= 1"
+                )
+        return self
 
 
 class ClassifierParams(_Strict):

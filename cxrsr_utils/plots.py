@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,26 +29,66 @@ def image_grid(
     return fig
 
 
-def zoom_comparison(
-    rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]],
-    box: tuple[float, float, float] = (0.35, 0.3, 0.3),
-    size: float = 2.4,
-) -> plt.Figure:
-    """The paper's Fig 8: per row (one image), each method's output zoomed into one box.
+# Axis titles with units for notebook 04's metrics.
+METRIC_AXES = {
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM (unitless, 0-1)",
+    "mse": "MSE (on [0, 1] pixels)",
+    "lr_psnr": "LR-consistency PSNR (dB)",
+}
 
-    ``box`` is (x, y, side) as fractions of the image; LR inputs are shown nearest-neighbour
-    enlarged so their pixels stay visible.
-    """
-    ncols = max(len(images) for _, images in rows)
+
+class ZoomRowLike(Protocol):
+    """One image of :func:`zoom_comparison` (:class:`cxrsr_utils.evaluate.ZoomRow`)."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def tiles(self) -> Sequence[tuple[str, np.ndarray]]: ...
+    @property
+    def box(self) -> tuple[float, float, float]: ...
+
+
+def add_note(fig: plt.Figure, note: str | None) -> None:
+    """``note`` (e.g. what each variant lacks against the paper) under the figure's axes."""
+    if note:
+        fig.text(0.01, 0.0, note, ha="left", va="top", fontsize=7, wrap=True)
+
+
+def _box_pixels(box: tuple[float, float, float], shape: tuple[int, ...]) -> tuple[int, int, int]:
+    h, w = shape[:2]
+    return int(box[0] * w), int(box[1] * h), max(1, int(box[2] * min(h, w)))
+
+
+def zoom_comparison(
+    rows: Sequence[ZoomRowLike], size: float = 2.4, note: str | None = None
+) -> plt.Figure:
+    """The paper's Fig 8: per row (one image in one condition), the full HR image with the
+    zoomed box drawn on it, then each tile (LR nearest-neighbour enlarged, every method, HR)
+    cropped to that box; ``note`` goes under the figure."""
+    from matplotlib.patches import Rectangle
+
+    ncols = 1 + max(len(row.tiles) for row in rows)
+    # The full image gets a wider column: its title names the image, and the box must show.
     fig, axes = plt.subplots(
-        len(rows), ncols, figsize=(size * ncols, size * len(rows)), squeeze=False
+        len(rows),
+        ncols,
+        figsize=(size * (ncols + 0.6), size * 1.15 * len(rows)),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [1.6] + [1] * (ncols - 1)},
     )
     for ax in axes.flat:
         ax.axis("off")
-    for r, (row_title, images) in enumerate(rows):
-        for c, (title, img) in enumerate(images):
-            h, w = img.shape
-            x0, y0, side = int(box[0] * w), int(box[1] * h), max(1, int(box[2] * min(h, w)))
+    for r, row in enumerate(rows):
+        hr = row.tiles[-1][1]
+        x0, y0, side = _box_pixels(row.box, hr.shape)
+        axes[r, 0].imshow(hr, cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].add_patch(Rectangle((x0, y0), side, side, fill=False, ec="red", lw=1.2))
+        axes[r, 0].set_title(
+            f"{row.title}\nHR, full ({hr.shape[1]}x{hr.shape[0]} px), box in red", fontsize=7
+        )
+        for c, (title, img) in enumerate(row.tiles, start=1):
+            x0, y0, side = _box_pixels(row.box, img.shape)
             axes[r, c].imshow(
                 img[y0 : y0 + side, x0 : x0 + side],
                 cmap="gray",
@@ -56,55 +96,63 @@ def zoom_comparison(
                 vmax=1,
                 interpolation="nearest",
             )
-            axes[r, c].set_title(f"{title}" if r else f"{title}", fontsize=8)
-        axes[r, 0].text(
-            -0.08,
-            0.5,
-            row_title,
-            transform=axes[r, 0].transAxes,
-            rotation=90,
-            va="center",
-            ha="right",
-            fontsize=8,
-        )
+            axes[r, c].set_title(f"{title}\n(box, {side}x{side} px)", fontsize=8)
     fig.tight_layout()
+    add_note(fig, note)
     return fig
 
 
 def difference_maps(
-    images: Sequence[tuple[str, np.ndarray]], vmax: float = 0.15, size: float = 2.6
+    images: Sequence[tuple[str, np.ndarray]],
+    vmax: float = 0.15,
+    size: float = 2.6,
+    title: str | None = None,
+    note: str | None = None,
 ) -> plt.Figure:
-    """|SR - HR| maps side by side, on one colour scale (clipped at ``vmax``)."""
+    """|SR - HR| maps side by side, on one colour scale (clipped at ``vmax``); ``title`` names
+    the image they show, ``note`` goes under the figure."""
     fig, axes = plt.subplots(
         1, len(images), figsize=(size * len(images), size * 1.1), squeeze=False
     )
     im = None
-    for ax, (title, diff) in zip(axes[0], images, strict=True):
+    for ax, (name, diff) in zip(axes[0], images, strict=True):
         im = ax.imshow(diff, cmap="magma", vmin=0, vmax=vmax)
-        ax.set_title(f"{title}\nmean {diff.mean():.4f}", fontsize=8)
+        ax.set_title(f"{name}\nmean {diff.mean():.4f}", fontsize=8)
         ax.axis("off")
     if im is not None:
-        fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="|SR - HR|")
+        fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="|SR - HR| (fraction of full range)")
+    if title:
+        fig.suptitle(title, fontsize=9, y=1.02)
+    add_note(fig, note)
     return fig
 
 
+def _panels(per_image: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) of each data set (and condition, where the table has one)."""
+    by = ["dataset", "condition"] if "condition" in per_image.columns else ["dataset"]
+    return [
+        ("\n".join(str(k) for k in (keys if isinstance(keys, tuple) else (keys,))), part)
+        for keys, part in per_image.groupby(by, sort=True)
+    ]
+
+
 def metric_distributions(
-    per_image: pd.DataFrame, metrics: Sequence[str] = ("psnr", "ssim")
+    per_image: pd.DataFrame, metrics: Sequence[str] = ("psnr", "ssim"), note: str | None = None
 ) -> plt.Figure:
-    """Per-image metric distributions per method and data set (seaborn box + points)."""
+    """Per-image metric distributions per method, one column per data set and condition
+    (seaborn box + points); ``note`` goes under the figure."""
     import seaborn as sns
 
-    datasets = sorted(per_image["dataset"].unique())
+    panels = _panels(per_image)
     fig, axes = plt.subplots(
         len(metrics),
-        len(datasets),
-        figsize=(5.5 * len(datasets), 3.2 * len(metrics)),
+        len(panels),
+        figsize=(5.0 * len(panels), 3.2 * len(metrics)),
         squeeze=False,
     )
     order = list(dict.fromkeys(per_image["method"]))
     for r, metric in enumerate(metrics):
-        for c, dataset in enumerate(datasets):
-            part = per_image[per_image["dataset"] == dataset]
+        for c, (title, part) in enumerate(panels):
             ax = axes[r, c]
             sns.boxplot(
                 data=part, x=metric, y="method", order=order, ax=ax, color="0.85", fliersize=0
@@ -119,9 +167,63 @@ def metric_distributions(
                 color="tab:blue",
                 alpha=0.6,
             )
-            ax.set_title(f"{dataset}: {metric.upper()}", fontsize=9)
+            ax.set_title(title, fontsize=8)
+            ax.set_xlabel(METRIC_AXES.get(metric, metric))
             ax.set_ylabel("")
     fig.tight_layout()
+    add_note(fig, note)
+    return fig
+
+
+def paired_differences(
+    per_image: pd.DataFrame,
+    differences: pd.DataFrame,
+    *,
+    metric: str = "psnr",
+    baseline: str = "lanczos",
+    note: str | None = None,
+) -> plt.Figure:
+    """Per data set and condition, side by side: the per-image ``metric`` of every method
+    (box + points), and each method's per-image difference to ``baseline`` on the same image
+    (points, a thin line joining one image across methods, the mean as a black bar).
+
+    ``differences`` is :func:`cxrsr_utils.sr_comparisons.differences_to`'s table.
+    """
+    import seaborn as sns
+
+    panels = _panels(per_image)
+    diff_panels = dict(_panels(differences))
+    axis = METRIC_AXES.get(metric, metric)
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 2.9 * len(panels)), squeeze=False)
+    order = list(dict.fromkeys(per_image["method"]))
+    for r, (title, part) in enumerate(panels):
+        left, right = axes[r]
+        sns.boxplot(
+            data=part, x=metric, y="method", order=order, ax=left, color="0.85", fliersize=0
+        )
+        sns.stripplot(
+            data=part, x=metric, y="method", order=order, ax=left, size=3, color="tab:blue"
+        )
+        left.set_title(title, fontsize=8)
+        left.set_xlabel(axis)
+        left.set_ylabel("")
+        diffs = diff_panels[title]
+        methods = list(dict.fromkeys(diffs["method"]))
+        wide = diffs.pivot(index="image", columns="method", values="difference")[methods]
+        y = np.arange(len(methods))
+        for values in wide.to_numpy():
+            right.plot(values, y, color="0.6", lw=0.6, alpha=0.6)
+        for k, method in enumerate(methods):
+            right.scatter(wide[method], np.full(len(wide), k), s=10, color="tab:blue", zorder=3)
+            right.plot([wide[method].mean()] * 2, [k - 0.3, k + 0.3], color="black", lw=2)
+        right.axvline(0, color="tab:red", lw=1, ls="--")
+        right.set_yticks(y, methods)
+        right.invert_yaxis()
+        unit = " (dB)" if axis.endswith("(dB)") else ""
+        right.set_xlabel(f"{metric.upper()} minus {baseline} on the same image{unit}")
+        right.set_title(f"{title}: per-image difference to {baseline}", fontsize=8)
+    fig.tight_layout()
+    add_note(fig, note)
     return fig
 
 

@@ -106,32 +106,35 @@ CHECKS: dict[str, TableCheck] = {
         metrics={f"{m} {s}": m for m in ("psnr", "ssim") for s in ("mean", "5%", "50%", "95%")},
     ),
     "03_sources_used": TableCheck(exact=("*",)),
+    "04_datasets": TableCheck(exact=("*",)),
+    "04_statistics_plan": TableCheck(exact=("*",)),
     "04_per_image": TableCheck(
-        keys=("dataset", "method", "image"),
+        keys=("dataset", "condition", "method", "image"),
         exact=("label",),
         metrics={"psnr": "psnr", "ssim": "ssim", "mse": "mse", "lr_psnr": "lr_psnr"},
         factor=PER_IMAGE_FACTOR,
     ),
     "04_summary": TableCheck(
-        keys=("dataset", "method", "metric"),
+        keys=("dataset", "condition", "method", "metric"),
         exact=("n",),
         metric_column="metric",
         numeric=_SR_STATS,
     ),
     "04_summary_wide": TableCheck(reason="04_summary's numbers as text; 04_summary is compared"),
     "04_paired_tests": TableCheck(
-        keys=("dataset", "metric", "method_a", "method_b"),
-        exact=("n",),
+        keys=("role", "dataset", "condition", "metric", "method_a", "method_b"),
+        exact=("n", "a_differs_from_paper"),
         metric_column="metric",
         numeric=_PAIRED,
         skipped={
             c: "rank test of the differences compared above; near-zero differences "
             "reorder their ranks"
-            for c in ("wilcoxon_statistic", "p_value", "favours")
+            for c in ("wilcoxon_statistic", "p_value", "p_holm", "favours", "significant")
         },
     ),
     "04_paper_fig10_form": TableCheck(
-        keys=("dataset", "method", "metric"),
+        keys=("dataset", "condition", "method", "metric"),
+        exact=("differs_from_paper",),
         metric_column="metric",
         numeric=("Between Original & LR", "Between SR & LR"),
         skipped={"Improvement (%)": "derived from the two columns compared"},

@@ -419,7 +419,7 @@ def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def _is_p_value(column: str) -> bool:
-    return column == "p_value" or column.endswith("_p")
+    return column in ("p_value", "p_holm") or column.endswith("_p")
 
 
 def round_table(
@@ -434,7 +434,7 @@ def round_table(
     ``digits`` is the number of decimals of every float column, or a mapping from metric to
     decimals for a long table with a ``metric`` column (such as :mod:`cxrsr_utils.metrics`'
     summary and comparison tables: each row rounded by its metric, ``default_digits`` for
-    metrics not in the mapping). P-value columns (``p_value``, ``*_p``) keep
+    metrics not in the mapping). P-value columns (``p_value``, ``p_holm``, ``*_p``) keep
     ``p_significant`` significant figures instead, so small p-values are not rounded to 0.
     """
     out = table.copy()

@@ -24,7 +24,7 @@ TINY = {
     "nih.shortest_edge": 100,
     "kermany.n_per_class": 4,
     "kermany.hr_size": 80,
-    "kermany.folds": 2,
+    "kermany.folds": 3,
 }
 
 
@@ -185,7 +185,7 @@ def test_kermany_folds_group_patients_and_cover_every_image(tmp_path, synthetic)
         "note",
     ]
     assert len(split) == 9 + 8 and split.file.is_unique  # every image, once
-    assert set(split.fold) == {0, 1}
+    assert set(split.fold) == {0, 1, 2}
     assert (split.groupby("patient")["fold"].nunique() == 1).all()
     assert split.groupby("patient").size().max() == 2  # the two-image patients stay together
     assert split.loc[split.file == "IM-0000-0001.jpeg", ["width", "height"]].values.tolist() == [

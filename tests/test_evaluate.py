@@ -1,39 +1,95 @@
-"""Notebook 04's orchestration: pairs, methods, resumable SR outputs, the paper's table form."""
+"""Notebook 04's orchestration: pairs in both conditions, methods, resumable SR outputs, the
+paper's table form, the zoom rows, and what each table and figure says a variant lacks."""
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import data, evaluate, infer, metrics, radiographs, stats
-from cxrsr_utils.layout import StudyLayout
+from cxrsr_utils import evaluate, infer, plots, radiographs, sr_summaries, variant_cards
+from cxrsr_utils.layout import EVAL_CONDITIONS, StudyLayout
 from cxrsr_utils.params import load_params
 from cxrsr_utils.upscaler import load_model
 
-from .test_data import TINY
+HR = 64  # HR side of the synthetic pairs (LR 16)
+
+
+def _chest(rng: np.random.Generator) -> np.ndarray:
+    """A smooth gray image with some texture, in [0, 1]."""
+    y, x = np.mgrid[0:HR, 0:HR] / HR
+    image = 0.5 + 0.3 * np.sin(6 * x + rng.uniform(0, 3)) * np.cos(4 * y) + 0.05 * rng.random()
+    return np.clip(image + 0.02 * rng.standard_normal((HR, HR)), 0, 1).astype(np.float32)
+
+
+def write_study(work, n_nih: int = 3, n_kermany: int = 2) -> pd.DataFrame:
+    """Pairs as notebook 01 writes them (the issue-9 data contract) under ``work``, with the
+    manifest rows eval_pairs reads: NIH test and val, Kermany cv; both LR roles."""
+    layout = StudyLayout(work)
+    rng = np.random.default_rng(0)
+    rows = []
+    images = [("nih", "test", f"{i:08d}_000.png", pd.NA) for i in range(n_nih)]
+    images += [("kermany", "cv", f"NORMAL/IM-{i:04d}-0001.png", 0) for i in range(n_kermany)]
+    images += [("nih", "val", "99999999_000.png", pd.NA)]  # validation: never evaluated
+    for dataset, split, name, label in images:
+        hr = _chest(rng)
+        lr = radiographs.resize(hr, (HR // 4, HR // 4), method="bicubic")
+        degraded = np.clip(lr + 0.05 * rng.standard_normal(lr.shape), 0, 1).astype(np.float32)
+        folder = "nih_val" if split == "val" else dataset
+        for role, image in (("hr", hr), ("lr", lr), ("lr_degraded", degraded)):
+            if split == "val" and role == "lr_degraded":
+                continue
+            path = layout.pair_folder(folder, role) / name
+            radiographs.write_png(path, radiographs.to_pixels(image, 255))
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "split": split,
+                    "role": role,
+                    "path": path.relative_to(layout.data).as_posix(),
+                    "label": label,
+                }
+            )
+    return pd.DataFrame(rows).astype({"label": "Int64"})
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, mirror):
+def study(tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
-    tables = data.prepare_all(load_params("quick", TINY), work)
-    return work, evaluate.eval_pairs(tables["manifest"], work)
+    manifest = write_study(work)
+    return work, evaluate.eval_pairs(manifest, work)
 
 
-def test_eval_pairs_are_held_out_and_match(prepared):
-    work, pairs = prepared
-    assert set(pairs.dataset) == {"nih", "kermany"}
-    # every Kermany image (cross-validation) and the NIH test pairs, never validation
-    assert (pairs.groupby("dataset").size() == pd.Series({"kermany": 8, "nih": 3})).all()
+def test_eval_pairs_hold_every_test_image_in_both_conditions(study, tmp_path):
+    work, pairs = study
+    per_image = pairs.groupby(["dataset", "image"])["condition"].apply(sorted)
+    assert all(c == sorted(EVAL_CONDITIONS) for c in per_image)
+    assert pairs.groupby("dataset")["image"].nunique().to_dict() == {"kermany": 2, "nih": 3}
+    assert not pairs.image.str.startswith("99999999").any()  # the validation pair
+    layout = StudyLayout(work)
     for p in pairs.itertuples():
+        assert p.lr == layout.pair_folder(p.dataset, EVAL_CONDITIONS[p.condition]) / p.image
         hr, lr = radiographs.read_radiograph(p.hr), radiographs.read_radiograph(p.lr)
         assert hr.pixels.shape == tuple(4 * s for s in lr.pixels.shape)
     assert pairs.query("dataset == 'kermany'").label.notna().all()
+    only = evaluate.eval_pairs(write_study(tmp_path, 1, 1), tmp_path, conditions=("degraded",))
+    assert set(only.condition) == {"degraded"} and len(only) == 2
+    with pytest.raises(ValueError, match="conditions must be among"):
+        evaluate.eval_pairs(write_study(tmp_path, 1, 1), tmp_path, conditions=("blurred",))
     with pytest.raises(FileNotFoundError, match="run's folder"):  # the data folder, not the run
         evaluate.eval_pairs(pd.DataFrame(), work / "data")
 
 
-def test_methods_run_score_and_resume(prepared):
-    work, pairs = prepared
+def test_a_missing_degraded_lr_is_an_error(tmp_path):
+    manifest = write_study(tmp_path, 1, 1)
+    layout = StudyLayout(tmp_path)
+    next(layout.pair_folder("nih", "lr_degraded").glob("*.png")).unlink()
+    with pytest.raises(FileNotFoundError, match="1 LR input"):
+        evaluate.eval_pairs(manifest, tmp_path)
+
+
+def test_methods_run_score_and_resume_in_both_conditions(study):
+    work, pairs = study
     options = infer.InferOptions(progress=False)
     methods, skipped = evaluate.available_methods(work, options, include_general_v3=True)
     names = [m.name for m in methods]
@@ -41,17 +97,31 @@ def test_methods_run_score_and_resume(prepared):
     assert any("notebook 03" in s for s in skipped)
     per_image = evaluate.run_methods(pairs, methods, work)
     assert len(per_image) == len(pairs) * len(methods)
+    assert list(per_image.columns[:5]) == ["dataset", "condition", "image", "label", "method"]
     assert per_image[["psnr", "ssim", "mse", "lr_psnr"]].notna().all().all()
-    # bicubic of a bicubic-downsampled image is much closer to HR than nothing at all
-    bic = per_image[per_image.method == "bicubic"]
-    assert (bic.psnr > 20).all()
-    # a resumed run reuses the written outputs and scores them identically
+    counts = per_image.groupby(["dataset", "image", "method"])["condition"].nunique()
+    assert (counts == len(EVAL_CONDITIONS)).all()
+    # bicubic of a bicubic-downsampled image is closer to HR than of a noisy one
+    bic = per_image[per_image.method == "bicubic"].pivot(
+        index=["dataset", "image"], columns="condition", values="psnr"
+    )
+    assert (bic["bicubic"] > bic["degraded"]).all() and (bic["bicubic"] > 20).all()
+    # each condition's output sits in its own folder
     pretrained = methods[2]
-    target = evaluate.sr_path(work, pretrained, pairs.dataset[0], pairs.image[0])
-    assert pretrained.sha256[:12] in str(target)  # other weights never reuse these outputs
-    before = target.stat().st_mtime_ns
+    first = pairs.iloc[0]
+    outputs = {
+        c: evaluate.sr_path(work, pretrained, first.dataset, first.image, c)
+        for c in EVAL_CONDITIONS
+    }
+    for condition, target in outputs.items():
+        assert target.is_file() and f"/{condition}/{first.dataset}/" in target.as_posix()
+        assert pretrained.sha256[:12] in str(target)  # other weights never reuse these outputs
+    a, b = (radiographs.read_radiograph(p).pixels for p in outputs.values())
+    assert not np.array_equal(a, b)
+    # a resumed run reuses the written outputs and scores them identically
+    before = outputs["bicubic"].stat().st_mtime_ns
     again = evaluate.run_methods(pairs, methods, work)
-    assert target.stat().st_mtime_ns == before
+    assert outputs["bicubic"].stat().st_mtime_ns == before
     pd.testing.assert_frame_equal(per_image, again)
 
 
@@ -63,43 +133,24 @@ def test_finetuned_generators_are_found(tmp_path):
     assert layout.finetuned_generators() == {"paper": layout.generator("paper")}
 
 
-def test_paper_table_form(prepared):
-    work, pairs = prepared
+def test_paper_table_form(study):
+    work, pairs = study
     options = infer.InferOptions(progress=False)
     methods, _ = evaluate.available_methods(work, options, include_general_v3=False)
     evaluate.run_methods(pairs, methods, work)
     table = evaluate.paper_table(pairs, work, methods[:1])
-    psnr = table[table.metric == "PSNR"]
-    # SR by bicubic *is* the bicubic-upscaled LR: "Between SR & LR" is infinite PSNR / zero MSE
+    # SR by bicubic *is* the bicubic-upscaled LR: "Between SR & LR" is zero MSE
     mse = table[table.metric == "MSE"]
     assert np.allclose(mse["Between SR & LR"], 0, atol=1e-5)
     assert set(table.columns) >= {"Between Original & LR", "Between SR & LR", "Improvement (%)"}
-    assert len(psnr) == 2
+    psnr = table[table.metric == "PSNR"]
+    assert len(psnr) == 2 * len(EVAL_CONDITIONS)
+    assert set(psnr.condition) == set(EVAL_CONDITIONS)
+    assert set(table.differs_from_paper) == {"not fine-tuned"}
 
 
-def test_wide_summary_and_headline():
-    rows = []
-    for method, base in (("bicubic", 30.0), ("pretrained", 28.0), ("finetuned:l1", 31.0)):
-        for i in range(5):
-            rows.append(
-                {
-                    "dataset": "nih",
-                    "image": str(i),
-                    "method": method,
-                    "psnr": base + 0.1 * i,
-                    "ssim": 0.9,
-                }
-            )
-    summary = metrics.summary_table(pd.DataFrame(rows), n_resamples=200)
-    wide = evaluate.wide_summary(summary)
-    assert list(wide.method) == ["bicubic", "pretrained", "finetuned:l1"]
-    assert wide.loc[0, "PSNR (dB)"].startswith("30.20 [")
-    text = evaluate.headline(summary)
-    assert "bicubic 30.20 dB" in text and "best fine-tuned (l1) 31.20 dB" in text
-
-
-def test_study_methods_use_the_profiles_inference_settings(prepared, monkeypatch):
-    work, _ = prepared
+def test_study_methods_use_the_profiles_inference_settings(study, monkeypatch):
+    work, _ = study
     seen = {}
 
     def spy(work_dir, options, *, include_general_v3):
@@ -125,105 +176,147 @@ def test_study_methods_use_the_profiles_inference_settings(prepared, monkeypatch
     )
 
 
-def _long_scores(methods: list[str]) -> pd.DataFrame:
-    rng = np.random.default_rng(3)
-    rows = []
-    for k, method in enumerate(methods):
-        for dataset in ("kermany", "nih"):
-            for i in range(8):
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "image": f"{i}.png",
-                        "method": method,
-                        "psnr": 30 + k + rng.normal(),
-                        "ssim": 0.8 + 0.01 * k + 0.01 * rng.normal(),
-                        "mse": 0.001 * rng.random(),
-                        "lr_psnr": 40 - k + rng.normal(),
-                    }
-                )
-    return pd.DataFrame(rows)
-
-
-def test_paired_tests_compare_each_tuned_variant_with_both_baselines():
-    params = load_params("quick", {"evaluate.n_bootstrap": 200, "seed": 5})
-    methods = ["bicubic", "lanczos", "pretrained", "finetuned:paper", "finetuned:l1"]
-    per_image = _long_scores(methods)
-    paired = evaluate.paired_tests(per_image, params)
-    # Variants in the order they were run, each against pretrained then bicubic.
-    pairs = list(dict.fromkeys(zip(paired.method_a, paired.method_b, strict=True)))
-    assert pairs == [
-        ("finetuned:paper", "pretrained"),
-        ("finetuned:paper", "bicubic"),
-        ("finetuned:l1", "pretrained"),
-        ("finetuned:l1", "bicubic"),
-    ]
-    assert len(paired) == 4 * 2 * 3 and set(paired.metric) == {"psnr", "ssim", "lr_psnr"}
-    direct = metrics.compare_methods(
-        per_image,
-        "finetuned:l1",
-        "bicubic",
-        metrics=["psnr", "ssim", "lr_psnr"],
-        n_resamples=200,
-        seed=5,
-    )
-    expected = stats.round_table(direct, metrics.DIGITS)
-    got = paired[(paired.method_a == "finetuned:l1") & (paired.method_b == "bicubic")]
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
-    with pytest.raises(RuntimeError, match="run notebook 03"):
-        evaluate.paired_tests(per_image[~per_image.method.str.startswith("finetuned:")], params)
-
-
-def test_zoom_rows_and_differences_read_the_written_outputs(prepared):
-    work, pairs = prepared
+def test_zoom_rows_and_differences_read_the_written_outputs(study):
+    work, pairs = study
     options = infer.InferOptions(progress=False)
     baselines = [
         evaluate.Method(name, "resize", load_model(name, options), source=name)
         for name in ("bicubic", "lanczos")
     ]
     evaluate.run_methods(pairs, baselines, work)
-    rows = evaluate.zoom_rows(pairs, baselines, work, 4)
-    assert [title.split("\n")[0] for title, _ in rows] == [
-        evaluate.DATASET_LABELS["kermany"],
-        evaluate.DATASET_LABELS["nih"],
+    params = load_params("quick", {"evaluate.zoom_boxes.nih": [0.1, 0.2, 0.5]})
+    rows = evaluate.zoom_rows(pairs, baselines, work, params)
+    assert [(r.dataset, r.condition) for r in rows] == [
+        (d, c) for d in ("kermany", "nih") for c in sorted(EVAL_CONDITIONS)
     ]
-    title, tiles = rows[1]
-    first = pairs[pairs.dataset == "nih"].iloc[0]
-    assert title.endswith(first.image)
-    assert [t for t, _ in tiles] == ["LR (nearest)", "bicubic", "lanczos", "HR"]
+    row = evaluate.zoom_row(rows, "nih", "degraded")
+    assert row.box == (0.1, 0.2, 0.5)
+    assert (
+        evaluate.zoom_row(rows, "kermany", "bicubic").box == params.evaluate.zoom_boxes["kermany"]
+    )
+    first = pairs[(pairs.dataset == "nih") & (pairs.condition == "degraded")].iloc[0]
+    assert row.title.endswith(first.image) and evaluate.CONDITION_LABELS["degraded"] in row.title
+    assert evaluate.DATASET_LABELS["nih"] in row.title
+    assert [t for t, _ in row.tiles] == ["LR (nearest)", "bicubic", "lanczos", "HR"]
     hr = radiographs.read_radiograph(first.hr).as_float()
-    lr = radiographs.read_radiograph(first.lr).as_float()
-    np.testing.assert_array_equal(tiles[0][1][::4, ::4], lr)
-    assert tiles[0][1].shape == hr.shape
+    lr = radiographs.read_radiograph(first.lr).as_float()  # the degraded LR
+    np.testing.assert_array_equal(row.tiles[0][1][::4, ::4], lr)
     sr = radiographs.read_radiograph(
-        evaluate.sr_path(work, baselines[0], "nih", first.image)
+        evaluate.sr_path(work, baselines[0], "nih", first.image, "degraded")
     ).as_float()
-    np.testing.assert_array_equal(tiles[1][1], sr)
-    np.testing.assert_array_equal(tiles[-1][1], hr)
-    diffs = evaluate.zoom_differences(rows[1])
+    np.testing.assert_array_equal(row.tiles[1][1], sr)
+    np.testing.assert_array_equal(row.tiles[-1][1], hr)
+    diffs = evaluate.zoom_differences(row)
     assert [t for t, _ in diffs] == ["bicubic", "lanczos"]
     np.testing.assert_allclose(diffs[0][1], np.abs(sr - hr), atol=1e-6)
+    with pytest.raises(KeyError):
+        evaluate.zoom_row(rows, "nih", "blurred")
+    # the figure: the full HR with the box drawn, then each tile cropped to that box
+    fig = plots.zoom_comparison([row], note="finetuned:x lacks against the paper: y")
+    full = fig.axes[0]
+    (box,) = full.patches
+    assert (box.get_x(), box.get_y(), box.get_width()) == (6, 12, 32)  # 0.1, 0.2, 0.5 of 64
+    assert fig.axes[1].images[0].get_array().shape == (32, 32)
+    assert any("lacks against the paper" in t.get_text() for t in fig.texts)
 
 
-def test_methods_table_and_source_record_list_every_method():
+def _card(layout: StudyLayout, variant: str, card: dict) -> None:
+    layout.variant_folder(variant).mkdir(parents=True, exist_ok=True)
+    layout.model_card(variant).write_text(json.dumps(card))
+
+
+def test_methods_table_says_what_each_variant_lacks(tmp_path):
+    layout = StudyLayout(tmp_path)
+    _card(layout, "paper", {"differs_from_paper": ["no VGG19 perceptual loss", "no netD"]})
+    _card(layout, "old", {"model": "a card from before issue 9"})
+    _card(layout, "full", {"differs_from_paper": []})
     options = infer.InferOptions(progress=False)
     bicubic = evaluate.Method(
         "bicubic", "resize", load_model("bicubic", options), "radiographs.resize"
     )
-    table = evaluate.methods_table([bicubic], ["realesr-general-x4v3: not offline"])
-    assert list(table.columns) == ["method", "kind", "source", "sha256", "note"]
-    assert table.method.tolist() == ["bicubic", ""]
-    assert table.iloc[1].kind == "not evaluated"
-    assert table.iloc[1].note == "realesr-general-x4v3: not offline"
+    tuned = [
+        evaluate.Method(
+            f"finetuned:{v}",
+            "network",
+            load_model("bicubic", options),
+            "x",
+            differs_from_paper=variant_cards.differs_from_paper(layout, v),
+        )
+        for v in ("paper", "old", "full")
+    ]
+    table = evaluate.methods_table([bicubic, *tuned], ["realesr-general-x4v3: not offline"])
+    assert list(table.columns) == [
+        "method",
+        "kind",
+        "source",
+        "sha256",
+        "note",
+        "differs_from_paper",
+    ]
+    assert table.differs_from_paper.tolist() == [
+        "not fine-tuned",
+        "no VGG19 perceptual loss; no netD",
+        variant_cards.NOT_RECORDED,
+        "nothing (the paper's protocol)",
+        "",
+    ]
+    assert table.iloc[-1].kind == "not evaluated"
+    assert table.iloc[-1].note == "realesr-general-x4v3: not offline"
     assert evaluate.source_record([bicubic]) == {"method:bicubic": bicubic.describe()}
+    note = evaluate.paper_gaps_note([bicubic, *tuned])
+    assert note.splitlines() == [
+        "finetuned:paper lacks against the paper: no VGG19 perceptual loss; no netD",
+        f"finetuned:old lacks against the paper: {variant_cards.NOT_RECORDED}",
+        "finetuned:full lacks against the paper: nothing (the paper's protocol)",
+    ]
 
 
-def test_dataset_labels_name_known_sets_and_keep_unknown_names() -> None:
-    table = pd.DataFrame({"dataset": ["nih", "kermany", "other"], "psnr": [1.0, 2.0, 3.0]})
-    labelled = evaluate.with_dataset_labels(table)
+def test_chosen_variant_is_the_best_on_validation(tmp_path, monkeypatch):
+    from cxrsr_utils import finetune_records
+
+    # the rule of the contract, applied to the cards (finetune_records' own where it exists)
+    layout = StudyLayout(tmp_path)
+    for variant, psnr in (("paper", 30.1), ("l1", 31.5), ("matched_l1", 31.5)):
+        _card(layout, variant, {"validation": {"chosen_by": "best_val", "psnr": psnr}})
+        layout.generator(variant).write_bytes(b"x")
+    assert variant_cards.chosen_variant(layout) == "l1"  # a tie goes to the first name
+    assert variant_cards.validation_psnr(layout, "paper") == 30.1
+    monkeypatch.delattr(finetune_records, "chosen_variant", raising=False)
+    assert variant_cards.chosen_variant(tmp_path) == "l1"
+    _card(layout, "paper", {"model": "no validation record"})
+    with pytest.raises(RuntimeError, match="paper holds no validation PSNR"):
+        variant_cards.chosen_variant(layout)
+    with pytest.raises(RuntimeError, match="run notebook 03"):
+        variant_cards.chosen_variant(tmp_path / "empty")
+
+
+def test_dataset_labels_say_what_the_hr_is_and_keep_unknown_names() -> None:
+    table = pd.DataFrame(
+        {
+            "dataset": ["nih", "kermany", "other"],
+            "condition": ["bicubic", "degraded", "x"],
+            "psnr": [1.0, 2.0, 3.0],
+        }
+    )
+    labelled = evaluate.with_labels(table)
     assert labelled["dataset"].tolist() == [
-        "NIH held-out (same dataset)",
-        "Kermany test (unseen)",
+        "NIH held-out test (HR: native-pixel centre crop)",
+        "Kermany, unseen (HR: whole image resampled)",
         "other",
     ]
+    assert labelled["condition"].tolist()[:2] == [
+        evaluate.CONDITION_LABELS["bicubic"],
+        evaluate.CONDITION_LABELS["degraded"],
+    ]
     assert labelled["psnr"].tolist() == [1.0, 2.0, 3.0] and table["dataset"][0] == "nih"
+
+
+def test_datasets_table_names_the_hr_of_each_data_set(study):
+    _, pairs = study
+    params = load_params("quick")
+    table = sr_summaries.datasets_table(pairs, params).set_index("dataset")
+    assert table.loc["nih", "images"] == 3 and table.loc["kermany", "images"] == 2
+    assert "native pixels" in table.loc["nih", "HR"]
+    assert f"resampled to {params.kermany.hr_size}x" in table.loc["kermany", "HR"]
+    assert table.loc["nih", "split"] == "test" and table.loc["kermany", "split"] == "cv"
+    assert table.loc["nih", "conditions"] == ", ".join(sorted(EVAL_CONDITIONS))

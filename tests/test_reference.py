@@ -15,6 +15,7 @@ from cxrsr_utils.report import save_table
 SUMMARY = pd.DataFrame(
     {
         "dataset": ["nih", "nih", "nih"],
+        "condition": ["bicubic", "bicubic", "bicubic"],
         "method": ["bicubic", "bicubic", "bicubic"],
         "metric": ["psnr", "ssim", "mse"],
         "n": [16, 16, 16],
@@ -52,7 +53,7 @@ def test_labels_and_counts_must_match_exactly():
     fresh.loc[0, "method"] = "lanczos"
     fresh.loc[1, "n"] = 15
     problems = reference.compare_table(fresh, SUMMARY, CHECK)
-    assert any("'nih / lanczos / psnr'" in p for p in problems)
+    assert any("'nih / bicubic / lanczos / psnr'" in p for p in problems)
     assert any(p.startswith("n of row 1") for p in problems)
     assert reference.compare_table(SUMMARY.iloc[:2], SUMMARY, CHECK) == [
         "2 rows vs 3 in the reference"
