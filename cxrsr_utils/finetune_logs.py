@@ -2,8 +2,10 @@
 
 basicsr's logger writes everything to ``train.log`` in the experiments folder and only
 warnings to the console; its message logger also feeds TensorBoard (without loading
-TensorFlow). ``loss_log.csv`` has one row per iteration (learning rates, times and every
-loss); a resumed run drops the rows after its checkpoint and writes them again.
+TensorFlow). ``loss_log.csv`` has one row per iteration (learning rates, times, every loss
+and, with a discriminator, its accuracy on real and fake patches); a resumed run drops the
+rows after its checkpoint and writes them again. :func:`discriminator_verdict` says from
+that log whether the discriminator learned or stayed at chance.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ GAN_LOG_KEYS = (
     "out_d_real",
     "l_d_fake",
     "out_d_fake",
+    "d_acc_real",
+    "d_acc_fake",
 )
 L1_LOG_KEYS = ("l_g_pix",)
 CSV_BASE_COLUMNS = ("iter", "epoch", "lr_g", "lr_d", "time_s", "data_time_s", "elapsed_s")
@@ -78,6 +82,69 @@ def loss_log(source: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"No loss log at {path}; train first.")
     return pd.read_csv(path)
+
+
+# The discriminator "stayed at chance" when its balanced accuracy (the mean of its accuracy on
+# real and on fake patches; 0.5 for any discriminator that ignores its input) over the last
+# VERDICT_TAIL of the logged iterations is below 0.5 + CHANCE_MARGIN.
+VERDICT_TAIL = 0.25
+CHANCE_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class DiscriminatorVerdict:
+    """Did the discriminator learn? ``at_chance`` None: no discriminator accuracy was logged
+    (an L1-only variant, or a log from before it was). Accuracies are shares of patches over
+    iterations ``first``..``last``."""
+
+    at_chance: bool | None
+    balanced_accuracy: float | None = None
+    accuracy_real: float | None = None
+    accuracy_fake: float | None = None
+    first: int | None = None
+    last: int | None = None
+
+    @property
+    def text(self) -> str:
+        """One sentence for the notebook, the tables and the model card."""
+        if self.at_chance is None:
+            return "no discriminator accuracy logged (no discriminator, or an older log)"
+        numbers = (
+            f"balanced accuracy {self.balanced_accuracy:.2f} (real patches "
+            f"{self.accuracy_real:.2f}, fake {self.accuracy_fake:.2f}) over iterations "
+            f"{self.first}-{self.last}"
+        )
+        if self.at_chance:
+            return (
+                f"the discriminator stayed at chance: {numbers}; it did not learn, so this "
+                "variant is not the paper's GAN protocol"
+            )
+        return f"the discriminator learned: {numbers}"
+
+
+def discriminator_verdict(
+    log: pd.DataFrame, *, tail: float = VERDICT_TAIL, margin: float = CHANCE_MARGIN
+) -> DiscriminatorVerdict:
+    """Whether a GAN run's discriminator stayed at chance, from its loss log (:func:`loss_log`):
+    its balanced accuracy (mean of ``d_acc_real`` and ``d_acc_fake``) over the last ``tail``
+    share of the logged iterations (at least one) against 0.5 + ``margin``."""
+    if not 0 < tail <= 1:
+        raise ValueError(f"tail must be in (0, 1], got {tail}.")
+    columns = ["d_acc_real", "d_acc_fake"]
+    if not set(columns) <= set(log.columns) or log[columns].dropna().empty:
+        return DiscriminatorVerdict(None)
+    rows = log.dropna(subset=columns).sort_values("iter")
+    rows = rows.iloc[len(rows) - max(1, round(tail * len(rows))) :]
+    real, fake = float(rows["d_acc_real"].mean()), float(rows["d_acc_fake"].mean())
+    balanced = (real + fake) / 2
+    return DiscriminatorVerdict(
+        balanced < 0.5 + margin,
+        balanced,
+        real,
+        fake,
+        int(rows["iter"].iloc[0]),
+        int(rows["iter"].iloc[-1]),
+    )
 
 
 @contextlib.contextmanager

@@ -13,6 +13,10 @@ off-GPU or outside realesrgan's checkout:
   :func:`_init_distributed` picks gloo on CPU.
 - Resume falls back past checkpoints that do not load (:mod:`cxrsr_utils.checkpoints`), and
   continues exactly (position in the epoch, RNG states, training-pair pool) in one process.
+
+With validation settings in the options (:mod:`cxrsr_utils.finetune_validation`), the EMA
+generator is validated every ``val_freq`` iterations and at the last one, and the generator
+exported is the one the declared rule chooses (best validation PSNR, or the last).
 """
 
 from __future__ import annotations
@@ -51,9 +55,17 @@ from cxrsr_utils.finetune_options import options_digest
 from cxrsr_utils.finetune_records import (
     RUN_IDENTITY,
     TrainResult,
+    card_summary,
     check_identity,
     export,
+    exported_network,
     finished,
+)
+from cxrsr_utils.finetune_validation import (
+    VALIDATION_OPTION,
+    Validator,
+    validation_digest,
+    validation_due,
 )
 from cxrsr_utils.repro import set_rng_state
 
@@ -81,9 +93,13 @@ def train(
     write raises :class:`~cxrsr_utils.checkpoints.CheckpointError`); only then is the
     previous checkpoint deleted, so only the newest is kept, and all are deleted once the
     EMA generator (``{"params_ema": ...}``) and the model card are written (each
-    atomically). A run whose card and generator already match these options and hashes is
-    recognised as done and not trained again; checkpoints of a different recipe raise
-    RuntimeError instead of being resumed.
+    atomically). With validation settings (``opt.cxrsr.validation``) the EMA generator is
+    validated every ``freq`` iterations and at the last, the curve goes to
+    ``validation_log.csv`` and into every checkpoint, and the generator exported is the one
+    the settings' ``checkpoint`` rule chooses (see :mod:`cxrsr_utils.finetune_validation`).
+    A run whose card and generator already match these options and hashes is recognised as
+    done and not trained again; checkpoints of a different recipe raise RuntimeError instead
+    of being resumed.
     ``stop_after`` stops after that iteration without writing outputs, as an interruption
     would. Writes ``loss_log.csv``, ``train.log`` and TensorBoard events (``tb_logger/``)
     under the experiments folder. Several processes: see
@@ -134,6 +150,7 @@ class _Run:
     def result(
         self, completed: bool, it: int, resumed: int | None, n_iters: int, train_seconds: float
     ) -> TrainResult:
+        summary = card_summary(self.card_path) if completed else {}
         return TrainResult(
             completed=completed,
             iterations=it,
@@ -148,6 +165,8 @@ class _Run:
             seconds=time.time() - self.t0,
             seconds_per_iter=train_seconds / n_iters if n_iters else None,
             peak_rss_mb=_peak_rss_mb(),
+            iter_seconds=summary.get("seconds_per_iter"),
+            validation=summary.get("validation"),
         )
 
 
@@ -181,6 +200,8 @@ def _train(
         "options_sha256": options_digest(opt),
         "params_sha256": params_hash,
         "data_manifest_sha256": data_hash,
+        # Which pairs and rule choose the exported generator (None: not validated).
+        "validation_sha256": validation_digest(opt),
     }
     run = _Run(opt, generator_path, card_path, identity, t0)
     if finished(card_path, generator_path, identity):
@@ -202,22 +223,40 @@ def _train(
         model = build_model(opt)
         progress = _Progress(start_iter, start_iter, int(state["epoch"]) if state else 0)
         pending_rng = _resume(model, state, progress, len(loader), logger)
+        validator = _validator(run, model, state, start_iter)
         stop = run.total if stop_after is None else min(run.total, stop_after)
         with iteration_logs(opt, model.uses_gan, start_iter) as logs:
-            _loop(run, model, loader, sampler, progress, pending_rng, stop, logs)
+            _loop(run, model, loader, sampler, progress, pending_rng, stop, logs, validator)
         if progress.it < run.total:
             logger.info(
                 f"Stopped at iteration {progress.it} of {run.total} (stop_after={stop_after})."
             )
             return progress.result(run, False)
         if run.rank == 0:
-            export(model, opt, generator_path, card_path, identity, start_iter, logger)
+            choice = validator.choice(run.total) if validator else None
+            export(model, opt, generator_path, card_path, identity, start_iter, logger, choice)
             # The card and generator now mark the run as done; checkpoints are dead weight.
             checkpoints.prune(opt, keep=None)
+            if validator:
+                validator.finish()
             (run.root / RUN_IDENTITY).unlink(missing_ok=True)
         _barrier(opt)
         logger.info(f"Training finished at iteration {progress.it}.")
     return progress.result(run, True)
+
+
+def _validator(
+    run: _Run, model: CxrRealESRGANModel, state: dict[str, Any] | None, start_iter: int
+) -> Validator | None:
+    """Rank 0's validator (None without validation settings, and on the other ranks),
+    started afresh or from the curve the checkpoint carried."""
+    settings = run.opt["cxrsr"].get(VALIDATION_OPTION)
+    if not settings or run.rank != 0:
+        return None
+    validator = Validator(settings, run.root, str(model.device))
+    validator.start(state.get("validation") if state else None, start_iter)
+    model.validation_state = validator.state.to_dict()
+    return validator
 
 
 def _prepare_folders(run: _Run) -> None:
@@ -288,6 +327,7 @@ def _loop(
     pending_rng: dict[str, Any] | None,
     stop: int,
     logs: IterationLogs,
+    validator: Validator | None,
 ) -> None:
     """Train epoch after epoch until iteration ``stop``."""
     per_batch = run.opt["datasets"]["train"]["batch_size_per_gpu"]
@@ -301,7 +341,7 @@ def _loop(
         tic = time.perf_counter()
         for batch in batches:
             data_time = time.perf_counter() - tic
-            _step(run, model, batch, progress, tic, data_time, logs)
+            _step(run, model, batch, progress, tic, data_time, logs, validator)
             if progress.it >= stop:
                 break
             tic = time.perf_counter()
@@ -317,8 +357,9 @@ def _step(
     tic: float,
     data_time: float,
     logs: IterationLogs,
+    validator: Validator | None,
 ) -> None:
-    """One iteration: optimise, log, and write a checkpoint when one is due."""
+    """One iteration: optimise, log, validate and write a checkpoint when they are due."""
     opt = run.opt
     progress.it += 1
     progress.epoch_batches += 1
@@ -356,6 +397,13 @@ def _step(
                 **losses,
             }
         )
+    if validation_due(opt, it, run.total):
+        # Before the checkpoint, so a checkpoint always carries the points up to its iteration
+        # (and names a best-generator file that exists). Rank 0 validates, the others wait.
+        if validator is not None:
+            validator.validate(exported_network(model), it, progress.train_seconds)
+            model.validation_state = validator.state.to_dict()
+        _barrier(opt)
     if it % opt["logger"]["save_checkpoint_freq"] == 0 or it == run.total:
         model.loop_state = {"epoch_batches": progress.epoch_batches}
         # Every file is written through a temporary file that must load back
@@ -363,6 +411,8 @@ def _step(
         model.save(progress.epoch, it)
         if run.rank == 0:
             checkpoints.prune(opt, keep=it)
+            if validator is not None:
+                validator.prune()
 
 
 def _init_distributed(opt: dict[str, Any]) -> bool:

@@ -74,10 +74,13 @@ class CxrRealESRGANModel(RealESRGANModel):
       two-stage pipeline, or bicubic x4 for the matched variants), then crops, pools and
       re-sharpens exactly as realesrgan;
     - ``cxrsr.loss == "l1"`` trains the generator with the pixel loss only (no discriminator);
+    - with a discriminator, logs its accuracy on the real and the fake patches of each step
+      (``d_acc_real``, ``d_acc_fake``: :func:`discriminator_accuracy`);
     - optional bf16 autocast around the optimisation step, and the speed switches
       (channels_last, ``torch.compile``, cudnn.benchmark: :mod:`cxrsr_utils.finetune_speed`)
       on the networks a step runs, never on the EMA generator;
-    - DDP on CPU (gloo), atomic training states that also carry the RNG states.
+    - DDP on CPU (gloo), atomic training states that also carry the RNG states (and the
+      validation curve so far, ``validation_state``, set by the training loop).
     """
 
     def __init__(self, opt: dict[str, Any]) -> None:
@@ -165,9 +168,21 @@ class CxrRealESRGANModel(RealESRGANModel):
         bf16 = self.opt["cxrsr"].get("autocast") == "bf16"
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
             if self.uses_gan:
-                super().optimize_parameters(current_iter)
+                with discriminator_step_outputs(self.get_bare_model(self.net_d)) as seen:
+                    super().optimize_parameters(current_iter)
+                self._log_discriminator_accuracy(seen)
             else:
                 self._optimize_pixel_only()
+
+    def _log_discriminator_accuracy(self, seen: list[torch.Tensor]) -> None:
+        """Add d_acc_real / d_acc_fake (:func:`discriminator_accuracy`) to the step's log."""
+        if len(seen) != 2:
+            raise RuntimeError(
+                f"Expected the discriminator step to score one real and one fake batch, saw "
+                f"{len(seen)} calls; realesrgan's optimize_parameters changed?"
+            )
+        real, fake = discriminator_accuracy(seen[0], seen[1])
+        self.log_dict.update(self.reduce_loss_dict(OrderedDict(d_acc_real=real, d_acc_fake=fake)))
 
     def _optimize_pixel_only(self) -> None:
         """SRModel's step, but against gt_usm when l1_gt_usm (realesrnet's convention)."""
@@ -216,6 +231,8 @@ class CxrRealESRGANModel(RealESRGANModel):
             "rng": rng_state(),
             "loop": dict(getattr(self, "loop_state", {})),
             "pool": self._pool_state(),
+            # The validation curve and its best point so far (finetune_validation), if any.
+            "validation": getattr(self, "validation_state", None),
         }
         checkpoints.save(state, Path(self.opt["path"]["training_states"]) / f"{current_iter}.state")
 
@@ -237,6 +254,41 @@ class CxrRealESRGANModel(RealESRGANModel):
         self.queue_lr = pool["lr"].to(self.device, torch.float32) / 255.0
         self.queue_gt = pool["gt"].to(self.device, torch.float32) / 255.0
         self.queue_ptr = int(pool["ptr"])
+
+
+def discriminator_accuracy(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Share of real patches the discriminator scores real (logit > 0) and of fake patches it
+    scores fake (logit < 0): the UNet discriminator gives one logit per pixel, i.e. per patch
+    of its receptive field. A logit of exactly 0 counts as wrong for both. Chance is 0.5 for
+    their mean, whatever the discriminator's bias."""
+    real = (real_logits.detach() > 0).float().mean()
+    fake = (fake_logits.detach() < 0).float().mean()
+    return real, fake
+
+
+@contextlib.contextmanager
+def discriminator_step_outputs(net_d: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collect the discriminator's outputs in its own update (real batch first, then fake).
+
+    realesrgan's ``optimize_parameters`` calls the discriminator three times: on the
+    generator's output for the generator's GAN loss (the discriminator's parameters frozen,
+    ``requires_grad`` False), then on the real and the fake batch for its own update
+    (``requires_grad`` True). A forward hook keeps the last two without touching the step.
+    """
+    seen: list[torch.Tensor] = []
+    first = next(net_d.parameters())
+
+    def hook(module: torch.nn.Module, args: Any, output: torch.Tensor) -> None:
+        if first.requires_grad:
+            seen.append(output.detach())
+
+    handle = net_d.register_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
 def _to_bytes(x: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ from cxrsr_utils import cpu, degrade_options, sources
 from cxrsr_utils.atomic import write_text
 from cxrsr_utils.finetune_sources import TrainingSources, resolve_sources
 from cxrsr_utils.finetune_speed import SPEED_OPTION, speed_options
+from cxrsr_utils.finetune_validation import VALIDATION_OPTION
 from cxrsr_utils.models import X4PLUS_DISCRIMINATOR, X4PLUS_GENERATOR
 from cxrsr_utils.params import FinetuneParams
 from cxrsr_utils.repro import torch_device
@@ -100,6 +101,7 @@ def build_options(
     generator_arch: Mapping[str, Any] | None = None,
     discriminator_arch: Mapping[str, Any] | None = None,
     download: bool = True,
+    validation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The basicsr option dict of one training run of ``finetune``'s recipe.
 
@@ -117,7 +119,10 @@ def build_options(
     the CPU has native bf16 (or on a GPU); the speed switches (channels_last, compile,
     cudnn_benchmark: :mod:`cxrsr_utils.finetune_speed`) go under ``cxrsr.speed`` when on.
     ``generator_arch``/``discriminator_arch`` override the x4plus networks (tests use tiny
-    ones; a pretrained generator needs the x4plus shape).
+    ones; a pretrained generator needs the x4plus shape). ``validation``
+    (:func:`cxrsr_utils.finetune_validation.validation_options`) goes under
+    ``cxrsr.validation``: the run is then validated and exports the generator its rule
+    chooses; without it the last generator is exported unvalidated.
     """
     ft = finetune
     mode, loss = _variant(variant)
@@ -162,6 +167,7 @@ def build_options(
             "sources": src.to_dict(),
             # Only when a switch is on: options built with all of them off stay as they were.
             **({SPEED_OPTION: speed} if speed else {}),
+            **({VALIDATION_OPTION: dict(validation)} if validation else {}),
         },
         **({"network_d": network_d} if gan else {}),
     }
@@ -391,6 +397,10 @@ def options_digest(opt: Mapping[str, Any]) -> str:
     # data-loader workers below): a run keeps its identity, and its checkpoints, with them
     # toggled. (Absent when off, so they could not change old digests either way.)
     recipe.get("cxrsr", {}).pop(SPEED_OPTION, None)
+    # Validation reads the weights and changes neither them nor any random state: the same
+    # recipe trains the same weights with or without it. Which generator it exports is in the
+    # run identity instead (finetune_validation.validation_digest).
+    recipe.get("cxrsr", {}).pop(VALIDATION_OPTION, None)
     train_set = recipe.get("datasets", {}).get("train", {})
     for key in ("dataroot_gt", "meta_info", "num_worker_per_gpu", "batch_size_per_gpu"):
         train_set.pop(key, None)

@@ -221,6 +221,13 @@ class FinetuneParams(_Strict):
     num_workers: int = Field(0, ge=0)
     save_checkpoint_freq: int = Field(500, ge=1)
     print_freq: int = Field(100, ge=1)
+    val_freq: int = Field(
+        500, ge=1, description="iterations between validation points (and at the last one)"
+    )
+    checkpoint: Literal["best_val", "last"] = Field(
+        "best_val",
+        description="generator exported: best validation PSNR (EMA), or the last iteration's",
+    )
     autocast: Literal["auto", "bf16"] | None = Field(
         None, description="bf16 autocast; auto: only where the CPU has native bf16 (or on a GPU)"
     )

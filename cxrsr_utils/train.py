@@ -10,9 +10,13 @@ The fine-tuning goes through realesrgan/basicsr's own training pieces; its parts
 - :mod:`cxrsr_utils.finetune_logs`     train.log, TensorBoard, the loss CSV
 - :mod:`cxrsr_utils.finetune_records`  model card, run identity, results
 
+- :mod:`cxrsr_utils.finetune_validation`  validation during training, the checkpoint choice
+
 Here: :func:`profile_options`, :func:`train_variant` and :func:`train_variants` (the variants of
 a profile, in the run's :class:`~cxrsr_utils.layout.StudyLayout`), :func:`save_model_cards`,
-:func:`save_loss_logs` and :func:`variant_torchrun_command`: the calls notebook 03 makes; and
+:func:`design`, :func:`save_loss_logs`, :func:`discriminator_table`,
+:func:`save_validation_curves`, :func:`validation_references`, :func:`chosen_variant` and
+:func:`variant_torchrun_command`: the calls notebook 03 makes; and
 ``python -m cxrsr_utils.train --opt options.yml ...`` (:func:`main`), the command of
 :func:`torchrun_command`.
 """
@@ -30,26 +34,45 @@ from typing import Any
 import pandas as pd
 
 from cxrsr_utils import provenance, report
-from cxrsr_utils.finetune_logs import loss_log
+from cxrsr_utils.finetune_logs import discriminator_verdict, loss_log
 from cxrsr_utils.finetune_loop import train
 from cxrsr_utils.finetune_options import build_options, read_options, torchrun_command
-from cxrsr_utils.finetune_records import TrainResult, runs_table, sources_table
-from cxrsr_utils.layout import StudyLayout, as_layout
+from cxrsr_utils.finetune_records import (
+    TrainResult,
+    check_design,
+    chosen_variant,
+    design_table,
+    runs_table,
+    sources_table,
+)
+from cxrsr_utils.finetune_validation import (
+    INFER_KEYS,
+    log_table,
+    reference_psnr,
+    validation_options,
+)
+from cxrsr_utils.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 
 __all__ = [
     "TrainResult",
     "build_options",
+    "chosen_variant",
+    "design",
+    "discriminator_table",
     "loss_log",
     "main",
     "profile_options",
+    "profile_validation",
     "runs_table",
     "save_loss_logs",
     "save_model_cards",
+    "save_validation_curves",
     "sources_table",
     "torchrun_command",
     "train",
     "train_variant",
     "train_variants",
+    "validation_references",
     "variant_torchrun_command",
 ]
 
@@ -61,7 +84,10 @@ def profile_options(params: Any, work: Layout, variant: str) -> dict[str, Any]:
     """basicsr options for ``variant`` from a :class:`cxrsr_utils.params.Params` profile.
 
     The fine-tune set is notebook 01's (``work/data/nih/finetune`` with its
-    ``meta_info.txt``); the variant trains into ``work/finetune/<variant>/experiment``.
+    ``meta_info.txt``); the variant trains into ``work/finetune/<variant>/experiment``. It is
+    validated on notebook 01's NIH validation pairs (their bicubic LR, for every variant) with
+    notebook 04's inference settings (``params.evaluate``), every ``finetune.val_freq``
+    iterations, and exports the generator ``finetune.checkpoint`` chooses.
     """
     layout = as_layout(work)
     if not layout.meta_info.is_file():
@@ -78,6 +104,22 @@ def profile_options(params: Any, work: Layout, variant: str) -> dict[str, Any]:
         seed=params.seed,
         device=params.device,
         degradation=params.degradation.model_dump(mode="json"),
+        validation=profile_validation(params, layout),
+    )
+
+
+def profile_validation(params: Any, work: Layout) -> dict[str, Any]:
+    """The validation settings of a profile's variants: the run's NIH validation pairs (HR and
+    bicubic LR), ``finetune.val_freq`` and ``finetune.checkpoint``, and notebook 04's
+    inference settings (``params.evaluate``)."""
+    layout = as_layout(work)
+    ev = params.evaluate
+    return validation_options(
+        layout.pair_folder("nih_val", "hr"),
+        layout.pair_folder("nih_val", EVAL_CONDITIONS["bicubic"]),
+        freq=params.finetune.val_freq,
+        checkpoint=params.finetune.checkpoint,
+        infer_options={k: getattr(ev, k) for k in INFER_KEYS},
     )
 
 
@@ -139,6 +181,70 @@ def save_loss_logs(results: Mapping[str, TrainResult], work: Layout) -> dict[str
     for v, log in logs.items():
         report.save_table(log, tables, f"03_loss_log_{v}", markdown=False)
     return logs
+
+
+def _cards(results: Mapping[str, TrainResult]) -> dict[str, dict[str, Any]]:
+    cards = {}
+    for variant, r in results.items():
+        if r.model_card_path is None:
+            raise ValueError(f"Variant {variant!r} has no model card: its training did not finish.")
+        cards[variant] = json.loads(Path(r.model_card_path).read_text())
+    return cards
+
+
+def design(results: Mapping[str, TrainResult]) -> pd.DataFrame:
+    """The trained variants as cells of the 2x2 design (degradation x loss), with what each
+    lacks against the paper (:func:`~cxrsr_utils.finetune_records.design_table`); raises
+    ValueError unless they share one start and one number of iterations."""
+    cards = _cards(results)
+    check_design(cards)
+    return design_table(cards)
+
+
+def discriminator_table(logs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per variant with a discriminator: did it learn or stay at chance, from its loss log
+    (:func:`~cxrsr_utils.finetune_logs.discriminator_verdict`)."""
+    rows = []
+    for variant, log in logs.items():
+        verdict = discriminator_verdict(log)
+        if verdict.at_chance is None:
+            continue
+        rows.append(
+            {
+                "variant": variant,
+                "at_chance": verdict.at_chance,
+                "balanced_accuracy": round(verdict.balanced_accuracy or 0.0, 3),
+                "acc_real": round(verdict.accuracy_real or 0.0, 3),
+                "acc_fake": round(verdict.accuracy_fake or 0.0, 3),
+                "iterations": f"{verdict.first}-{verdict.last}",
+                "verdict": verdict.text,
+            }
+        )
+    columns = ["variant", "at_chance", "balanced_accuracy", "acc_real", "acc_fake"]
+    return pd.DataFrame(rows, columns=[*columns, "iterations", "verdict"])
+
+
+def save_validation_curves(results: Mapping[str, TrainResult], work: Layout) -> pd.DataFrame:
+    """Every variant's validation curve in one table (variant, iter, val_psnr in dB, seconds
+    of the validation pass, elapsed_s of training before it), saved as
+    ``03_validation_curve``; computed on the validation split only."""
+    parts = [log_table(r.experiments_root).assign(variant=v) for v, r in results.items()]
+    columns = ["variant", "iter", "val_psnr", "seconds", "elapsed_s"]
+    curve = pd.concat([p[columns] for p in parts if len(p)], ignore_index=True)
+    report.save_table(curve, as_layout(work).tables, "03_validation_curve")
+    return curve
+
+
+def validation_references(params: Any, work: Layout) -> pd.DataFrame:
+    """Validation PSNR (dB) of bicubic, Lanczos and the pretrained x4plus (every variant's
+    start) on the same validation pairs, scored as the variants are; saved as
+    ``03_validation_references``."""
+    from cxrsr_utils.repro import torch_device
+
+    scores = reference_psnr(profile_validation(params, work), torch_device(params.device))
+    table = pd.DataFrame({"method": list(scores), "val_psnr": list(scores.values())})
+    report.save_table(table, as_layout(work).tables, "03_validation_references")
+    return table
 
 
 def variant_torchrun_command(

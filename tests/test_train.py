@@ -348,8 +348,23 @@ def test_torchrun_command_and_options(train_data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
+    from cxrsr_utils.finetune_validation import validation_options
+
+    layout = StudyLayout(tmp_path / "run")
+    write_val_pairs(layout)
+    validation = validation_options(
+        layout.pair_folder("nih_val", "hr"),
+        layout.pair_folder("nih_val", "lr"),
+        freq=2,
+        checkpoint="best_val",
+    )
     opt = tiny_options(
-        train_data, tmp_path / "exp", batch_size=2, total_iter=3, use_tb_logger=False
+        train_data,
+        tmp_path / "exp",
+        batch_size=2,
+        total_iter=3,
+        use_tb_logger=False,
+        validation=validation,
     )
     cmd, _ = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -358,13 +373,33 @@ def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
     card = json.loads(outputs(tmp_path)["model_card_path"].read_text())
     assert card["world_size"] == 2 and card["iterations"] == 3
     assert list(T.loss_log(tmp_path / "exp")["iter"]) == [1, 2, 3]
+    # Rank 0 validated at iterations 2 and 3 while rank 1 waited.
+    assert [i for i, _ in card["validation"]["curve"]] == [2, 3]
+
+
+def write_val_pairs(layout: StudyLayout, n: int = 2, side: int = 32) -> list[str]:
+    """``n`` synthetic gray validation pairs (HR ``side``², its bicubic LR) in the run's NIH
+    validation folders; returns their names."""
+    rng = np.random.default_rng(0)
+    names = [f"val{i}.png" for i in range(n)]
+    for name in names:
+        hr = rng.random((side, side), dtype=np.float32)
+        lr = resize(hr, (side // 4, side // 4))
+        for role, image in (("hr", hr), ("lr", lr)):
+            folder = layout.pair_folder("nih_val", role)
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name)
+    return names
 
 
 def _meta_info(work: Path, n: int) -> None:
-    """Notebook 01's meta_info in the run ``work``, listing ``n`` images."""
+    """Notebook 01's meta_info in the run ``work``, listing ``n`` images, and two validation
+    pairs."""
     meta = StudyLayout(work).meta_info
     meta.parent.mkdir(parents=True)
     meta.write_text("".join(f"originals/{i:05d}.png\n" for i in range(n)))
+    write_val_pairs(StudyLayout(work))
 
 
 def test_paper_profile_gives_the_paper_options(tmp_path: Path, monkeypatch) -> None:
@@ -477,7 +512,9 @@ def test_profiles_give_the_options_they_gave_before_the_split(
 ) -> None:
     """Every variant's options and digest equal those recorded from the code before train.py
     was split (tests/data/finetune_options_before_split.json): the quick results depend on
-    them, and fine-tune folders are identified by the digest."""
+    them, and fine-tune folders are identified by the digest. The validation settings added
+    since (issue 9) are checked apart: they choose which generator is exported, not what is
+    trained, so they stay out of the digest (the run identity names them)."""
     recorded = json.loads(
         (ROOT / "tests" / "data" / "finetune_options_before_split.json").read_text()
     )["runs"]
@@ -487,10 +524,19 @@ def test_profiles_give_the_options_they_gave_before_the_split(
         work = tmp_path / variant
         _meta_info(work, n_images)
         opt = T.profile_options(params, work, variant)
+        validation = opt["cxrsr"].pop("validation")
+        assert validation["freq"] == params.finetune.val_freq
+        assert validation["checkpoint"] == "best_val" and validation["images"] == [
+            "val0.png",
+            "val1.png",
+        ]
+        assert validation["lr"] == str(StudyLayout(work).pair_folder("nih_val", "lr").resolve())
         text = json.dumps(opt, sort_keys=True).replace(str(work.resolve()), "<work>")
         before = recorded[f"{profile}/{variant}"]
         assert json.loads(text) == before["options"], variant
         assert options_digest(opt) == before["digest"], variant
+        validated = {**opt, "cxrsr": {**opt["cxrsr"], "validation": validation}}
+        assert options_digest(validated) == before["digest"], variant
 
 
 def test_digest_ignores_where_the_weights_lie_and_how_they_were_found(tmp_path: Path) -> None:
@@ -527,8 +573,12 @@ def test_train_variants_trains_each_variant_in_the_profiles_order(
     results = T.train_variants(params, tmp_path, data_manifest_hash="d1")
     assert calls == [(tmp_path, "matched", "d1"), (tmp_path, "paper", "d1")]
     assert list(results) == ["matched", "paper"] and results["paper"].iterations == 2
+    validation = {"chosen_by": "best_val", "chosen_iter": 20, "psnr": 31.23456, "curve": []}
     runs = T.runs_table(
-        {"a": result(resumed_from=20, seconds=12.4), "b": result(peak_rss_mb=812.6)}
+        {
+            "a": result(resumed_from=20, seconds=12.4, iter_seconds=3.456, validation=validation),
+            "b": result(peak_rss_mb=812.6),
+        }
     )
     assert list(runs.columns) == [
         "variant",
@@ -536,11 +586,16 @@ def test_train_variants_trains_each_variant_in_the_profiles_order(
         "total_iter",
         "resumed_from",
         "seconds",
+        "s_per_iter",
         "peak_rss_mb",
+        "chosen_by",
+        "chosen_iter",
+        "val_psnr",
     ]
-    assert runs.iloc[0].tolist() == ["a", 40, 40, 20, 12, 1]
+    assert runs.iloc[0].tolist() == ["a", 40, 40, 20, 12, 3.46, 1, "best_val", 20, 31.235]
     assert runs.iloc[1].tolist()[:3] == ["b", 40, 40] and runs.iloc[1].peak_rss_mb == 813
     assert runs.resumed_from.isna().tolist() == [False, True]  # ran from the start
+    assert runs.s_per_iter.isna().tolist() == [False, True]
 
 
 def test_model_cards_and_loss_logs_are_saved_into_the_runs_reports(tmp_path: Path) -> None:
