@@ -9,7 +9,6 @@ paper's protocol. :func:`chosen_variant` is the variant the study's primary comp
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,34 +39,10 @@ def describe_gaps(gaps: Sequence[str] | None) -> str:
     return "; ".join(gaps) if gaps else "nothing (the paper's protocol)"
 
 
-def validation_psnr(work: StudyLayout | str, variant: str) -> float | None:
-    """The validation PSNR (dB) of the checkpoint ``variant`` kept, or None where its card
-    does not hold one."""
-    value = (model_card(work, variant).get("validation") or {}).get("psnr")
-    return None if value is None else float(value)
-
-
 def chosen_variant(work: StudyLayout | str) -> str:
-    """The variant with the highest validation PSNR at its kept checkpoint (ties: the first
-    name in order): the fine-tuned method of the study's primary comparison.
-
-    :func:`cxrsr_utils.finetune_records.chosen_variant` where it exists; otherwise the same
-    rule applied to the cards' ``validation.psnr`` here. Never looks at the test split.
-    """
+    """The fine-tuned method of the study's primary comparison: the variant with the highest
+    validation PSNR at its kept checkpoint (:func:`cxrsr_utils.finetune_records.chosen_variant`;
+    it never looks at the test split)."""
     from cxrsr_utils import finetune_records  # torch and basicsr: only when a choice is made
 
-    layout = as_layout(work)
-    chosen = getattr(finetune_records, "chosen_variant", None)
-    if chosen is not None:
-        return str(chosen(layout))
-    variants = sorted(layout.finetuned_generators())
-    if not variants:
-        raise RuntimeError("No fine-tuned generator under work/finetune/: run notebook 03 first.")
-    scores = {v: validation_psnr(layout, v) for v in variants}
-    missing = [v for v, s in scores.items() if s is None or math.isnan(s)]
-    if missing:
-        raise RuntimeError(
-            f"The model card of {', '.join(missing)} holds no validation PSNR "
-            "(card['validation']['psnr']): run notebook 03 again to choose on validation."
-        )
-    return max(variants, key=lambda v: float(scores[v] or 0.0))
+    return finetune_records.chosen_variant(as_layout(work))

@@ -271,22 +271,16 @@ def test_methods_table_says_what_each_variant_lacks(tmp_path):
     ]
 
 
-def test_chosen_variant_is_the_best_on_validation(tmp_path, monkeypatch):
-    from cxrsr_utils import finetune_records
-
-    # the rule of the contract, applied to the cards (finetune_records' own where it exists)
+def test_chosen_variant_is_the_best_on_validation(tmp_path):
     layout = StudyLayout(tmp_path)
     for variant, psnr in (("paper", 30.1), ("l1", 31.5), ("matched_l1", 31.5)):
         _card(layout, variant, {"validation": {"chosen_by": "best_val", "psnr": psnr}})
         layout.generator(variant).write_bytes(b"x")
     assert variant_cards.chosen_variant(layout) == "l1"  # a tie goes to the first name
-    assert variant_cards.validation_psnr(layout, "paper") == 30.1
-    monkeypatch.delattr(finetune_records, "chosen_variant", raising=False)
     assert variant_cards.chosen_variant(tmp_path) == "l1"
-    _card(layout, "paper", {"model": "no validation record"})
-    with pytest.raises(RuntimeError, match="paper holds no validation PSNR"):
-        variant_cards.chosen_variant(layout)
-    with pytest.raises(RuntimeError, match="run notebook 03"):
+    _card(layout, "l1", {"model": "no validation record"})  # not a candidate any more
+    assert variant_cards.chosen_variant(layout) == "matched_l1"
+    with pytest.raises(ValueError, match="run notebook 03"):
         variant_cards.chosen_variant(tmp_path / "empty")
 
 
