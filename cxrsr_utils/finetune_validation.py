@@ -57,14 +57,16 @@ def validation_options(
     freq: int,
     checkpoint: str,
     infer_options: Mapping[str, Any] | None = None,
+    max_images: int | None = None,
 ) -> dict[str, Any]:
     """The validation settings of a run (``opt["cxrsr"]["validation"]``).
 
     ``hr_dir`` / ``lr_dir`` hold the validation pairs, one file name in both (gray images);
     ``freq`` is the iterations between validation points, ``checkpoint`` the export rule
     (``best_val`` or ``last``), ``infer_options`` the inference settings (keys of
-    :data:`INFER_KEYS`; :class:`~cxrsr_utils.infer.InferOptions`' defaults otherwise). The
-    pairs are listed and hashed now (names and SHA-256 of every file), so the run's identity
+    :data:`INFER_KEYS`; :class:`~cxrsr_utils.infer.InferOptions`' defaults otherwise);
+    ``max_images`` keeps the first pairs by name (None: all). The pairs are listed and hashed
+    now (names and SHA-256 of every file), so the run's identity
     says which validation images chose its checkpoint.
     """
     if checkpoint not in CHECKPOINT_RULES:
@@ -72,7 +74,7 @@ def validation_options(
     if freq < 1:
         raise ValueError(f"freq must be at least 1, got {freq}.")
     hr, lr = Path(hr_dir).resolve(), Path(lr_dir).resolve()
-    images = pair_names(hr, lr)
+    images = pair_names(hr, lr)[:max_images]
     digest = hashlib.sha256()
     for name in images:
         digest.update(f"{name}\0{sources.sha256_file(hr / name)}\0".encode())

@@ -224,6 +224,9 @@ class FinetuneParams(_Strict):
     val_freq: int = Field(
         500, ge=1, description="iterations between validation points (and at the last one)"
     )
+    val_images: int | None = Field(
+        None, ge=1, description="validation pairs scored (the first N by name; None: all)"
+    )
     checkpoint: Literal["best_val", "last"] = Field(
         "best_val",
         description="generator exported: best validation PSNR (EMA), or the last iteration's",

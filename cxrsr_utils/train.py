@@ -110,8 +110,8 @@ def profile_options(params: Any, work: Layout, variant: str) -> dict[str, Any]:
 
 def profile_validation(params: Any, work: Layout) -> dict[str, Any]:
     """The validation settings of a profile's variants: the run's NIH validation pairs (HR and
-    bicubic LR), ``finetune.val_freq`` and ``finetune.checkpoint``, and notebook 04's
-    inference settings (``params.evaluate``)."""
+    bicubic LR; the first ``finetune.val_images`` by name, or all), ``finetune.val_freq`` and
+    ``finetune.checkpoint``, and notebook 04's inference settings (``params.evaluate``)."""
     layout = as_layout(work)
     ev = params.evaluate
     return validation_options(
@@ -120,6 +120,7 @@ def profile_validation(params: Any, work: Layout) -> dict[str, Any]:
         freq=params.finetune.val_freq,
         checkpoint=params.finetune.checkpoint,
         infer_options={k: getattr(ev, k) for k in INFER_KEYS},
+        max_images=params.finetune.val_images,
     )
 
 

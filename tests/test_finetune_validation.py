@@ -318,3 +318,26 @@ def test_learning_curve_figure_names_its_axes_and_references() -> None:
     fig = plots.discriminator_accuracy(logs)
     assert [a.get_title() for a in fig.axes] == ["paper"]  # only the variant with a D
     assert fig.axes[0].get_ylabel() == "share of patches classified correctly"
+
+
+def test_validation_settings_list_hash_and_cap_the_pairs(tmp_path: Path) -> None:
+    layout = StudyLayout(tmp_path)
+    write_val_pairs(layout, n=3)
+    hr, lr = layout.pair_folder("nih_val", "hr"), layout.pair_folder("nih_val", "lr")
+    full = validation_options(hr, lr, freq=5, checkpoint="best_val")
+    assert full["images"] == ["val0.png", "val1.png", "val2.png"]
+    two = validation_options(hr, lr, freq=5, checkpoint="best_val", max_images=2)
+    assert two["images"] == ["val0.png", "val1.png"]
+    assert two["pairs_sha256"] != full["pairs_sha256"]
+    digest = finetune_validation.validation_digest
+    assert digest({"cxrsr": {"validation": full}}) != digest({"cxrsr": {"validation": two}})
+    assert digest({"cxrsr": {}}) is None
+    moved = {**full, "hr": "/elsewhere/hr", "lr": "/elsewhere/lr"}
+    assert digest({"cxrsr": {"validation": moved}}) == digest({"cxrsr": {"validation": full}})
+    (lr / "val2.png").unlink()
+    with pytest.raises(FileNotFoundError, match="lack their LR"):
+        validation_options(hr, lr, freq=5, checkpoint="best_val")
+    with pytest.raises(ValueError, match="checkpoint"):
+        validation_options(hr, lr, freq=5, checkpoint="best", max_images=2)
+    with pytest.raises(FileNotFoundError, match="notebook 01"):
+        validation_options(tmp_path / "none", lr, freq=5, checkpoint="last")

@@ -531,6 +531,7 @@ def test_profiles_give_the_options_they_gave_before_the_split(
             "val1.png",
         ]
         assert validation["lr"] == str(StudyLayout(work).pair_folder("nih_val", "lr").resolve())
+        assert validation["infer"]["precision"] == params.evaluate.precision
         text = json.dumps(opt, sort_keys=True).replace(str(work.resolve()), "<work>")
         before = recorded[f"{profile}/{variant}"]
         assert json.loads(text) == before["options"], variant
