@@ -86,6 +86,11 @@ _CLASSIFIER = (
     "the CNN's weights follow TensorFlow's float kernels, which differ between AVX2 and "
     "AVX-512 CPUs; its predictions, and every score computed from them, move with the CPU"
 )
+# The checkpoint chosen and the discriminator's verdict follow the training's float rounding.
+_TRAINING = (
+    "follows the training trajectory (validation PSNR, discriminator accuracy), which follows "
+    "the CPU's float rounding"
+)
 _SR_STATS = ("mean", "ci_low", "ci_high")
 _PAIRED = ("mean_a", "mean_b", "mean_diff", "diff_ci_low", "diff_ci_high", "median_diff")
 
@@ -106,6 +111,19 @@ CHECKS: dict[str, TableCheck] = {
         metrics={f"{m} {s}": m for m in ("psnr", "ssim") for s in ("mean", "5%", "50%", "95%")},
     ),
     "03_sources_used": TableCheck(exact=("*",)),
+    "03_design": TableCheck(
+        keys=("variant",),
+        exact=("degradation", "loss", "start", "iterations"),
+        skipped={c: _TRAINING for c in ("chosen", "lacks vs paper")},
+    ),
+    "03_discriminator": TableCheck(reason=_TRAINING),
+    "03_validation_curve": TableCheck(
+        keys=("variant", "iter"),
+        metrics={"val_psnr": "psnr"},
+        factor=PER_IMAGE_FACTOR,  # a training trajectory, not only an inference, moves
+        skipped={c: "seconds" for c in ("seconds", "elapsed_s")},
+    ),
+    "03_validation_references": TableCheck(keys=("method",), metrics={"val_psnr": "psnr"}),
     "04_datasets": TableCheck(exact=("*",)),
     "04_statistics_plan": TableCheck(exact=("*",)),
     "04_per_image": TableCheck(
