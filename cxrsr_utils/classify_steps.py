@@ -270,6 +270,20 @@ def load_forms(params: Params, paths: Paths, images: KermanyImages) -> list[Form
     return forms
 
 
+def summarize(predictions: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Every form's statistics against the original (:func:`classify.summarize_forms`) with
+    the profile's bootstrap, confidence, seed and equivalence margin."""
+    cfg = params.classifier
+    return classify.summarize_forms(
+        predictions,
+        n_resamples=cfg.n_bootstrap,
+        confidence=cfg.confidence,
+        seed=params.seed,
+        equivalence_margin=cfg.equivalence_margin,
+        equivalence_alpha=cfg.equivalence_alpha,
+    )
+
+
 def classify_forms(
     params: Params, paths: Paths, clf: StudyClassifier, images: KermanyImages, forms: list[Form]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -286,14 +300,7 @@ def classify_forms(
         images.table,
         threshold=cfg.threshold,
     )
-    summary = classify.summarize_forms(
-        predictions,
-        n_resamples=cfg.n_bootstrap,
-        confidence=cfg.confidence,
-        seed=params.seed,
-        equivalence_margin=cfg.equivalence_margin,
-        equivalence_alpha=cfg.equivalence_alpha,
-    )
+    summary = summarize(predictions, params)
     meta = forms_table(forms)
     predictions = predictions.merge(meta, on="form", how="left", validate="many_to_one")
     summary = meta.merge(summary, on="form", how="right", validate="one_to_one")

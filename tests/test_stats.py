@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from cxrsr_utils import classify, metrics, report, sr_comparisons, sr_summaries
+from cxrsr_utils import classify_steps, metrics, report, sr_comparisons, sr_summaries
 from cxrsr_utils.params import PROJECT_ROOT, load_params
 from cxrsr_utils.stats import (
     auc_difference_replicates,
@@ -330,18 +330,10 @@ def test_notebook_04_statistics_reproduce_the_committed_tables(tmp_path: Path) -
 
 def test_notebook_05_statistics_reproduce_the_committed_table(tmp_path: Path) -> None:
     params = load_params("quick", {})
-    cfg = params.classifier
     # the original form has no condition or method: empty cells, as the notebook wrote them
     text = {c: str for c in ("form", "kind", "condition", "method")}
     predictions = pd.read_csv(TABLES / "05_predictions.csv", dtype=text, keep_default_na=False)
-    summary = classify.summarize_forms(
-        predictions,
-        n_resamples=cfg.n_bootstrap,
-        confidence=cfg.confidence,
-        seed=params.seed,
-        equivalence_margin=cfg.equivalence_margin,
-        equivalence_alpha=cfg.equivalence_alpha,
-    )
+    summary = classify_steps.summarize(predictions, params)
     forms = predictions[["form", "kind", "condition", "method"]].drop_duplicates()
     summary = forms.merge(summary, on="form", how="right", validate="one_to_one")
     _same_bytes(summary, "05_forms_summary", tmp_path)
