@@ -48,10 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--profile", default="quick", help="quick, paper or a YAML path")
     study.add_argument(
         "--set",
-        nargs="*",
+        nargs="+",
+        action="extend",  # --set a=1 --set b=2 gives both, as --set a=1 b=2 does
         default=[],
         metavar="KEY=VALUE",
-        help="override a parameter, e.g. nih.n_crops=4",
+        help="override parameters, e.g. nih.n_crops=4 (repeat --set or give several)",
     )
     study.add_argument("--only", nargs="*", metavar="NN", help="run only these notebooks")
     study.add_argument(

@@ -175,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01 04)")
     ap.add_argument(
         "--set",
-        nargs="*",
+        nargs="+",
+        action="extend",  # --set a=1 --set b=2 gives both, as --set a=1 b=2 does
         default=[],
         metavar="KEY=VALUE",
-        help="override a parameter, e.g. nih.n_crops=4",
+        help="override parameters, e.g. nih.n_crops=4 (repeat --set or give several)",
     )
     ap.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: %(default)s)")
     ap.add_argument(

@@ -310,6 +310,10 @@ def test_study_passes_its_options_to_the_runner(monkeypatch):
     )
     assert cli.main(["study", "--profile", "quick", "--set", "seed=3", "--only", "01"]) == 0
     assert seen[0][:3] == ("quick", {"seed": 3}, ["01"])
+    # --set repeated adds to the overrides (it once kept only the last one)
+    argv = ["study", "--set", "seed=3", "nih.n_crops=4", "--set", "finetune.total_iter=4"]
+    assert cli.main(argv) == 0
+    assert seen[1][1] == {"seed": 3, "nih.n_crops": 4, "finetune.total_iter": 4}
 
 
 @pytest.mark.parametrize(
