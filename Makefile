@@ -75,8 +75,9 @@ browser:
 			"tests/test_jupyterlab.py will skip (install Debian's chromium to run it)"; \
 	fi
 
-# After an intended change of results: rerun quick, store nbval's expected outputs, and make
-# the run the committed reference (reports/quick/, figures/quick/).
+# After an intended change of results: rerun quick, make the run the committed reference
+# (reports/quick/, figures/quick/), then rerun it (every finished step reused) and store
+# nbval's expected outputs, whose verdict lines compare with the reference just published.
 expected: $(STAMP)
 	$(PY) -m cxrsr_utils.runner --profile quick --refresh-expected --publish
 

@@ -157,3 +157,22 @@ def test_mirror_paths_are_recorded_relative_to_the_project(tmp_path, monkeypatch
     expected = os.path.relpath(folder, PROJECT_ROOT)
     assert provenance.portable({"folders": [str(folder)]}) == {"folders": [expected]}
     assert provenance.portable(str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")
+
+
+def test_expected_outputs_are_refreshed_after_publishing(monkeypatch):
+    # The checked cells print a verdict against the committed reference: refreshed from the
+    # first run they would compare it with the reference it replaces. So publish, run again
+    # (finished steps are reused), then store the outputs.
+    calls = []
+    monkeypatch.setattr(
+        runner,
+        "run_study",
+        lambda *a, **k: calls.append("run") or {"wall_seconds": {"total": 0}},
+    )
+    monkeypatch.setattr(runner, "publish", lambda *a, **k: calls.append("publish"))
+    monkeypatch.setattr(runner, "refresh_expected_outputs", lambda *a: calls.append("refresh"))
+    assert runner.main(["--profile", "quick", "--refresh-expected", "--publish"]) == 0
+    assert calls == ["run", "publish", "run", "refresh"]
+    calls.clear()
+    assert runner.main(["--profile", "quick", "--refresh-expected"]) == 0
+    assert calls == ["run", "refresh"]
