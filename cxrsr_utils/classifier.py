@@ -231,14 +231,7 @@ def train_classifier(
     History columns: epoch (1-based), loss, accuracy, val_loss, val_accuracy (NaN without
     validation data), chosen (True on the epoch whose weights are returned).
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1.")
-    if (val_images is None) != (val_labels is None):
-        raise ValueError("Give both val_images and val_labels, or neither.")
-    if patience is not None and (val_images is None or patience < 1):
-        raise ValueError("Early stopping needs validation images and a patience >= 1.")
-    if patience is not None and not 0 <= min_epochs < epochs:
-        raise ValueError(f"min_epochs ({min_epochs}) must be in [0, epochs = {epochs}).")
+    _check_schedule(epochs, batch_size, patience, min_epochs, val_images, val_labels)
     gray = to_batch(train_images, image_size)
     if len(gray) == 0:
         raise ValueError("train_classifier got no training images.")
@@ -260,15 +253,7 @@ def train_classifier(
     rows = []
     for epoch in range(epochs):
         batches = _epoch_batches(gray, labels, batch_size, seed, epoch, augmentation)
-        history = model.fit(
-            batches,
-            validation_data=validation,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=False,
-            verbose=verbose,
-        )
-        logs = {k: float(v[-1]) for k, v in history.history.items()}
+        logs = _fit_one_epoch(model, batches, validation, epoch, verbose)
         rows.append(
             {
                 "epoch": epoch + 1,
@@ -289,6 +274,41 @@ def train_classifier(
         chosen = stopper.best_epoch
     table["chosen"] = table.index == chosen
     return model, table
+
+
+def _check_schedule(
+    epochs: int,
+    batch_size: int,
+    patience: int | None,
+    min_epochs: int,
+    val_images: ImagesLike | None,
+    val_labels: Sequence[int] | np.ndarray | None,
+) -> None:
+    # train_classifier's argument checks, before any image is read.
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be >= 1.")
+    if (val_images is None) != (val_labels is None):
+        raise ValueError("Give both val_images and val_labels, or neither.")
+    if patience is not None and (val_images is None or patience < 1):
+        raise ValueError("Early stopping needs validation images and a patience >= 1.")
+    if patience is not None and not 0 <= min_epochs < epochs:
+        raise ValueError(f"min_epochs ({min_epochs}) must be in [0, epochs = {epochs}).")
+
+
+def _fit_one_epoch(
+    model: keras.Model, batches: Any, validation: Any, epoch: int, verbose: int
+) -> dict[str, float]:
+    # One fit() call per epoch, so each epoch's batches come from (seed, epoch); returns the
+    # epoch's logs (loss, accuracy and, with validation data, val_loss and val_accuracy).
+    history = model.fit(
+        batches,
+        validation_data=validation,
+        epochs=epoch + 1,
+        initial_epoch=epoch,
+        shuffle=False,
+        verbose=verbose,
+    )
+    return {k: float(v[-1]) for k, v in history.history.items()}
 
 
 def _early_stopping(model: keras.Model, patience: int | None, min_epochs: int) -> Any:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrsr_utils import metrics
+from cxrsr_utils import metrics, pair_images
 from cxrsr_utils.degrade import MODES, Degraded, batch_to_gray, degrade, gray_to_batch
 from cxrsr_utils.degrade_options import degradation_options
 from cxrsr_utils.layout import StudyLayout
@@ -89,12 +89,11 @@ def degradation_table(degradation: DegradationParams | Mapping[str, Any]) -> pd.
 def centre_crop(image: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
     """The central square of side ``min(h, w, size)``, cut down to a multiple of ``multiple``
     (the scale, so the degraded LR has whole pixels)."""
-    h, w = image.shape[:2]
-    side = min(h, w, size) // multiple * multiple
-    if side < 1:
+    side = min(*image.shape[:2], size) // multiple * multiple
+    crop = pair_images.centre_crop(image, side) if side >= 1 else None
+    if crop is None:
         raise ValueError(f"No {multiple}-multiple square fits an image of shape {image.shape}.")
-    y, x = (h - side) // 2, (w - side) // 2
-    return image[y : y + side, x : x + side]
+    return crop
 
 
 def hr_crops(layout: StudyLayout, *, n: int, size: int, multiple: int) -> dict[str, np.ndarray]:

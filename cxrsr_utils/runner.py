@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from cxrsr_utils import provenance, reference
-from cxrsr_utils.cli import EXIT_FAILED, EXIT_USAGE
+from cxrsr_utils.cli import EXIT_FAILED, EXIT_USAGE, add_set_option
 from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params, parse_set
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -173,14 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="cxrsr-study", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick", help="params/<profile>.yaml or a YAML path")
     ap.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01 04)")
-    ap.add_argument(
-        "--set",
-        nargs="+",
-        action="extend",  # --set a=1 --set b=2 gives both, as --set a=1 b=2 does
-        default=[],
-        metavar="KEY=VALUE",
-        help="override parameters, e.g. nih.n_crops=4 (repeat --set or give several)",
-    )
+    add_set_option(ap)
     ap.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: %(default)s)")
     ap.add_argument(
         "--refresh-expected",

@@ -5,8 +5,6 @@ not the EMA, and train the same weights, saved under the plain networks' keys.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,12 @@ from cxrsr_utils.finetune_logs import GAN_LOG_KEYS
 from cxrsr_utils.finetune_options import options_digest
 from cxrsr_utils.finetune_speed import SPEED_OPTION, speed_options
 from cxrsr_utils.params import FinetuneParams
-from tests.test_train import ROOT, outputs, tiny_options, train_data  # noqa: F401  (fixture)
+from tests.test_train import (  # noqa: F401  (train_data: fixture)
+    outputs,
+    run_two_gloo_processes,
+    tiny_options,
+    train_data,
+)
 
 # Three iterations (the discriminator warms up alone in the first), an EMA that follows the
 # generator and a learning rate that moves it by ~1e-3 per step: a broken step would show.
@@ -135,10 +138,6 @@ def test_channels_last_before_ddp_wraps(train_data: Path, tmp_path: Path) -> Non
         use_tb_logger=False,
         channels_last=True,
     )
-    cmd, _ = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc, card = run_two_gloo_processes(opt, tmp_path)
     assert "Grad strides do not match bucket view strides" not in proc.stderr
-    card = json.loads(outputs(tmp_path)["model_card_path"].read_text())
     assert card["world_size"] == 2 and card[SPEED_OPTION] == {"channels_last": True}

@@ -113,6 +113,18 @@ def outputs(root: Path) -> dict[str, Path]:
     }
 
 
+def run_two_gloo_processes(
+    opt: dict[str, Any], tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Train ``opt`` in two CPU processes under torchrun (gloo, one thread each); returns the
+    finished process and the model card it wrote. Fails the test when the run fails."""
+    cmd, _ = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, json.loads(outputs(tmp_path)["model_card_path"].read_text())
+
+
 def _fake_sources(**kwargs: Any) -> TrainingSources:
     def info(name: str) -> WeightsInfo:
         return WeightsInfo(
@@ -366,11 +378,7 @@ def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
         use_tb_logger=False,
         validation=validation,
     )
-    cmd, _ = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    card = json.loads(outputs(tmp_path)["model_card_path"].read_text())
+    _, card = run_two_gloo_processes(opt, tmp_path)
     assert card["world_size"] == 2 and card["iterations"] == 3
     assert list(T.loss_log(tmp_path / "exp")["iter"]) == [1, 2, 3]
     # Rank 0 validated at iterations 2 and 3 while rank 1 waited.
