@@ -130,14 +130,6 @@ def test_compiled_training_exports_the_plain_generator(train_data: Path, tmp_pat
 def test_channels_last_before_ddp_wraps(train_data: Path, tmp_path: Path) -> None:  # noqa: F811
     """Two gloo processes: the networks are channels_last before DDP lays out its gradient
     buckets, so torch does not warn that the gradients' strides differ from them."""
-    opt = tiny_options(
-        train_data,
-        tmp_path / "exp",
-        batch_size=2,
-        total_iter=3,
-        use_tb_logger=False,
-        channels_last=True,
-    )
-    proc, card = run_two_gloo_processes(opt, tmp_path)
+    proc, card = run_two_gloo_processes(train_data, tmp_path, channels_last=True)
     assert "Grad strides do not match bucket view strides" not in proc.stderr
     assert card["world_size"] == 2 and card[SPEED_OPTION] == {"channels_last": True}

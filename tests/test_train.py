@@ -114,10 +114,14 @@ def outputs(root: Path) -> dict[str, Path]:
 
 
 def run_two_gloo_processes(
-    opt: dict[str, Any], tmp_path: Path
+    data: Path, tmp_path: Path, **overrides: Any
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """Train ``opt`` in two CPU processes under torchrun (gloo, one thread each); returns the
+    """Train tiny networks on ``data`` for 3 iterations at batch 2 (:func:`tiny_options` with
+    ``overrides``) in two CPU processes under torchrun (gloo, one thread each); returns the
     finished process and the model card it wrote. Fails the test when the run fails."""
+    opt = tiny_options(
+        data, tmp_path / "exp", batch_size=2, total_iter=3, use_tb_logger=False, **overrides
+    )
     cmd, _ = T.torchrun_command(opt, nproc=2, opt_path=tmp_path / "opt.yml", **outputs(tmp_path))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -370,15 +374,7 @@ def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
         freq=2,
         checkpoint="best_val",
     )
-    opt = tiny_options(
-        train_data,
-        tmp_path / "exp",
-        batch_size=2,
-        total_iter=3,
-        use_tb_logger=False,
-        validation=validation,
-    )
-    _, card = run_two_gloo_processes(opt, tmp_path)
+    _, card = run_two_gloo_processes(train_data, tmp_path, validation=validation)
     assert card["world_size"] == 2 and card["iterations"] == 3
     assert list(T.loss_log(tmp_path / "exp")["iter"]) == [1, 2, 3]
     # Rank 0 validated at iterations 2 and 3 while rank 1 waited.
