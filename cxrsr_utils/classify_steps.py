@@ -408,8 +408,9 @@ def sample_predictions(
         row = []
         for image, tile in zip(picks, tiles, strict=True):
             p = part.loc[image]
+            # One fact a line: "true X, pred Y (p=...)" on one line overran its column.
             title = (
-                f"{form}\ntrue {names[int(p.label)]}, "
+                f"{form}\ntrue {names[int(p.label)]}\n"
                 f"pred {names[int(p.prediction)]} (p={p.probability:.2f})"
             )
             row.append((title, tile))

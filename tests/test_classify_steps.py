@@ -329,8 +329,8 @@ def test_classify_forms_saves_out_of_fold_tables_with_the_forms(tmp_path) -> Non
     assert [len(r) for r in rows] == [4, 4, 4]
     # NORMAL first: the first two NORMAL images of the table, then the first two PNEUMONIA.
     first = predictions[predictions.form == "original"]
-    assert rows[0][0][0].startswith("original\ntrue NORMAL, pred ")
-    assert rows[0][2][0].startswith("original\ntrue PNEUMONIA, pred ")
+    assert rows[0][0][0].startswith("original\ntrue NORMAL\npred ")
+    assert rows[0][2][0].startswith("original\ntrue PNEUMONIA\npred ")
     np.testing.assert_array_equal(rows[0][0][1], images.x[0])
     np.testing.assert_allclose(rows[2][1][1], images.x[1] * 0.9, atol=1e-6)
     assert first.image.iloc[0] == images.table.image[0]
