@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import keras
 
 __all__: list[str] = [
+    "FORM_COLUMNS",
     "Form",
     "KermanyImages",
     "StudyClassifier",
@@ -53,6 +54,7 @@ __all__: list[str] = [
     "load_kermany",
     "sample_predictions",
     "size_only_baseline",
+    "summarize",
 ]
 
 # What a fold's model is trained with; a change retrains it (other classifier settings only
@@ -236,13 +238,14 @@ class Form:
     images: ImagesLike  # arrays at the classifier's size, or files
 
 
+# What a form is, in the order the tables show it.
+FORM_COLUMNS = ("form", "kind", "condition", "method")
+
+
 def forms_table(forms: Sequence[Form]) -> pd.DataFrame:
     """The forms' names and what they are (form, kind, condition, method), for the tables."""
     return pd.DataFrame(
-        [
-            {"form": f.name, "kind": f.kind, "condition": f.condition, "method": f.method}
-            for f in forms
-        ]
+        [(f.name, f.kind, f.condition, f.method) for f in forms], columns=list(FORM_COLUMNS)
     )
 
 
@@ -272,9 +275,10 @@ def load_forms(params: Params, paths: Paths, images: KermanyImages) -> list[Form
 
 def summarize(predictions: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Every form's statistics against the original (:func:`classify.summarize_forms`) with
-    the profile's bootstrap, confidence, seed and equivalence margin."""
+    the profile's bootstrap, confidence, seed and equivalence margin, each row led by its
+    form's kind, condition and method (``predictions``' columns, as in ``05_predictions``)."""
     cfg = params.classifier
-    return classify.summarize_forms(
+    summary = classify.summarize_forms(
         predictions,
         n_resamples=cfg.n_bootstrap,
         confidence=cfg.confidence,
@@ -282,6 +286,8 @@ def summarize(predictions: pd.DataFrame, params: Params) -> pd.DataFrame:
         equivalence_margin=cfg.equivalence_margin,
         equivalence_alpha=cfg.equivalence_alpha,
     )
+    forms = predictions[list(FORM_COLUMNS)].drop_duplicates("form")
+    return forms.merge(summary, on="form", how="right", validate="one_to_one")
 
 
 def classify_forms(
@@ -300,10 +306,9 @@ def classify_forms(
         images.table,
         threshold=cfg.threshold,
     )
-    summary = summarize(predictions, params)
     meta = forms_table(forms)
     predictions = predictions.merge(meta, on="form", how="left", validate="many_to_one")
-    summary = meta.merge(summary, on="form", how="right", validate="one_to_one")
+    summary = summarize(predictions, params)
     report.save_table(summary, paths.tables, "05_forms_summary")
     report.save_table(predictions, paths.tables, "05_predictions", markdown=False)
     return summary, predictions
