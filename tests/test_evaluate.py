@@ -125,6 +125,32 @@ def test_methods_run_score_and_resume_in_both_conditions(study):
     pd.testing.assert_frame_equal(per_image, again)
 
 
+def test_outputs_are_written_in_chunks_and_only_where_missing(study, tmp_path):
+    """Batched SR outputs equal one-at-a-time ones (to a grey level), a chunk of 1 is the
+    one-at-a-time path exactly, and a resumed run writes only what is missing."""
+    _, pairs = study
+    model = load_model("pretrained", infer.InferOptions(progress=False, batch_size=4))
+    method = evaluate.Method("pretrained", "network", model, "test", model.sha256)
+    one, batched = tmp_path / "one", tmp_path / "batched"
+    assert evaluate.write_missing_outputs(pairs, method, one, chunk=1) == len(pairs)
+    assert evaluate.write_missing_outputs(pairs, method, batched) == len(pairs)
+    for pair in pairs.itertuples():
+        lr = radiographs.read_radiograph(pair.lr).as_float()
+        alone = radiographs.to_pixels(method.upscale(lr), 255)
+        a, b = (
+            radiographs.read_radiograph(
+                evaluate.sr_path(w, method, pair.dataset, pair.image, pair.condition)
+            ).pixels
+            for w in (one, batched)
+        )
+        np.testing.assert_array_equal(a, alone)
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    first = pairs.iloc[0]
+    evaluate.sr_path(batched, method, first.dataset, first.image, first.condition).unlink()
+    assert evaluate.write_missing_outputs(pairs, method, batched) == 1
+    assert evaluate.write_missing_outputs(pairs, method, batched) == 0
+
+
 def test_finetuned_generators_are_found(tmp_path):
     (tmp_path / "finetune" / "paper").mkdir(parents=True)
     (tmp_path / "finetune" / "paper" / "generator.pth").write_bytes(b"x")

@@ -195,6 +195,18 @@ def test_non_finite_output_raises(image: np.ndarray) -> None:
         upscale_array(image, Broken(), QUIET, scale=4)
 
 
+def test_channels_last_matches_and_leaves_the_network_as_it_was(image: np.ndarray) -> None:
+    net = small_net()
+    plain = upscale_arrays([image, image[::-1].copy()], net, opts(batch_size=2), scale=4)
+    nhwc = upscale_arrays(
+        [image, image[::-1].copy()], net, opts(batch_size=2, channels_last=True), scale=4
+    )
+    for a, b in zip(plain, nhwc, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    # converted for the call only: the caller's network keeps its contiguous weights
+    assert all(p.is_contiguous() for p in net.parameters())
+
+
 def test_network_mode_is_restored(image: np.ndarray) -> None:
     net = small_net().train()
     upscale_array(image, net, QUIET, scale=4)

@@ -76,6 +76,11 @@ def test_speed_switches_leave_the_digest_alone():
     assert (paper.compile, paper.channels_last, paper.cudnn_benchmark) == ("auto",) * 3
     with pytest.raises(ParamsError, match="finetune.compile"):
         load_params("quick", {"finetune.compile": "gpu"})
+    # notebook 04's channels_last likewise: the mirror profile runs with it, quick without
+    nhwc = load_params("quick", {"evaluate.channels_last": True})
+    assert nhwc.evaluate.channels_last and not quick.evaluate.channels_last
+    assert nhwc.digest() == quick.digest()
+    assert load_params("mirror").evaluate.channels_last
 
 
 @pytest.mark.parametrize(
