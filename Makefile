@@ -24,7 +24,7 @@ endif
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup study test test-fast lint typecheck browser expected publish bench bench-cpu \
-	paper-smoke clean
+	bench-mirror-avx2 paper-smoke clean
 
 setup: $(STAMP)
 
@@ -93,6 +93,11 @@ bench: $(STAMP)
 # Results across CPU instruction sets (three quick-study runs; the basis of the tolerances).
 bench-cpu: $(STAMP)
 	$(PY) bench/cpu_portability.py
+
+# The mirror study's time on an AVX2-only CPU, projected from measured parts (~15 min; needs a
+# finished `make study PROFILE=mirror` in work/mirror).
+bench-mirror-avx2: $(STAMP)
+	$(PY) bench/mirror_cpu.py
 
 # Notebooks 01-05 under the paper profile, shrunk, on CPU with stand-in netD/VGG19 (minutes).
 paper-smoke: $(STAMP)
