@@ -328,26 +328,30 @@ def write_missing_outputs(
 ) -> int:
     """Write ``method``'s SR output of every pair that has none yet; returns how many it wrote.
 
-    The LR inputs go to the method ``chunk`` at a time (default: its inference batch size), so
-    a network runs inputs of one size in batches; each chunk's outputs are written (atomically)
-    before the next starts, so an interrupted run resumes from the last full chunk. Each output
-    is rounded to the bit depth of its HR.
+    The pairs go to the method in fixed chunks of ``chunk`` (default: its inference batch
+    size), in table order, so a network runs inputs of one size in batches. A chunk with any
+    output missing is run whole and only its missing outputs are written (atomically): a
+    resumed run batches every input as a fresh run does, so it writes the same pixels (batch
+    composition can change float rounding). Each output is rounded to the bit depth of its HR.
     """
-    todo = [
-        (pair, sr_path(work, method, pair.dataset, pair.image, pair.condition))
-        for pair in pairs.itertuples()
-    ]
-    todo = [(pair, target) for pair, target in todo if not target.is_file()]
-    chunk = chunk or method.model.options.batch_size
-    with tqdm(total=len(todo), desc=method.name, unit="image", leave=False) as bar:
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
-            lrs = [radiographs.read_radiograph(pair.lr).as_float() for pair, _ in part]
-            for (pair, target), sr in zip(part, method.upscale_many(lrs), strict=True):
-                top = radiographs.read_radiograph(pair.hr).max_value
-                radiographs.write_png(target, radiographs.to_pixels(sr, top))
+    size = chunk or method.model.options.batch_size
+    rows = list(pairs.itertuples())
+    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
+    written = 0
+    with tqdm(total=len(rows), desc=method.name, unit="image", leave=False) as bar:
+        for part in chunks:
+            targets = [sr_path(work, method, p.dataset, p.image, p.condition) for p in part]
+            if all(t.is_file() for t in targets):
+                bar.update(len(part))
+                continue
+            lrs = [radiographs.read_radiograph(p.lr).as_float() for p in part]
+            for pair, target, sr in zip(part, targets, method.upscale_many(lrs), strict=True):
+                if not target.is_file():
+                    top = radiographs.read_radiograph(pair.hr).max_value
+                    radiographs.write_png(target, radiographs.to_pixels(sr, top))
+                    written += 1
             bar.update(len(part))
-    return len(todo)
+    return written
 
 
 def paper_table(

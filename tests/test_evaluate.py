@@ -145,9 +145,13 @@ def test_outputs_are_written_in_chunks_and_only_where_missing(study, tmp_path):
         )
         np.testing.assert_array_equal(a, alone)
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-    first = pairs.iloc[0]
-    evaluate.sr_path(batched, method, first.dataset, first.image, first.condition).unlink()
+    # a resumed run runs the missing output's whole chunk again: the same pixels come back
+    last = pairs.iloc[-1]
+    target = evaluate.sr_path(batched, method, last.dataset, last.image, last.condition)
+    before = target.read_bytes()
+    target.unlink()
     assert evaluate.write_missing_outputs(pairs, method, batched) == 1
+    assert target.read_bytes() == before
     assert evaluate.write_missing_outputs(pairs, method, batched) == 0
 
 
