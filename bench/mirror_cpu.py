@@ -94,25 +94,18 @@ def unit_times() -> dict[str, Any]:
     them) and one epoch of the CNN on 64 images."""
     import numpy as np
 
-    from cxrsr_utils import classifier, infer, models
+    from cxrsr_utils import classifier, evaluate, infer, models
     from cxrsr_utils.params import load_params
 
-    ev = load_params(PROFILE).evaluate
-    options = infer.InferOptions(
-        tile=ev.tile,
-        tile_pad=ev.tile_pad,
-        pre_pad=ev.pre_pad,
-        batch_size=ev.batch_size,
-        precision=ev.precision,
-        channels_last=ev.channels_last,
-        progress=False,
-    )
+    params = load_params(PROFILE)
+    batch = params.evaluate.batch_size
+    options = evaluate.infer_options(params)
     net, _ = models.load_pretrained_generator()
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {"precision": options.precision}
     for side, n in ((64, 8), (128, 4)):
         images = [rng.random((side, side), dtype=np.float32) for _ in range(n)]
-        infer.upscale_arrays(images[: ev.batch_size], net, options, scale=4)  # warm-up
+        infer.upscale_arrays(images[:batch], net, options, scale=4)  # warm-up
         start = time.perf_counter()
         infer.upscale_arrays(images, net, options, scale=4)
         out[f"sr_{side}"] = (time.perf_counter() - start) / n

@@ -170,11 +170,11 @@ def eval_pairs(
     return pairs
 
 
-def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method], list[str]]:
-    """The methods notebooks 04 and 05 compare, run with ``params.evaluate``'s inference
-    settings on ``params.device`` (see :func:`available_methods`)."""
+def infer_options(params: Params) -> infer.InferOptions:
+    """``params.evaluate``'s inference settings on ``params.device``: how notebook 04 runs
+    every network."""
     ev = params.evaluate
-    options = infer.InferOptions(
+    return infer.InferOptions(
         tile=ev.tile,
         tile_pad=ev.tile_pad,
         pre_pad=ev.pre_pad,
@@ -184,7 +184,13 @@ def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method
         device=torch_device(params.device),
         progress=False,
     )
-    return available_methods(work, options, include_general_v3=ev.include_general_v3)
+
+
+def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method], list[str]]:
+    """The methods notebooks 04 and 05 compare, run with :func:`infer_options` (see
+    :func:`available_methods`)."""
+    options = infer_options(params)
+    return available_methods(work, options, include_general_v3=params.evaluate.include_general_v3)
 
 
 def available_methods(

@@ -155,6 +155,13 @@ def test_outputs_are_written_in_chunks_and_only_where_missing(study, tmp_path):
     assert evaluate.write_missing_outputs(pairs, method, batched) == 0
 
 
+def test_infer_options_follow_the_profile():
+    mirror, quick = (evaluate.infer_options(load_params(p)) for p in ("mirror", "quick"))
+    assert (mirror.batch_size, mirror.channels_last, mirror.pre_pad) == (4, True, 0)
+    assert (quick.batch_size, quick.channels_last, quick.precision) == (1, False, "fp32")
+    assert not mirror.progress and mirror.device == "cpu"
+
+
 def test_finetuned_generators_are_found(tmp_path):
     (tmp_path / "finetune" / "paper").mkdir(parents=True)
     (tmp_path / "finetune" / "paper" / "generator.pth").write_bytes(b"x")
