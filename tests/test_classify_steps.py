@@ -15,6 +15,7 @@ from cxrsr_utils import (
     classify_steps,
     data,
     evaluate,
+    infer,
     plots,
     provenance,
     radiographs,
@@ -249,10 +250,15 @@ def test_load_kermany_reads_pairs_folds_patients_and_original_sizes(tmp_path) ->
 
 
 class _Upscale:
-    """A stand-in network: nearest-neighbour x4."""
+    """A stand-in network: nearest-neighbour x4, two inputs per batch."""
+
+    options = infer.InferOptions(progress=False, batch_size=2)
 
     def upscale_float(self, image: np.ndarray) -> np.ndarray:
         return image.repeat(4, 0).repeat(4, 1)
+
+    def upscale_floats(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.upscale_float(image) for image in images]
 
 
 def test_load_forms_makes_every_form_per_condition(tmp_path, monkeypatch) -> None:
