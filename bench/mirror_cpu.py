@@ -141,7 +141,7 @@ def project(native_run: Path, short: dict[str, Any], units: dict[str, dict]) -> 
     native_iter = iteration_seconds(native_run, first=warm + 2)
     ratio03 = statistics.mean(short["s_per_iter"][v] / native_iter[v] for v in native_iter)
     nat, avx = units["native"], units["avx2"]
-    counts = _sr_counts(native_run)
+    counts = _sr_counts(native_run, params)
     work04 = {k: sum(u[f"sr_{s}"] * n for s, n in counts.items()) for k, u in units.items()}
     ratios = {
         "03": ratio03,
@@ -168,13 +168,13 @@ def project(native_run: Path, short: dict[str, Any], units: dict[str, dict]) -> 
     }
 
 
-def _sr_counts(native_run: Path) -> dict[int, int]:
-    """How many LR inputs of each side one network super-resolves in notebook 04."""
+def _sr_counts(native_run: Path, params: dict[str, Any]) -> dict[int, int]:
+    """How many LR inputs of each side one network super-resolves in notebook 04 (``params``:
+    the run manifest's)."""
     import pandas as pd
 
     per_image = pd.read_csv(native_run / "reports" / "tables" / "04_per_image.csv")
     one = per_image[per_image["method"] == "pretrained"]
-    params = json.loads((native_run / "reports" / "run_manifest.json").read_text())["params"]
     sides = {
         "nih": params["nih"]["eval_hr_size"] // 4,
         "kermany": params["kermany"]["hr_size"] // 4,

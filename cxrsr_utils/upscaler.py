@@ -84,7 +84,8 @@ class Model:
 
     def upscale_floats(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """:meth:`upscale_float` of each image; a network takes images of one size
-        ``options.batch_size`` at a time (the same outputs, fewer forward passes)."""
+        ``options.batch_size`` at a time (fewer forward passes; a batch may round floats
+        differently from one image alone, by about 1e-5 dB in fp32)."""
         if self.net is None:
             return [self.upscale_float(image) for image in images]
         return infer.upscale_arrays(images, self.net, self.options, scale=self.scale)
