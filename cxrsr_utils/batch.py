@@ -1,29 +1,41 @@
 """The batch behind ``cxrsr upscale``: inputs in, outputs and a manifest out, bad files reported.
 
-:func:`collect_inputs` expands files, folders (recursive) and globs; :func:`run_batch` upscales
-each input in turn and writes its output (:mod:`cxrsr_utils.outputs`), an optional audit mask
-(:mod:`cxrsr_utils.audit`) and, after every file, ``manifest.json`` beside the outputs (one row
-per input: status, output path, seconds, error, and the model that made it). A file that
-cannot be read or written is one failed row with its reason; the batch goes on. An output that
-exists is skipped when the manifest says this model made it (a re-run resumes), refused
-otherwise unless ``overwrite``. Inputs are only ever read.
+:func:`run_batch` upscales each input (:mod:`cxrsr_utils.batch_inputs`) in turn and writes its
+output (:mod:`cxrsr_utils.outputs`), an optional audit mask (:mod:`cxrsr_utils.audit`) and,
+after every file, ``manifest.json`` (:mod:`cxrsr_utils.batch_manifest`). What it promises:
+
+- **Inputs are only read.** No output may resolve (links followed, hard links too) to an input,
+  whatever ``overwrite`` says: such a file fails with the reason.
+- **One line per failure, the batch goes on**: an unreadable file, one that needs more memory
+  than there is (checked from its header before it starts), a write that fails. A manifest that
+  cannot be written (a full disk) stops the batch with one line (:class:`ManifestError`).
+- **Resumable and safe to run twice at once.** An existing output is skipped when its own
+  provenance says this model made it from this input (its SHA-256), however ``-o`` is spelled;
+  otherwise it is refused unless ``overwrite``. Dead temporaries of killed runs are removed.
+- **Anonymizing** (a :class:`cxrsr_utils.deidentify.Deidentifier`): DICOM outputs are
+  de-identified, and no output name, manifest row or metadata carries the input's name or
+  folders: outputs are named ``cxr-<first 16 hex digits of the input's SHA-256>``.
 """
 
 from __future__ import annotations
 
-import glob
-import json
+import hashlib
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cxrsr_utils import atomic, outputs, radiographs
+from cxrsr_utils import atomic, outputs, radiographs, resources
 from cxrsr_utils import audit as audit_mod
+from cxrsr_utils.batch_inputs import Input, Inputs, collect_inputs
+from cxrsr_utils.batch_manifest import MANIFEST, ManifestError, Row, write_manifest
+from cxrsr_utils.deidentify import Deidentifier
 from cxrsr_utils.radiographs import ImageReadError
 from cxrsr_utils.upscaler import Model
 
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "ManifestError", "Row", "collect_inputs", "run_batch", "summary"]
+
 AUDIT_SUFFIX = ".audit.png"
 MIN_SIDE = 4  # smaller images have too little context for any upscaler (reflect padding fails)
 
@@ -32,46 +44,8 @@ class UsageError(ValueError):
     """The command was given something it cannot run at all (exit status 2)."""
 
 
-@dataclass
-class Row:
-    """One input's outcome, one row of ``manifest.json``."""
-
-    input: str
-    output: str = ""
-    status: str = "pending"  # done | skipped | failed
-    seconds: float = 0.0
-    error: str = ""
-    size_in: str = ""
-    size_out: str = ""
-    note: str = ""
-    model: dict[str, object] = field(default_factory=dict)
-    audit: dict[str, float] = field(default_factory=dict)
-
-
-def collect_inputs(items: Iterable[str]) -> list[tuple[Path, Path]]:
-    """(input file, output path relative to the output folder) for files, folders and globs.
-
-    A folder contributes its image files (by suffix, recursively) under their relative paths;
-    a file or glob match its name. Arguments matching nothing are kept so they fail as rows.
-    """
-    found: list[tuple[Path, Path]] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                if (
-                    f.is_file()
-                    and f.suffix.lower() in outputs.INPUT_SUFFIXES
-                    and not any(part.startswith(".") for part in f.relative_to(path).parts)
-                ):
-                    found.append((f, f.relative_to(path)))
-        elif glob.has_magic(item) and not path.exists():
-            found += [
-                (Path(m), Path(Path(m).name)) for m in sorted(glob.glob(item)) if Path(m).is_file()
-            ] or [(path, Path(path.name))]
-        else:
-            found.append((path, Path(path.name)))
-    return found
+class InputProtectedError(OSError):
+    """An output would replace an input (refused whatever ``overwrite`` says)."""
 
 
 def check_output_folder(outdir: Path, items: Iterable[str]) -> None:
@@ -86,38 +60,82 @@ def check_output_folder(outdir: Path, items: Iterable[str]) -> None:
             )
     try:
         outdir.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(outdir / ".cxrsr-write-test", "")
-        (outdir / ".cxrsr-write-test").unlink()
+        # A name of this process's own: two runs on one folder must not remove each other's.
+        with tempfile.NamedTemporaryFile(dir=outdir, prefix=".cxrsr-write-test."):
+            pass
     except OSError as exc:
         raise UsageError(f"output folder {outdir} cannot be written ({exc}).") from exc
 
 
-def _previous(outdir: Path) -> dict[str, dict]:
-    try:
-        rows = json.loads((outdir / MANIFEST).read_text())["rows"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {r["output"]: r for r in rows if isinstance(r, dict) and r.get("output")}
+class _Protected:
+    """The inputs of a batch, to refuse any output that is one of them."""
+
+    def __init__(self, inputs: Inputs) -> None:
+        self.paths: dict[str, Path] = {}
+        self.files: dict[tuple[int, int], Path] = {}
+        for item in inputs.items:
+            self.paths[os.path.realpath(item.source)] = item.source
+            try:
+                status = item.source.stat()
+                self.files[(status.st_dev, status.st_ino)] = item.source
+            except OSError:
+                pass
+
+    def check(self, target: Path) -> None:
+        source = self.paths.get(os.path.realpath(target))
+        try:
+            status = target.stat()
+        except OSError:  # not there (or a name too long to exist): nothing to protect
+            status = None
+        if source is None and status is not None:
+            source = self.files.get((status.st_dev, status.st_ino))
+        if source is not None:
+            raise InputProtectedError(
+                f"{target}: is the input {source}; inputs are never overwritten (not even with "
+                "--overwrite). Choose an output folder that holds no input, e.g. a new one."
+            )
 
 
-def _skip_or_refuse(row: Row, target: Path, previous: dict[str, dict], overwrite: bool) -> bool:
-    """True when the existing output ``target`` is a finished result of this model."""
-    if overwrite or not target.exists():
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (read in blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _skip(row: Row, target: Path, audit: float | None, overwrite: bool) -> bool:
+    """True when ``target`` is this model's finished output of this input (see module doc)."""
+    if not target.exists():
         return False
-    before = previous.get(str(target), {})
-    if before.get("model") == row.model:
-        if before.get("status") in ("done", "skipped"):
-            row.status, row.note = "skipped", "finished by an earlier run with this model"
-            return True
-        if before.get("status") == "pending":  # ours, interrupted after writing: redo it
-            return False
-    raise FileExistsError(f"{target}: exists (not made by this model here); pass --overwrite.")
+    has_mask = audit is None or target.with_name(target.name + AUDIT_SUFFIX).exists()
+    ours = outputs.made_by(target, row.model, row.input_sha256)
+    if ours and has_mask and not overwrite:
+        row.status, row.note = "skipped", "finished earlier by this model from this input"
+        return True
+    if ours or overwrite:  # ours without its audit mask, or replacing on purpose: redo
+        return False
+    raise FileExistsError(
+        f"{target}: exists and its provenance does not say this model made it from this input; "
+        "pass --overwrite to replace it, or choose another output folder."
+    )
 
 
 def process(
-    row: Row, source: Path, target: Path, model: Model, *, anonymize: bool, audit: float | None
+    row: Row,
+    source: Path,
+    target: Path,
+    model: Model,
+    *,
+    deidentifier: Deidentifier | None,
+    audit: float | None,
 ) -> None:
     """Read, upscale, write (and audit) one input, filling ``row``; raises on failure."""
+    size = resources.image_size(source)
+    refusal = resources.memory_refusal(size, model) if size else ""
+    if refusal:
+        raise MemoryError(f"{source}: {refusal}")
     rad = radiographs.read_radiograph(source)
     h, w = rad.pixels.shape
     row.size_in = f"{w}x{h}"
@@ -126,7 +144,15 @@ def process(
             f"{source}: {w} x {h} pixels; at least {MIN_SIDE} x {MIN_SIDE} are needed to upscale."
         )
     out = model.upscale(rad)
-    outputs.write(target, out, rad, row.model, anonymize=anonymize)
+    outputs.write(
+        target,
+        out,
+        rad,
+        row.model,
+        input_sha256=row.input_sha256,
+        input_name=row.input if deidentifier else source.name,
+        deidentifier=deidentifier,
+    )
     row.size_out = f"{out.pixels.shape[1]}x{out.pixels.shape[0]}"
     lossless = (
         "JPEG written as PNG (lossless)" if source.suffix.lower() in (".jpg", ".jpeg") else ""
@@ -145,13 +171,64 @@ def process(
         row.audit = result.to_dict()
 
 
-def write_manifest(outdir: Path, rows: list[Row], model: Model) -> Path:
-    """``manifest.json``: the model and one row per input (written atomically)."""
-    done = {r.input for r in rows}
-    # Rows of earlier runs for inputs not in this one stay, so a partial re-run loses nothing.
-    kept = [r for r in _previous(outdir).values() if r.get("input") not in done]
-    body = {"model": model.describe(), "rows": kept + [asdict(r) for r in rows]}
-    return atomic.write_text(outdir / MANIFEST, json.dumps(body, indent=1, default=str))
+def _name(row: Row, item: Input, deidentifier: Deidentifier | None) -> Path:
+    """The output path relative to the output folder (a pseudonym when anonymizing)."""
+    is_dicom = radiographs.is_dicom(item.source)
+    if deidentifier is None:
+        return item.rel.parent / outputs.output_name(item.rel, is_dicom)
+    row.input = f"cxr-{row.input_sha256[:16]}"  # the name is the patient's, often
+    return Path(outputs.output_name(item.rel, is_dicom, pseudonym=row.input))
+
+
+def _one(
+    row: Row,
+    item: Input,
+    outdir: Path,
+    model: Model,
+    protected: _Protected,
+    claimed: dict[Path, Row],
+    options: dict,
+) -> None:
+    """Upscale one input, filling its row; every failure becomes the row's one-line error."""
+    source = item.source
+    t0 = time.perf_counter()
+    try:
+        if options["deidentifier"] is None:  # named before reading, so a failure has a key
+            row.output = _name(row, item, None).as_posix()
+        radiographs.require_regular_file(source)
+        row.input_sha256 = file_sha256(source)
+        rel = _name(row, item, options["deidentifier"])
+        target = outdir / rel
+        row.output = rel.as_posix()
+        if target in claimed:
+            first = claimed[target]
+            if first.input_sha256 == row.input_sha256:
+                row.status, row.note = "skipped", f"same content as {first.input}; written once"
+                return
+            raise UsageError(f"{source}: same output {target} as {first.input}; rename one.")
+        claimed[target] = row
+        protected.check(target)
+        protected.check(target.with_name(target.name + AUDIT_SUFFIX))
+        if not _skip(row, target, options["audit"], options["overwrite"]):
+            process(
+                row,
+                source,
+                target,
+                model,
+                deidentifier=options["deidentifier"],
+                audit=options["audit"],
+            )
+            row.status = "done"
+    except KeyboardInterrupt:
+        row.status, row.error = "interrupted", "interrupted; a re-run does this file again"
+        raise
+    except MemoryError as exc:
+        text = str(exc) or "ran out of memory; try a smaller --tile, or free memory"
+        row.status, row.error = "failed", _one_line(text, row, source, options)
+    except (OSError, ValueError, FloatingPointError, RuntimeError) as exc:
+        row.status, row.error = "failed", _one_line(str(exc), row, source, options)
+    finally:
+        row.seconds = round(time.perf_counter() - t0, 3)
 
 
 def run_batch(
@@ -160,54 +237,55 @@ def run_batch(
     model: Model,
     *,
     overwrite: bool = False,
-    anonymize: bool = False,
+    deidentifier: Deidentifier | None = None,
     audit: float | None = None,
     on_row: Callable[[Row], None] | None = None,
+    inputs: Inputs | None = None,
 ) -> list[Row]:
-    """Upscale every input into ``outdir`` (see module doc); returns the rows."""
+    """Upscale every input into ``outdir`` (see module doc); returns the rows.
+
+    ``inputs`` (from :func:`collect_inputs` of ``items``) saves scanning the folders twice.
+    """
     items = list(items)
     outdir = Path(outdir)
     check_output_folder(outdir, items)
-    previous = _previous(outdir)
+    atomic.remove_stale_parts(outdir, recursive=True)  # a killed run's temporaries
+    inputs = inputs or collect_inputs(items)
+    protected = _Protected(inputs)
+    options = {"overwrite": overwrite, "deidentifier": deidentifier, "audit": audit}
     described = model.describe()
     rows: list[Row] = []
-    claimed: dict[Path, str] = {}
-    for source, rel in collect_inputs(items):
-        row = Row(input=str(source), model=described)
+    claimed: dict[Path, Row] = {}
+    for item in inputs.items:
+        row = Row(input=str(item.source), model=described)
         rows.append(row)
-        t0 = time.perf_counter()
         try:
-            is_dicom = source.is_file() and radiographs.is_dicom(source)
-            target = outdir / rel.parent / outputs.output_name(rel, is_dicom)
-            row.output = str(target)
-            if target in claimed:
-                raise UsageError(f"{source}: same output {target} as {claimed[target]}; rename.")
-            claimed[target] = str(source)
-            if not _skip_or_refuse(row, target, previous, overwrite):
-                process(row, source, target, model, anonymize=anonymize, audit=audit)
-                row.status = "done"
-        except (OSError, ValueError, FloatingPointError, RuntimeError) as exc:
-            row.status, row.error = "failed", _one_line(exc, source)
-        finally:
-            row.seconds = round(time.perf_counter() - t0, 3)
-            write_manifest(outdir, rows, model)
+            _one(row, item, outdir, model, protected, claimed, options)
+        finally:  # also when interrupted: every row on disk ends in a final state
+            write_manifest(outdir, rows, described)
         if on_row is not None:
             on_row(row)
     return rows
 
 
-def _one_line(exc: BaseException, source: Path) -> str:
-    text = " ".join(str(exc).split())
-    return text if str(source) in text else f"{source}: {text}"
+def _one_line(text: str, row: Row, source: Path, options: dict) -> str:
+    """The error on one line, naming the input (its pseudonym when anonymizing)."""
+    text = " ".join(text.split())
+    if options["deidentifier"] is not None and row.input == str(source):
+        # Failed before its content was read: a pseudonym of the path, never the path.
+        row.input = f"input-{hashlib.sha256(str(source).encode()).hexdigest()[:16]}"
+    if row.input != str(source):  # anonymized: the file's name never reaches the manifest
+        text = text.replace(str(source), row.input).replace(source.name, row.input)
+    return text if row.input in text else f"{row.input}: {text}"
 
 
-def summary(rows: list[Row]) -> str:
+def summary(rows: list[Row], outdir: Path | None = None) -> str:
     """A plain-text table: one line per input, then the counts."""
     width = max([len(Path(r.input).name) for r in rows] + [5])
-    lines = [f"{'input':<{width}}  {'status':<7}  {'seconds':>8}  output / reason"]
+    lines = [f"{'input':<{width}}  {'status':<11}  {'seconds':>8}  output / reason"]
     for r in rows:
-        detail = r.error or r.output
-        lines.append(f"{Path(r.input).name:<{width}}  {r.status:<7}  {r.seconds:>8.2f}  {detail}")
+        detail = r.error or (str(outdir / r.output) if outdir and r.output else r.output)
+        lines.append(f"{Path(r.input).name:<{width}}  {r.status:<11}  {r.seconds:>8.2f}  {detail}")
     counts = {s: sum(r.status == s for r in rows) for s in ("done", "skipped", "failed")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(rows)} inputs")
     return "\n".join(lines)

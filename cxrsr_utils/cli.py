@@ -12,8 +12,12 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from cxrsr_utils.deidentify import Deidentifier
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -25,10 +29,12 @@ UPSCALE_EXAMPLE = """examples:
   cxrsr upscale ../shared/mirror/data/nih-sample/images/00000211_000.png -o sr/
   cxrsr upscale scans/ 'more/*.dcm' -o sr/ --model paper --audit
   cxrsr upscale cxr.png -o quick/ --model bicubic     # the classical baseline, in seconds
+  cxrsr upscale archive/ -o share/ --anonymize        # PS3.15 basic profile, pseudonym names
 
-formats: PNG (8/16-bit) -> PNG, JPEG -> PNG (lossless), TIFF -> TIFF, DICOM -> DICOM
-(derived series). Each output records the model, its SHA-256, scale, precision and tiling;
-manifest.json beside the outputs has one row per input.
+formats: PNG (8/16-bit) and GIF -> PNG, JPEG -> PNG (lossless), TIFF -> TIFF, DICOM -> DICOM
+(derived series). Each output records the model, its SHA-256, scale, precision, tiling and the
+input's SHA-256; manifest.json beside the outputs has one row per input. Inputs are never
+overwritten; a re-run skips what this model already made.
 """
 SOURCES_EXAMPLE = """example:
   cxrsr sources --verify
@@ -119,12 +125,26 @@ def _upscale_arguments(up: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--anonymize",
         action="store_true",
-        help="blank patient and study identifying DICOM tags in the outputs",
+        help="de-identify DICOM outputs by PS3.15's Basic Application Level Confidentiality "
+        "Profile (new UIDs, one new study/series per source study/series in a run; dates "
+        "removed), and name every output and manifest row by a pseudonym (cxr-<SHA-256 of the "
+        "input file>), never by the input's name",
+    )
+    up.add_argument(
+        "--retain-uids",
+        action="store_true",
+        help="with --anonymize: the profile's Retain UIDs Option (keep every UID)",
+    )
+    up.add_argument(
+        "--retain-dates",
+        action="store_true",
+        help="with --anonymize: the profile's Retain Longitudinal Temporal Information with "
+        "Full Dates Option (keep every date and time)",
     )
     up.add_argument(
         "--audit",
         nargs="?",
-        type=float,
+        type=_audit_threshold,
         const=audit.DEFAULT_THRESHOLD,
         metavar="THRESHOLD",
         help="LR-consistency PSNR in the manifest and a mask "
@@ -132,6 +152,30 @@ def _upscale_arguments(up: argparse.ArgumentParser) -> None:
         f"THRESHOLD of the range (default {audit.DEFAULT_THRESHOLD})",
     )
     up.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _audit_threshold(text: str) -> float:
+    """``--audit``'s threshold: a fraction of the range in (0, 1), else a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the audit threshold is a fraction of the range between 0 and 1 "
+            "(e.g. 0.05 for 5 %)"
+        )
+    return value
+
+
+def _deidentifier(args: argparse.Namespace) -> Deidentifier | None:
+    from cxrsr_utils import deidentify
+
+    if (args.retain_uids or args.retain_dates) and not args.anonymize:
+        raise ValueError("--retain-uids and --retain-dates are options of --anonymize; add it.")
+    if not args.anonymize:
+        return None
+    return deidentify.Deidentifier(retain_uids=args.retain_uids, retain_dates=args.retain_dates)
 
 
 def upscale_command(args: argparse.Namespace) -> int:
@@ -147,19 +191,23 @@ def upscale_command(args: argparse.Namespace) -> int:
             device=args.device,
             progress=not args.quiet,
         )
+        deidentifier = _deidentifier(args)
         model = upscaler.load_model(args.model, options, run=args.run)
         batch.check_output_folder(args.output, args.inputs)
     except (ValueError, OSError) as exc:
         print(f"cxrsr upscale: {exc}", file=sys.stderr)
         return EXIT_USAGE
     found = batch.collect_inputs(args.inputs)
-    sizes = [s for s in (resources.image_size(p) for p, _ in found) if s]
+    sizes = [s for s in (resources.image_size(i.source) for i in found.items) if s]
     print(
         f"cxrsr upscale: {model.name} x{model.scale} ({model.describe()['precision']}, "
-        f"tiling {model.describe()['tiling']}); {resources.describe(sizes, model)}",
+        f"tiling {model.describe()['tiling']}); "
+        f"{resources.describe(sizes, model, inputs=len(found.items))}",
         file=sys.stderr,
     )
-    bar = tqdm(total=len(found), unit="file", desc="files", disable=args.quiet)
+    for line in found.notes():
+        print(f"cxrsr upscale: {line}", file=sys.stderr)
+    bar = tqdm(total=len(found.items), unit="file", desc="files", disable=args.quiet)
 
     def report(row: batch.Row) -> None:
         bar.update(1)
@@ -172,9 +220,10 @@ def upscale_command(args: argparse.Namespace) -> int:
             args.output,
             model,
             overwrite=args.overwrite,
-            anonymize=args.anonymize,
+            deidentifier=deidentifier,
             audit=args.audit,
             on_row=report,
+            inputs=found,
         )
     except KeyboardInterrupt:
         bar.close()
@@ -186,8 +235,12 @@ def upscale_command(args: argparse.Namespace) -> int:
     except batch.UsageError as exc:
         print(f"cxrsr upscale: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except batch.ManifestError as exc:  # a full disk: one line, never a traceback
+        bar.close()
+        print(f"cxrsr upscale: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     bar.close()
-    print(batch.summary(rows))
+    print(batch.summary(rows, args.output))
     print(f"manifest: {args.output / batch.MANIFEST}")
     return EXIT_FAILED if any(r.status == "failed" for r in rows) else 0
 

@@ -12,13 +12,14 @@ leaves a half-written image behind.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from cxrsr_utils.atomic import atomic_path
 
@@ -62,13 +63,51 @@ class Radiograph:
         return self.pixels.astype(np.float32) / float(self.max_value)
 
 
-def is_dicom(path: Path) -> bool:
-    """True for a ``.dcm``/``.dicom`` name or a file with the DICM magic at byte 128."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def require_regular_file(path: Path) -> os.stat_result:
+    """``path``'s status when it is a regular file (links followed); else :class:`ImageReadError`.
+
+    Checked before any ``open``: opening a FIFO waits for a writer forever, and a device
+    never ends.
+    """
+    try:
+        status = path.stat()
+    except FileNotFoundError as exc:
+        raise ImageReadError(
+            f"{path}: no such file. Check the path (and the data set layout)."
+        ) from exc
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    if stat.S_ISDIR(status.st_mode):
+        raise ImageReadError(f"{path}: is a folder, not an image file.")
+    for test, kind in _NOT_REGULAR:
+        if test(status.st_mode):
+            raise ImageReadError(
+                f"{path}: is {kind}, not a regular file; only regular files are read. Copy the "
+                "image into a file first."
+            )
+    return status
+
+
+def has_dicom_magic(path: Path) -> bool:
+    """True for a regular file with the DICM magic at byte 128 (a DICOM file with preamble)."""
+    if not path.is_file() or not stat.S_ISREG(path.stat().st_mode):
+        return False
     with open(path, "rb") as f:
         head = f.read(132)
     return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def is_dicom(path: Path) -> bool:
+    """True for a ``.dcm``/``.dicom`` name or a regular file with the DICM magic at byte 128."""
+    return path.suffix.lower() in DICOM_SUFFIXES or has_dicom_magic(path)
 
 
 def _read_dicom(path: Path) -> Radiograph:
@@ -112,9 +151,9 @@ def sixteen_bit_range(array: np.ndarray, sbit: int | None = None) -> tuple[int, 
     return 65535, "16-bit"
 
 
-def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray]:
-    """Decode with PIL: (mode, array), palettes with transparency as RGBA; refuses oversized
-    headers before decoding."""
+def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray, str]:
+    """Decode with PIL: (mode, array, note), palettes with transparency as RGBA, EXIF
+    orientation applied; refuses oversized headers before decoding and multi-frame files."""
     try:
         with warnings.catch_warnings():
             # Our own limit below replaces PIL's warning/error pair with one clear rule.
@@ -131,11 +170,21 @@ def _open_image(path: Path, max_pixels: int) -> tuple[str, np.ndarray]:
                             f"{w * h * 2 / 1e6:.0f} MB or more); crop or downsample it, or raise "
                             "max_pixels if it is genuine."
                         )
+                    frames = int(getattr(img, "n_frames", 1))
+                    if frames > 1:
+                        raise ImageReadError(
+                            f"{path}: holds {frames} frames ({img.format} animation or pages); "
+                            "only single-frame radiographs are supported. Save the frame you "
+                            "want as its own file."
+                        )
                     img.load()
-                    decoded: Image.Image = img
-                    if img.mode == "P" and "transparency" in img.info:
-                        decoded = img.convert("RGBA")  # so the alpha check below sees it
-                    return decoded.mode, np.asarray(decoded)
+                    decoded, note = _upright(img)
+                    if decoded.mode == "P" and "transparency" in decoded.info:
+                        decoded = decoded.convert("RGBA")  # so the alpha check below sees it
+                    if decoded.mode == "CMYK":  # print-style JPEGs: ink to light, then luma
+                        decoded = decoded.convert("RGB")
+                        note = ", ".join(filter(None, [note, "CMYK converted to RGB"]))
+                    return decoded.mode, np.asarray(decoded), note
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
     except ImageReadError:
@@ -168,9 +217,31 @@ def _signature(path: Path) -> str:
     return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), "")
 
 
-def _gray(path: Path, mode: str, array: np.ndarray) -> tuple[np.ndarray, str]:
-    """Reduce a decoded image to one gray channel; the note says how."""
-    note = ""
+# EXIF orientation (tag 274) -> what PIL's exif_transpose does to make the image upright.
+EXIF_ORIENTATION = 0x0112
+_ORIENTATIONS = {
+    2: "mirrored left-right",
+    3: "rotated 180 degrees",
+    4: "mirrored top-bottom",
+    5: "transposed",
+    6: "rotated 90 degrees clockwise",
+    7: "transversed",
+    8: "rotated 90 degrees counter-clockwise",
+}
+
+
+def _upright(img: Image.Image) -> tuple[Image.Image, str]:
+    """``img`` with its EXIF orientation applied (a viewer shows it so; a mirrored chest X-ray
+    would be a clinical error) and the note that says what was done."""
+    orientation = int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
+    if orientation not in _ORIENTATIONS:
+        return img, ""
+    upright = ImageOps.exif_transpose(img)
+    return upright, f"EXIF orientation {orientation} applied ({_ORIENTATIONS[orientation]})"
+
+
+def _gray(path: Path, mode: str, array: np.ndarray, note: str = "") -> tuple[np.ndarray, str]:
+    """Reduce a decoded image to one gray channel; the note (after ``note``) says how."""
     if mode in {"RGBA", "LA", "PA"}:
         if array[..., -1].min() < 255:
             raise ImageReadError(
@@ -178,11 +249,11 @@ def _gray(path: Path, mode: str, array: np.ndarray) -> tuple[np.ndarray, str]:
                 "(e.g. save as gray PNG without alpha) and try again."
             )
         array = array[..., :-1]
-        note = "opaque alpha dropped"
+        note = ", ".join(filter(None, [note, "opaque alpha dropped"]))
         mode = mode[:-1] or "L"
     if mode == "P":
         with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"))
+            array = np.asarray(_upright(img)[0].convert("RGB"))
         mode = "RGB"
         note = ", ".join(filter(None, [note, "palette expanded"]))
     if mode in {"RGB", "L"} and array.ndim == 3:
@@ -211,20 +282,17 @@ def read_radiograph(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXEL
     exactly; other RGB and palette files are converted with ITU-R 601 luma and say so in
     ``note``. An alpha channel is dropped only if fully opaque. A 16-bit PNG's range comes from
     its ``sBIT`` chunk, else 12-bit when every value fits in 12 bits, else 16-bit (the note says
-    which). DICOM goes through :mod:`cxrsr_utils.dicom`. Folders, empty, truncated, corrupt or
-    oversized (> ``max_pixels``) files raise :class:`ImageReadError`.
+    which). EXIF orientation is applied (and said); CMYK is converted. DICOM goes through
+    :mod:`cxrsr_utils.dicom`. Folders, FIFOs and devices, empty, truncated, corrupt, multi-frame
+    or oversized (> ``max_pixels``) files raise :class:`ImageReadError`.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ImageReadError(f"{path}: is a folder, not an image file.")
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file. Check the path (and the data set layout).")
-    if path.stat().st_size == 0:
+    if require_regular_file(path).st_size == 0:
         raise ImageReadError(f"{path}: the file is empty (0 bytes).")
     if is_dicom(path):
         return _read_dicom(path)
-    mode, array = _open_image(path, max_pixels)
-    array, note = _gray(path, mode, array)
+    mode, array, note = _open_image(path, max_pixels)
+    array, note = _gray(path, mode, array, note)
     fmt = path.suffix.lower().lstrip(".")
     if array.dtype == np.uint8:
         return Radiograph(np.ascontiguousarray(array), 255, path, note, {"format": fmt})

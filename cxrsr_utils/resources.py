@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from cxrsr_utils.upscaler import Model
+from cxrsr_utils.upscaler import DEFAULT_TILE, Model
 
 # Measured with the real command on this project's 2-core AMD EPYC (AVX-512), pretrained
 # RRDBNet x4plus, fp32, tile 128 / pad 32, batch 1 (bench/upscale_large.py,
@@ -27,14 +27,16 @@ SECONDS_PER_WINDOW_PIXEL = {"fp32": 2.4e-4, "bf16": 1.05e-4, "fp16": 1.05e-4}
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the file header without decoding pixels; None if unreadable."""
+    """(height, width) from the file header without decoding pixels; None if unreadable (a
+    FIFO or device is never opened)."""
     try:
         from cxrsr_utils import radiographs
 
+        radiographs.require_regular_file(path)
         if radiographs.is_dicom(path):
             import pydicom
 
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
             return int(ds.Rows), int(ds.Columns)
         from PIL import Image
 
@@ -42,6 +44,54 @@ def image_size(path: Path) -> tuple[int, int] | None:
             return img.size[1], img.size[0]
     except Exception:  # an unreadable file fails later, as its own row, with its reason
         return None
+
+
+def available_bytes() -> int:
+    """Memory this process can still take: the kernel's MemAvailable, or less where a cgroup
+    (a container's limit) or the address-space limit (``ulimit -v``) leaves less."""
+    import resource
+
+    available = 1 << 62
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        try:
+            pages = int(Path("/proc/self/statm").read_text().split()[0])
+            available = soft - pages * resource.getpagesize()
+        except (OSError, ValueError, IndexError):
+            available = soft
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def memory_refusal(size: tuple[int, int], model: Model) -> str:
+    """Why one input of ``size`` (height, width) cannot start with the memory there is now,
+    with what to do; ``""`` when it fits."""
+    need, _ = estimate([size], model)
+    have = available_bytes()
+    if need <= have:
+        return ""
+    if model.is_network and model.options.tile:
+        advice = f"try --tile {max(16, model.options.tile // 2)} or free memory"
+    elif model.is_network:
+        advice = f"tile it (--tile {DEFAULT_TILE}) or free memory"
+    else:
+        advice = "downsample or crop it first, or free memory"
+    return (
+        f"{size[1]}x{size[0]} pixels need about {need / 1e9:.1f} GB and {have / 1e9:.1f} GB are "
+        f"available; not started ({advice})."
+    )
 
 
 def windows(h: int, w: int, tile: int, pad: int, pre_pad: int) -> tuple[int, int]:
@@ -71,8 +121,9 @@ def estimate(sizes: list[tuple[int, int]], model: Model) -> tuple[int, float]:
     return BASELINE_BYTES + peak, seconds
 
 
-def describe(sizes: list[tuple[int, int]], model: Model) -> str:
-    """One line for the user: inputs, largest image, memory bound and time estimate."""
+def describe(sizes: list[tuple[int, int]], model: Model, inputs: int | None = None) -> str:
+    """One line for the user: inputs (``inputs`` in all, of which ``sizes`` have a readable
+    header), largest image, memory bound and time estimate."""
     peak, seconds = estimate(sizes, model)
     largest = max(sizes, key=lambda hw: hw[0] * hw[1]) if sizes else (0, 0)
     time_text = (
@@ -81,7 +132,10 @@ def describe(sizes: list[tuple[int, int]], model: Model) -> str:
         if model.is_network
         else "seconds"
     )
+    count = f"{len(sizes)} input(s)"
+    if inputs is not None and inputs != len(sizes):
+        count = f"{inputs} input(s) ({len(sizes)} with a readable header)"
     return (
-        f"{len(sizes)} input(s), largest {largest[1]}x{largest[0]}; memory bound "
+        f"{count}, largest {largest[1]}x{largest[0]}; memory bound "
         f"{peak / 1e9:.1f} GB; time {time_text}."
     )

@@ -16,6 +16,7 @@ with its name and cell.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,8 @@ from typing import Any
 import pandas as pd
 
 from cxrsr_utils import provenance, reference
-from cxrsr_utils.cli import EXIT_FAILED, EXIT_USAGE, add_set_option
+from cxrsr_utils.atomic import atomic_path
+from cxrsr_utils.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, add_set_option
 from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params, parse_set
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -35,13 +37,20 @@ class StudyError(RuntimeError):
     """A notebook of the study failed; the message names the notebook and the cell."""
 
 
+class NotebookChoiceError(StudyError):
+    """``--only`` names no notebook of the study (a usage error, exit status 2)."""
+
+
 def study_notebooks(only: list[str] | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
     """The numbered notebooks in run order, optionally only those whose number/name is listed."""
     books = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if only:
         books = [b for b in books if any(b.name.startswith(o) or b.stem == o for o in only)]
     if not books:
-        raise StudyError(f"No notebook matches {only or 'NN_*.ipynb'} in {folder}.")
+        known = ", ".join(b.stem for b in sorted(folder.glob("[0-9][0-9]_*.ipynb")))
+        raise NotebookChoiceError(
+            f"No notebook matches {only or 'NN_*.ipynb'} in {folder}; the study's are {known}."
+        )
     return books
 
 
@@ -80,18 +89,28 @@ def run_study(
         out = paths.reports / book.name
         t0 = time.time()
         print(f"[cxrsr] {book.name} ({params.profile}) ...", flush=True)
+        # Executed into a temporary: an interrupted notebook leaves nothing that looks done, a
+        # failed one is kept for its traceback as NN_name.failed.ipynb.
+        failed = out.with_suffix(".failed.ipynb")
+        failed.unlink(missing_ok=True)
         try:
-            papermill.execute_notebook(
-                str(book),
-                str(out),
-                parameters={"profile": profile, "overrides": overrides or {}},
-                kernel_name=kernel,
-                cwd=str(book.parent),
-                progress_bar=False,
-                log_output=False,
-            )
+            with atomic_path(out, keep_suffix=True) as tmp:
+                try:
+                    papermill.execute_notebook(
+                        str(book),
+                        str(tmp),
+                        parameters={"profile": profile, "overrides": overrides or {}},
+                        kernel_name=kernel,
+                        cwd=str(book.parent),
+                        progress_bar=False,
+                        log_output=False,
+                    )
+                except Exception:
+                    if tmp.is_file():
+                        os.replace(tmp, failed)
+                    raise
         except Exception as exc:  # papermill wraps the kernel's error; keep its details
-            raise _failure(book, out, exc) from exc
+            raise _failure(book, failed, exc) from exc
         walls[book.name] = round(time.time() - t0, 1)
         print(f"[cxrsr] {book.name} done in {walls[book.name]} s", flush=True)
     manifest = build_manifest(params, paths, walls, time.time() - started)
@@ -141,8 +160,6 @@ def refresh_expected_outputs(profile: str = "quick", folder: Path = NOTEBOOKS) -
     output is cleared so the source notebooks stay light (figures live in ``figures/``).
     """
     import nbformat
-
-    from cxrsr_utils.atomic import atomic_path
 
     reports = Paths(load_params(profile)).reports
     written = []
@@ -208,6 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as exc:  # an unknown key, a bad value, an unknown profile: usage
         print(f"[cxrsr] parameter error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except NotebookChoiceError as exc:
+        print(f"[cxrsr] {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "[cxrsr] interrupted; the notebook that was running left no executed copy, and a "
+            "re-run reuses every finished step.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     except (StudyError, FileNotFoundError) as exc:
         print(f"[cxrsr] {exc}", file=sys.stderr)
         return EXIT_FAILED

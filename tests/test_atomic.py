@@ -28,7 +28,7 @@ def test_killed_writer_leaves_no_png_a_glob_finds_and_stale_parts_are_removed(tm
     stale = tmp_path / ".a.png.dead1234.part"  # what a SIGKILL would leave
     stale.write_bytes(b"half")
     assert list(tmp_path.glob("*.png")) == []
-    old = time.time() - 2 * atomic.STALE_SECONDS
+    old = time.time() - 2 * atomic.GRACE_SECONDS
     os.utime(stale, (old, old))
     radiographs.write_png(tmp_path / "a.png", np.zeros((2, 2), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
