@@ -23,7 +23,7 @@ from pathlib import Path
 PART = ".part"
 # A temporary is only judged once it is this old: the moment between its creation and its
 # writer's lock is the only time an unlocked temporary can belong to a live writer.
-GRACE_SECONDS = 5.0
+GRACE_SECONDS = 2.0
 # Names longer than this (in bytes) are shortened in the temporary's name, so the temporary
 # of a 255-byte name (the file system's limit) is not longer than the limit itself.
 _MAX_STEM_BYTES = 160

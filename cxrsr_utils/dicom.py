@@ -1,12 +1,13 @@
 """DICOM in and out: stored values to the network's range and back, and a derived series.
 
 Reading (:func:`read`): the modality LUT (RescaleSlope/Intercept or a Modality LUT Sequence,
-via pydicom's ``apply_modality_lut``) turns stored values into modality values; the image's
-own range of modality values is mapped linearly onto ``[0, 2**BitsStored - 1]`` for the
-network, so signed data keeps its negative values and an image that uses a twelfth of a
-signed 16-bit range still reaches the network at its whole input range (mapping the range the
-bits *could* hold squeezed such images into a narrow grey band the network was never trained
-on: ``bench/dicom_storage.py``). MONOCHROME1 is inverted so bone is bright, as in every other
+via pydicom's ``apply_modality_lut``) turns stored values into modality values; the range the
+stored bits can hold (``BitsStored``, signed when ``PixelRepresentation`` is 1) is mapped
+linearly onto ``[0, 2**BitsStored - 1]`` for the network, so signed data keeps its negative
+values and 12-bit data the network's whole input range. Stored values that all fit in 12 bits
+are taken as 12-bit whatever BitsStored says, as 16-bit PNGs without sBIT are (a 12-bit image
+stored as signed 16-bit otherwise reached the network as a narrow grey band:
+``bench/dicom_storage.py``). MONOCHROME1 is inverted so bone is bright, as in every other
 image. The mapping is kept in ``Radiograph.meta`` and written into the note. Stored values
 outside ``BitsStored`` (pydicom would mask them silently) are refused, as is a header whose
 transfer syntax does not match its data; a file without the 128-byte preamble is read when its
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cxrsr_utils import radiographs
 from cxrsr_utils.atomic import atomic_path
 from cxrsr_utils.radiographs import ImageReadError, Radiograph
 
@@ -168,6 +170,26 @@ def _check_stored_bits(
         )
 
 
+def _bits_used(stored: np.ndarray, bits: int, signed: bool) -> tuple[int, str]:
+    """The bits the network's range is taken from, and a note when it is not BitsStored.
+
+    The reader's rule for 16-bit PNGs without sBIT (:func:`cxrsr_utils.radiographs.
+    sixteen_bit_range`), applied to DICOM: stored values that all fit in 12 bits (of the same
+    signedness) are 12-bit data, whatever BitsStored says. Mapping the range 16 bits *could*
+    hold squeezed such an image (a 12-bit image stored as signed 16-bit, say) into a narrow
+    grey band the network was never trained on (``bench/dicom_storage.py``).
+    """
+    twelve = radiographs.TWELVE_BIT_MAX.bit_length()
+    if bits <= twelve or not stored.size:
+        return bits, ""
+    low, high = (
+        (-(1 << (twelve - 1)), (1 << (twelve - 1)) - 1) if signed else (0, (1 << twelve) - 1)
+    )
+    if low <= int(stored.min()) and int(stored.max()) <= high:
+        return twelve, f" (all stored values fit in {twelve} bits: taken as {twelve}-bit)"
+    return bits, ""
+
+
 def read(path: str | os.PathLike[str]) -> Radiograph:
     """Read a single-frame gray DICOM (see module doc); refuses everything else with a reason."""
     path = Path(path)
@@ -205,18 +227,21 @@ def _read(path: Path) -> Radiograph:
     if not 1 <= bits <= 16:
         raise ImageReadError(f"{path}: BitsStored {bits}; 1 to 16 bits are supported.")
     _check_stored_bits(path, ds, stored, bits, signed)
-    values = apply_modality_lut(stored, ds).astype(np.float64)
-    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    used, bits_note = _bits_used(stored, bits, signed)
+    smin = -(1 << (used - 1)) if signed else 0
+    ends = apply_modality_lut(np.array([smin, smin + (1 << used) - 1]), ds).astype(np.float64)
+    lo, hi = float(ends.min()), float(ends.max())
     if hi == lo:
-        raise ImageReadError(f"{path}: every pixel has the value {lo:g}; there is no image.")
-    max_value = (1 << max(bits, 8)) - 1
+        raise ImageReadError(f"{path}: the modality LUT maps every stored value to {lo}.")
+    max_value = (1 << used) - 1
+    values = apply_modality_lut(stored, ds).astype(np.float64)
     pixels = np.clip(np.rint((values - lo) / (hi - lo) * max_value), 0, max_value)
     note = ", ".join(
         filter(
             None,
             [
-                f"DICOM {bits}-bit {'signed' if signed else 'unsigned'}, modality LUT applied, "
-                f"image values {lo:g}..{hi:g} mapped to 0..{max_value}",
+                f"DICOM {bits}-bit {'signed' if signed else 'unsigned'}{bits_note}, modality "
+                f"LUT applied, values {lo:g}..{hi:g} mapped to 0..{max_value}",
                 read_note,
             ],
         )

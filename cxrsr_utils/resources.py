@@ -62,7 +62,7 @@ def available_bytes() -> int:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
+                available = min(available, int(line.split()[1]) * 1024)
     except OSError:
         pass
     try:
@@ -72,7 +72,7 @@ def available_bytes() -> int:
             available = min(available, int(limit) - used)
     except (OSError, ValueError):
         pass
-    return available
+    return max(available, 0)
 
 
 def memory_refusal(size: tuple[int, int], model: Model) -> str:

@@ -65,7 +65,7 @@ def test_signed_dicom_keeps_negative_values_and_the_rescale(tmp_path):
     stored = np.array([[-2048, -1000], [0, 2047]], np.int16)
     make_dicom(tmp_path / "s.dcm", stored, signed=True, slope=2, intercept=-100)
     r = radiographs.read_radiograph(tmp_path / "s.dcm")
-    # The image's values (stored -2048..2047) map onto 0..4095: nothing clipped, order kept.
+    # Stored -2048..2047 map onto 0..4095: nothing is clipped, order and spacing kept.
     np.testing.assert_array_equal(r.pixels, stored.astype(np.int32) + 2048)
     assert r.max_value == 4095 and "signed" in r.note and "modality LUT" in r.note
     np.testing.assert_array_equal(dicom.stored_values(r), stored)

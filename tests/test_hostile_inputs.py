@@ -99,14 +99,16 @@ def test_values_above_bits_stored_are_refused_not_garbled(tmp_path, nih_images, 
     assert _rows(tmp_path / "out")[0]["status"] == "failed"
 
 
-def test_signed_16_bit_narrow_data_reaches_the_whole_range_and_round_trips(tmp_path, nih_images):
+def test_signed_16_bit_holding_12_bit_values_reads_like_the_12_bit_copy(tmp_path, nih_images):
     values = _crop(nih_images[0]).astype(np.int32) * 16  # a 12-bit image
     make_dicom(tmp_path / "s.dcm", values - 2048, bits=16, signed=True, slope=1, intercept=2048)
-    rad = radiographs.read_radiograph(tmp_path / "s.dcm")
-    assert rad.max_value == 65535 and rad.pixels.min() == 0 and rad.pixels.max() == 65535
+    make_dicom(tmp_path / "u.dcm", values, bits=12)
+    signed, unsigned = (radiographs.read_radiograph(tmp_path / n) for n in ("s.dcm", "u.dcm"))
+    assert signed.max_value == unsigned.max_value == 4095 and "taken as 12-bit" in signed.note
+    np.testing.assert_array_equal(signed.pixels, unsigned.pixels)  # not a narrow grey band
     from cxrsr_utils import dicom
 
-    np.testing.assert_array_equal(dicom.stored_values(rad), values - 2048)
+    np.testing.assert_array_equal(dicom.stored_values(signed), values - 2048)
 
 
 # 5. Only regular files -----------------------------------------------------------------------
@@ -416,3 +418,22 @@ def test_study_ctrl_c_is_one_line_exit_130_and_no_partial_notebook(tmp_path, mon
 def test_study_unknown_notebook_is_a_usage_error(capsys):
     assert runner.main(["--profile", "quick", "--only", "07"]) == 2
     assert "the study's are 01_" in capsys.readouterr().err
+
+
+def test_available_memory_honours_the_address_space_limit():
+    import subprocess
+    import sys
+
+    limit = 6 << 30
+
+    def cap():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    code = "from cxrsr_utils import resources; print(resources.available_bytes())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=cap, check=True
+    )
+    assert 0 < int(done.stdout) < limit
+    assert resources.available_bytes() > 0
