@@ -16,9 +16,11 @@ with its name and cell.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,27 @@ def _failure(book: Path, out: Path, exc: Exception) -> StudyError:
         where = f"cell {index}" if index is not None else "the injected parameters cell"
         where += f" (starting {first!r})" if first else ""
     reason = f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"
-    return StudyError(f"{book.name} failed in {where}: {reason}. Executed copy: {out}")
+    log = out.parent / f"{book.stem}.kernel.log"
+    return StudyError(
+        f"{book.name} failed in {where}: {reason}. Executed copy: {out}; kernel log: {log}"
+    )
+
+
+@contextlib.contextmanager
+def _kernel_log(out: Path) -> Iterator[None]:
+    """Send what the Jupyter kernel process writes to stderr (its start-up warnings, and the
+    traceback it prints when a Ctrl-C closes its sockets) to ``<notebook>.kernel.log`` instead
+    of the terminal: the kernel inherits file descriptor 2 when papermill starts it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(out.with_suffix(".kernel.log"), "w") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def run_study(
@@ -94,7 +116,7 @@ def run_study(
         failed = out.with_suffix(".failed.ipynb")
         failed.unlink(missing_ok=True)
         try:
-            with atomic_path(out, keep_suffix=True) as tmp:
+            with atomic_path(out, keep_suffix=True) as tmp, _kernel_log(out):
                 try:
                     papermill.execute_notebook(
                         str(book),
