@@ -50,13 +50,9 @@ def output_name(path: Path, is_dicom: bool, pseudonym: str = "") -> str:
     """The output file name of the input ``path`` (JPEG becomes PNG; DICOM keeps its name);
     ``pseudonym`` replaces the input's stem (``--anonymize``: names often hold the patient's)."""
     if is_dicom:
-        suffix = path.suffix if path.suffix.lower() in dicom_suffixes() else ".dcm"
+        suffix = path.suffix if path.suffix.lower() in radiographs.DICOM_SUFFIXES else ".dcm"
         return f"{pseudonym}{suffix}" if pseudonym else path.name
     return (pseudonym or path.stem) + OUTPUT_SUFFIX.get(path.suffix.lower(), ".png")
-
-
-def dicom_suffixes() -> frozenset[str]:
-    return frozenset(radiographs.DICOM_SUFFIXES)
 
 
 def identity(described: dict[str, object], input_sha256: str) -> dict[str, str]:
