@@ -170,7 +170,9 @@ def mean_psnr(upscale: Any, pairs: Sequence[ValidationPair]) -> float:
 
 def infer_options(settings: Mapping[str, Any], device: str) -> infer.InferOptions:
     """The :class:`~cxrsr_utils.infer.InferOptions` of a validation pass on ``device``."""
-    return infer.InferOptions(**settings["infer"], device=device, progress=False)
+    # torch, not the CPU's fastest backend: the weights change at every validation point, and
+    # converting RRDBNet for OpenVINO (~10 s) costs more than a validation pass saves.
+    return infer.InferOptions(**settings["infer"], device=device, progress=False, backend="torch")
 
 
 def network_psnr(

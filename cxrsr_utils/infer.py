@@ -45,7 +45,6 @@ interface; :class:`cxrsr_utils.upscaler.Model` runs either under one name.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
@@ -54,13 +53,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cxrsr_utils import cpu
+from cxrsr_utils import backends, cpu
 from cxrsr_utils.radiographs import LUMA_WEIGHTS, Radiograph, resize, to_pixels
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 GrayReduction = Literal["mean", "luma"]
-
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,10 @@ class InferOptions:
     channels become one (see the module doc). ``progress`` shows a tqdm bar over windows.
     ``channels_last`` runs the network and its input in NHWC memory format for the call (the
     network is converted back after it): on an AVX-512 CPU in bf16 about 15-25% faster, and
-    rounded differently (up to 0.03 on the [0, 1] scale for RRDBNet in bf16).
+    rounded differently (up to 0.03 on the [0, 1] scale for RRDBNet in bf16); torch only.
+    ``backend`` is ``torch``, ``openvino`` or ``auto`` (the fastest measured on this CPU kind
+    for this precision, :func:`cxrsr_utils.backends.choose`); it is resolved on construction,
+    so :meth:`to_dict` records what runs.
     """
 
     tile: int = 0
@@ -87,6 +87,7 @@ class InferOptions:
     gray: GrayReduction = "mean"
     progress: bool = True
     channels_last: bool = False
+    backend: backends.Backend = "auto"
 
     def __post_init__(self) -> None:
         for name in ("tile", "tile_pad", "pre_pad"):
@@ -114,6 +115,16 @@ class InferOptions:
         device_type = torch.device(self.device).type
         if self.precision == "fp16" and device_type == "cpu":
             raise ValueError("fp16 inference is for GPUs; on CPU use precision='bf16' (or 'fp32').")
+        chosen = backends.choose(self.backend, self.device, self.precision)
+        object.__setattr__(self, "backend", chosen)
+
+    def describe_backend(self) -> str:
+        """What runs the network, for provenance (``openvino 2026.4.1 f32``)."""
+        return backends.label(self.backend, self.precision, self.channels_last)
+
+    def agreement_db(self) -> float:
+        """The agreement with torch eager fp32 this precision promises (dB)."""
+        return backends.agreement_bound(self.precision)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -228,12 +239,6 @@ def _net_scale(net: torch.nn.Module, scale: int | None) -> int:
     return scale
 
 
-def _autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
-
-
 def _to_gray(output: torch.Tensor, how: GrayReduction, precision: str = "fp32") -> torch.Tensor:
     """(B, C, H, W) network output -> (B, H, W) gray, clamped to [0, 1]."""
     output = output.float()
@@ -290,58 +295,52 @@ def _run(
     """
     scale = _net_scale(net, scale)
     mod = _mod_for_scale(scale)
-    device = torch.device(options.device)
     channels = _input_channels(net, scale)
     windows = _plan([image.shape for image in images], options, mod)
-    net.to(device)
-    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-    if options.channels_last:
-        net.to(memory_format=memory_format)
-    was_training = net.training
-    net.eval()
     padded: dict[int, np.ndarray] = {}
-    try:
-        with (
-            tqdm(
-                total=len(windows),
-                disable=not options.progress,
-                desc="super-resolving",
-                unit="tile",
-            ) as bar,
-            torch.inference_mode(),
-        ):
-            for batch in _batches(windows, options.batch_size):
-                # Pad an image when its first window comes and drop it once no later window
-                # needs it, so a long list of images is never held padded all at once.
-                for done in [k for k in padded if k < batch[0].image]:
-                    del padded[done]
-                for index in sorted({w.image for w in batch} - padded.keys()):
-                    padded[index] = _pad(images[index], options.pre_pad, mod)
-                crops = np.stack(
-                    [
-                        padded[w.image][w.y0 : w.y1, w.x0 : w.x1].astype(np.float32)
-                        / np.float32(divisors[w.image])
-                        for w in batch
-                    ]
+    with (
+        backends.session(
+            net,
+            backend=options.backend,
+            precision=options.precision,
+            device=options.device,
+            channels_last=options.channels_last,
+            channels=channels,
+            mod=mod,
+        ) as forward,
+        tqdm(
+            total=len(windows),
+            disable=not options.progress,
+            desc="super-resolving",
+            unit="tile",
+        ) as bar,
+        torch.inference_mode(),
+    ):
+        for batch in _batches(windows, options.batch_size):
+            # Pad an image when its first window comes and drop it once no later window
+            # needs it, so a long list of images is never held padded all at once.
+            for done in [k for k in padded if k < batch[0].image]:
+                del padded[done]
+            for index in sorted({w.image for w in batch} - padded.keys()):
+                padded[index] = _pad(images[index], options.pre_pad, mod)
+            crops = np.stack(
+                [
+                    padded[w.image][w.y0 : w.y1, w.x0 : w.x1].astype(np.float32)
+                    / np.float32(divisors[w.image])
+                    for w in batch
+                ]
+            )
+            x = torch.from_numpy(crops)[:, None].repeat(1, channels, 1, 1)
+            gray = _to_gray(forward(x), options.gray, options.precision).cpu().numpy()
+            for w, out in zip(batch, gray, strict=True):
+                rows = slice((w.core_y0 - w.y0) * scale, (w.core_y1 - w.y0) * scale)
+                cols = slice((w.core_x0 - w.x0) * scale, (w.core_x1 - w.x0) * scale)
+                target = (
+                    slice(w.core_y0 * scale, w.core_y1 * scale),
+                    slice(w.core_x0 * scale, w.core_x1 * scale),
                 )
-                x = torch.from_numpy(crops)[:, None].repeat(1, channels, 1, 1).to(device)
-                x = x.contiguous(memory_format=memory_format)
-                with _autocast(device, options.precision):
-                    y = net(x)
-                gray = _to_gray(y, options.gray, options.precision).cpu().numpy()
-                for w, out in zip(batch, gray, strict=True):
-                    rows = slice((w.core_y0 - w.y0) * scale, (w.core_y1 - w.y0) * scale)
-                    cols = slice((w.core_x0 - w.x0) * scale, (w.core_x1 - w.x0) * scale)
-                    target = (
-                        slice(w.core_y0 * scale, w.core_y1 * scale),
-                        slice(w.core_x0 * scale, w.core_x1 * scale),
-                    )
-                    sink(w.image, target, out[rows, cols])
-                bar.update(len(batch))
-    finally:
-        net.train(was_training)
-        if options.channels_last:
-            net.to(memory_format=torch.contiguous_format)
+                sink(w.image, target, out[rows, cols])
+            bar.update(len(batch))
 
 
 def _check_float_image(image: np.ndarray, what: str) -> np.ndarray:
@@ -445,7 +444,7 @@ def upscale_radiographs(
         options,
         sink,
     )
-    note = f"super-resolved x{scale} by {type(net).__name__} ({options.precision})"
+    note = f"super-resolved x{scale} by {type(net).__name__} ({options.describe_backend()})"
     return [
         replace(rad, pixels=out, note="; ".join(filter(None, [rad.note, note])))
         for rad, out in zip(radiographs, outputs, strict=True)

@@ -82,7 +82,9 @@ def derivation(described: dict[str, object], input_sha256: str) -> str:
     return (
         f"Super-resolved x{described['scale']} by {described['model']} (sha256 "
         f"{described['model_sha256']}), {described['precision']}, tiling "
-        f"{described['tiling']}; input sha256 {input_sha256}; cxrsr {__version__}"
+        f"{described['tiling']}, {described.get('backend', 'torch')} (>= "
+        f"{described.get('agreement_db_min', '?')} dB of torch fp32); input sha256 "
+        f"{input_sha256}; cxrsr {__version__}"
     )
 
 

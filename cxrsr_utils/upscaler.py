@@ -67,6 +67,9 @@ class Model:
             "scale": self.scale,
             "precision": self.options.precision if self.is_network else "fp32",
             "tiling": tiling,
+            "backend": self.options.describe_backend() if self.is_network else "PIL resize",
+            # What the output promises against torch eager fp32 (backends.agreement_bound).
+            "agreement_db_min": self.options.agreement_db() if self.is_network else "exact",
             "source": self.source,
         }
 
