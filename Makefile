@@ -88,6 +88,7 @@ publish: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/fp16_rounding.py
 	$(PY) bench/inference.py
+	$(PY) bench/backends.py
 	$(PY) bench/training.py
 
 # Results across CPU instruction sets (three quick-study runs; the basis of the tolerances).
