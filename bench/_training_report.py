@@ -155,8 +155,10 @@ def write_report(report: dict[str, Any], folder: Path = REPORTS) -> None:
         "step' = realesrgan's iteration time over this one's. Each configuration ran in a "
         "fresh process.\n",
     ]
-    for key, title in (("cpu", "CPU"), ("gpu", "GPU")):
+    cpus = sorted(k for k in report if k.startswith("cpu-") and isinstance(report[k], dict))
+    for key in [*(cpus or ["cpu"]), "gpu"]:
         result = report.get(key)
+        title = "GPU" if key == "gpu" else f"CPU: {key.removeprefix('cpu-')}"
         if not result:
             text.append(f"## {title}\n\n{report.get(key + '_note', 'Not measured.')}\n")
             continue
@@ -184,11 +186,30 @@ def describe(result: dict[str, Any]) -> str:
     )
 
 
+def section_key(result: dict[str, Any]) -> str:
+    """The report's section for a result: ``gpu``, or ``cpu-<kind>`` (one per CPU kind,
+    cxrsr_utils.backends.cpu_kind, so a run on one kind keeps the others' rows)."""
+    if result["settings"]["device"] == "cuda":
+        return "gpu"
+    machine = result["machine"]
+    # Results from before the kind was recorded: native bf16 there meant AVX512_BF16.
+    kind = machine.get("cpu_kind") or (machine["bf16_flags"] or ["avx2"])[-1]
+    return f"cpu-{kind}"
+
+
+def legacy_sections(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with a pre-kind ``cpu`` section moved under its ``cpu-<kind>`` key."""
+    if isinstance(report.get("cpu"), dict):
+        legacy = report.pop("cpu")
+        report[section_key(legacy)] = legacy
+    return report
+
+
 def merge(report: dict[str, Any], results: list[dict[str, Any]], notes: list[str]) -> None:
     """Put device results into the report: the first replaces that device's section, later
     ones measured on the same machine with the same settings add their rows to it."""
     first = results[0]
-    key = first["settings"]["device"].replace("cuda", "gpu")
+    key = section_key(first)
     for more in results[1:]:
         same = more["settings"] == first["settings"] and more["machine"].get("gpu") == first[
             "machine"

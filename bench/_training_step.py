@@ -27,12 +27,14 @@ SPEED_KEYS = ("channels_last", "compile", "compile_mode", "cudnn_benchmark")
 
 
 def cpu_info() -> dict[str, Any]:
-    """CPU model, core count and whether bf16 is native (avx512_bf16 or amx_bf16)."""
-    from cxrsr_utils import cpu
+    """CPU model, its kind (cxrsr_utils.backends.cpu_kind), core count and whether bf16 is
+    native (avx512_bf16 or amx_bf16)."""
+    from cxrsr_utils import backends, cpu
 
     flags = cpu.isa_flags()
     return {
         "cpu": cpu.cpu_model(),
+        "cpu_kind": backends.cpu_kind(),
         "cpus": os.cpu_count(),
         "native_bf16": cpu.native_bf16(),
         "bf16_flags": [f for f in ("avx512_bf16", "amx_bf16") if flags.get(f)],

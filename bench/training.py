@@ -40,7 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPORTS, nih_folder
-from _training_report import fmt, markdown_rows, merge, summarise, write_report
+from _training_report import (
+    fmt,
+    legacy_sections,
+    markdown_rows,
+    merge,
+    section_key,
+    summarise,
+    write_report,
+)
 from _training_step import PAPER_BATCH, PAPER_GT, cpu_info, gpu_info, prepare, run_config
 
 # (label, configuration). "realesrgan" = realesrgan's RealESRGANModel step, fp32 as shipped.
@@ -197,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     path = REPORTS / "training.json"
-    report = json.loads(path.read_text()) if path.is_file() else {}
+    report = legacy_sections(json.loads(path.read_text()) if path.is_file() else {})
     if args.merge:
         merge(report, [json.loads(Path(f).read_text()) for f in args.merge], args.note or [])
     else:
@@ -206,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
             Path(args.json).write_text(json.dumps(result, indent=1))
             print(markdown_rows(result))
             return
-        report[args.device.replace("cuda", "gpu")] = result
+        report[section_key(result)] = result
     write_report(report)
     print((REPORTS / "training.md").read_text())
 

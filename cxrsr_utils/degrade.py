@@ -256,7 +256,7 @@ def _final_resize_sinc_jpeg(
     return out
 
 
-def _sharpen(usm_sharpener: USMSharp, gt: torch.Tensor) -> torch.Tensor:
+def sharpen(usm_sharpener: USMSharp, gt: torch.Tensor) -> torch.Tensor:
     """USM-sharpen ``gt``; a grey batch (three equal channels, as every radiograph here is)
     is sharpened once and repeated, which gives the same pixels at a third of the cost (the
     sharpening filters each channel alone, and it is the costliest op of a CPU degradation)."""
@@ -303,7 +303,7 @@ def degrade_batch(
         lr = quantize(bicubic_downsample(gt, scale))
         trace.keep("lr", lr)
         return Degraded(lr=lr, gt_usm=None, decisions=trace.decisions, stages=trace.stages)
-    gt_usm = _sharpen(usm_sharpener, gt)
+    gt_usm = sharpen(usm_sharpener, gt)
     trace.keep("hr_usm", gt_usm)
     check_pipeline_options(options)
     lr_size = (gt.shape[2] // scale, gt.shape[3] // scale)

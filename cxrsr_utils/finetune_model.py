@@ -97,6 +97,33 @@ class CxrRealESRGANModel(RealESRGANModel):
     def uses_gan(self) -> bool:
         return self.opt["cxrsr"]["loss"] == "gan"
 
+    @property
+    def uses_usm(self) -> bool:
+        """Whether a step reads ``gt_usm``: realesrgan's GAN step always does (its perceptual
+        and GAN targets may), the L1-only step only with ``l1_gt_usm``."""
+        return self.uses_gan or bool(self.opt.get("l1_gt_usm"))
+
+    def get_optimizer(
+        self, optim_type: str, params: Any, lr: float, **kwargs: Any
+    ) -> torch.optim.Optimizer:
+        """basicsr's Adam, fused where torch has a fused kernel for the device (CPU, CUDA): the
+        same update in one pass over all parameters instead of a few ops per tensor (an RRDBNet
+        Adam step: 37 ms per tensor, 7 ms fused on an AMD EPYC with AVX2). Rounding only."""
+        if optim_type == "Adam" and self.device.type in ("cpu", "cuda"):
+            kwargs.setdefault("fused", True)
+        return super().get_optimizer(optim_type, params, lr, **kwargs)
+
+    @torch.no_grad()
+    def model_ema(self, decay: float = 0.999) -> None:
+        """basicsr's EMA update (``ema = ema * decay + g * (1 - decay)``, the same two ops in
+        the same order, so the same numbers) over all tensors at once with torch's
+        ``_foreach`` kernels instead of two calls per tensor (about 700 here)."""
+        net_g = dict(self.get_bare_model(self.net_g).named_parameters())
+        ema = dict(self.net_g_ema.named_parameters())
+        averaged = [ema[k].data for k in ema]
+        torch._foreach_mul_(averaged, decay)
+        torch._foreach_add_(averaged, [net_g[k].data for k in ema], alpha=1 - decay)
+
     def init_training_settings(self) -> None:
         if self.opt["train"].get("perceptual_opt") and not self.opt["path"].get("vgg19"):
             raise sources.SourceError(
@@ -160,7 +187,9 @@ class CxrRealESRGANModel(RealESRGANModel):
             [self.gt], result.lr, self.opt["gt_size"], self.opt["scale"]
         )
         self._dequeue_and_enqueue()
-        self.gt_usm = self.usm_sharpener(self.gt)
+        # The L1-only arms without l1_gt_usm never read gt_usm: sharpening there cost a 51 x 51
+        # filter per crop for nothing, so gt_usm is the plain HR (the same tensor, no copy).
+        self.gt_usm = degrade.sharpen(self.usm_sharpener, self.gt) if self.uses_usm else self.gt
         self.lq = self.lq.contiguous()
         finetune_speed.inputs_like_networks(self, self.speed)
 

@@ -133,3 +133,39 @@ def test_channels_last_before_ddp_wraps(train_data: Path, tmp_path: Path) -> Non
     proc, card = run_two_gloo_processes(train_data, tmp_path, channels_last=True)
     assert "Grad strides do not match bucket view strides" not in proc.stderr
     assert card["world_size"] == 2 and card[SPEED_OPTION] == {"channels_last": True}
+
+
+def test_step_overheads_fused_adam_foreach_ema_and_usm_only_where_read(
+    train_data: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """What a step does beside the networks: Adam fused, the EMA update over all tensors at
+    once (the same numbers as basicsr's per-tensor loop), and the sharpened HR computed only
+    for a step that reads it."""
+    from basicsr.data import build_dataset
+
+    from cxrsr_utils.sr_backend import USMSharp
+
+    gan = _model(tiny_options(train_data, tmp_path / "gan"))
+    assert all(g["fused"] for o in (gan.optimizer_g, gan.optimizer_d) for g in o.param_groups)
+
+    with torch.no_grad():
+        for p in gan.net_g.parameters():
+            p.add_(torch.randn_like(p))
+    g = dict(gan.net_g.named_parameters())
+    expected = {
+        k: v.detach().clone().mul_(0.9).add_(g[k].detach(), alpha=1 - 0.9)
+        for k, v in gan.net_g_ema.named_parameters()
+    }
+    gan.model_ema(decay=0.9)
+    for k, v in gan.net_g_ema.named_parameters():
+        assert torch.equal(v, expected[k]), k
+
+    dataset = build_dataset(gan.opt["datasets"]["train"])
+    batch = torch.utils.data.default_collate([dataset[0]])
+    gan.feed_data(batch)
+    assert torch.equal(gan.gt_usm, USMSharp()(gan.gt)) and not torch.equal(gan.gt_usm, gan.gt)
+    l1 = _model(tiny_options(train_data, tmp_path / "l1", variant="l1"))
+    assert not l1.uses_usm and l1.opt["l1_gt_usm"] is False
+    l1.feed_data(batch)
+    assert l1.gt_usm is l1.gt  # never sharpened: the L1-only step compares with the plain HR
