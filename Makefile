@@ -4,9 +4,11 @@
 #   make test    set up, then the whole check (CI's command): ruff lint and format check,
 #                the type check, unit tests (the slow ones and the JupyterLab browser test
 #                too) and nbval over notebooks/
-# The set-up makes .venv inside the checkout, installs the package editable with its
-# pinned dependencies and the extras dev (tests, tools) and notebooks (JupyterLab), and
-# registers the venv's Jupyter kernel "cxrsr".
+# The set-up makes .venv inside the checkout, installs the package editable with the extras
+# dev (tests, tools) and notebooks (JupyterLab), every distribution pinned by
+# requirements-lock.txt (the exact set the committed results come from), and registers the
+# venv's Jupyter kernel "cxrsr". `make test` also checks the package from its ranges alone in a
+# Python 3.12 venv that already has torch 2.11 (test-compat).
 
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
@@ -23,15 +25,17 @@ endif
 # OpenMP threads that spin while waiting slow torch down badly on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup study test test-fast lint typecheck browser expected publish bench bench-cpu \
-	bench-mirror-avx2 paper-smoke clean
+.PHONY: setup study test test-compat lock test-fast lint typecheck browser expected publish bench \
+	bench-cpu bench-mirror-avx2 paper-smoke clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cxrsr needs Python 3.11"'
+LOCK    := requirements-lock.txt
+
+$(STAMP): pyproject.toml $(LOCK)
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "the lock is for Python 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e ".[dev,notebooks]"
 	$(PY) -m ipykernel install --sys-prefix --name cxrsr --display-name "Python 3 (cxrsr)"
 	touch $(STAMP)
 
@@ -43,6 +47,20 @@ test: $(STAMP) browser
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest --nbval-lax tests notebooks
+	$(MAKE) test-compat
+
+# The package from its ranges (not the lock) in a fresh Python 3.12 venv that already has
+# torch 2.11, as Colab and GPU images do: the Colab set-up cell's steps, then the fast tests
+# and notebook 01 (tests/compat/py312.sh; about 10 minutes, most of it downloads).
+test-compat:
+	bash tests/compat/py312.sh
+
+# After a deliberate upgrade: re-resolve .venv from the ranges and write the new lock.
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade -e ".[dev,notebooks]"
+	{ sed -n '/^#/p' $(LOCK); $(PY) -m pip freeze --exclude-editable | grep -v '^cxrsr'; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
 
 # Developer helpers (not needed to reproduce the study).
 # A change checked in about a minute: lint, then the tests not marked slow (no training, no

@@ -8,7 +8,7 @@ manifest, in seconds), on crops of a real mirror radiograph:
 - BAD: an input changed, an identifier or the input's name in an anonymized output, a wrong
   image written silently, a hang, a traceback;
 - POOR: the right outcome with a wrong or missing message, or rows not in a final state;
-- GOOD: what the README's "Bad input" paragraph promises.
+- GOOD: what docs/upscaling.md's "Bad input" paragraph promises.
 
 The disk-full case mounts a 1 MB tmpfs (root only; otherwise it is reported as not run). The
 tests (``tests/test_hostile_inputs.py``, ``tests/test_deidentify.py``) hold the same promises;

@@ -26,9 +26,36 @@ from pydantic import (
 
 from cxrsr_utils.layout import StudyLayout
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PARAMS_DIR = PROJECT_ROOT / "params"
+ENV_ROOT = "CXRSR_ROOT"
 ENV_OUTPUT_ROOT = "CXRSR_OUTPUT_ROOT"
+
+
+def is_checkout(folder: Path) -> bool:
+    """Whether ``folder`` is a study checkout: it holds the profiles and the notebooks."""
+    return (folder / "params").is_dir() and (folder / "notebooks").is_dir()
+
+
+def find_project_root(package: Path | None = None, cwd: Path | None = None) -> Path:
+    """The study checkout whose profiles, notebooks and ``work/`` the study uses.
+
+    ``$CXRSR_ROOT`` if set; else the folder above the package when that is a checkout (an
+    editable install, or the package imported from the checkout); else the nearest checkout at
+    or above the working folder (``pip install .`` copies only the package into
+    site-packages, and the notebooks run from the checkout's ``notebooks/``). Installed
+    without any checkout (``cxrsr upscale`` alone) it is the folder above the package.
+    """
+    env = os.environ.get(ENV_ROOT)
+    if env:
+        return Path(env).expanduser().resolve()
+    above_package = (package or Path(__file__).resolve().parent).parent
+    if is_checkout(above_package):
+        return above_package
+    here = (cwd or Path.cwd()).resolve()
+    return next((f for f in (here, *here.parents) if is_checkout(f)), above_package)
+
+
+PROJECT_ROOT = find_project_root()
+PARAMS_DIR = PROJECT_ROOT / "params"
 
 
 # Bounded types: a probability, a positive number, a positive range (lo <= hi checked below).

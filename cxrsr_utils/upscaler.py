@@ -24,7 +24,7 @@ from cxrsr_utils.params import PROJECT_ROOT
 from cxrsr_utils.radiographs import Radiograph
 
 # Tiling the command uses unless told otherwise: at tile 128 / pad 32 RRDBNet's tiled output
-# is 66.1 dB from the untiled one (README, "Inference engine"), above the 60 dB promised.
+# is 66.1 dB from the untiled one (docs/inference.md), above the 60 dB promised.
 DEFAULT_TILE = 128
 DEFAULT_TILE_PAD = 32
 TILED_MIN_DB = 60.0

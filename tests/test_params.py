@@ -131,3 +131,21 @@ def test_nih_split_shares_and_validation_side():
         with pytest.raises(ParamsError, match="unknown key"):
             load_params("quick", {removed: 1})
     assert load_params("quick", {"kermany.n_per_class": None}).kermany.n_per_class is None
+
+
+def test_the_project_root_is_found_from_an_installed_package(tmp_path, monkeypatch):
+    """`pip install .` puts the package in site-packages: the study then finds its checkout
+    from the working folder (the notebooks run in notebooks/), or from $CXRSR_ROOT."""
+    from cxrsr_utils.params import find_project_root
+
+    checkout = tmp_path / "cxrsr"
+    for folder in ("params", "notebooks", "cxrsr_utils"):
+        (checkout / folder).mkdir(parents=True)
+    site = tmp_path / "venv" / "site-packages" / "cxrsr_utils"
+    site.mkdir(parents=True)
+    monkeypatch.delenv("CXRSR_ROOT", raising=False)
+    assert find_project_root(checkout / "cxrsr_utils", cwd=tmp_path) == checkout  # editable
+    assert find_project_root(site, cwd=checkout / "notebooks") == checkout
+    assert find_project_root(site, cwd=tmp_path) == site.parent  # no checkout anywhere
+    monkeypatch.setenv("CXRSR_ROOT", str(checkout))
+    assert find_project_root(site, cwd=tmp_path) == checkout
