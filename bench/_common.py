@@ -85,3 +85,26 @@ def in_fresh_process(
             continue
         proc.join()
         return status, payload
+
+
+def write_report(name: str, body: dict[str, Any], lines: list[str]) -> str:
+    """``reports/bench/<name>.json`` (``body``) and ``<name>.md`` (``lines``), each written
+    atomically; returns the Markdown."""
+    import json
+
+    from cxrsr_utils.atomic import write_text
+
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    write_text(REPORTS / f"{name}.json", json.dumps(body, indent=1) + "\n")
+    text = "\n".join(lines) + "\n"
+    write_text(REPORTS / f"{name}.md", text)
+    return text
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table's lines."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(str(c) for c in row) + " |" for row in rows),
+    ]

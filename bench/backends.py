@@ -1,26 +1,33 @@
-"""The inference backends side by side on this machine's CPU (issue 20, first part).
+"""The inference backends side by side on this machine's CPU (issue 20).
 
 Pretrained x4plus on a real NIH radiograph: HR crops of 4n x 4n, LR by bicubic x4 (n = 64,
-128), one untiled forward pass per configuration, best of 2 after a warm-up, in one process.
-Columns: seconds, speed-up over torch eager fp32, agreement with torch eager fp32 (PSNR of one
-output against the other), PSNR against HR, and GFLOP/s (2 x the multiply-adds of every
-convolution, counted with forward hooks). The OpenVINO conversion's one-off time is reported
-too (it is cached by the weights' SHA-256 afterwards). bf16 rows run only where the CPU has
-native bf16. Output: ``reports/bench/backends.{md,json}``. Run: ``.venv/bin/python
-bench/backends.py``.
+128, 192 = the command's window at tile 128 / pad 32, 256), one untiled forward pass per
+configuration, best of 2 after a warm-up, in one process. Columns: seconds; speed-up over torch
+eager fp32 and over realesrgan's own ``RealESRGANer`` fp32 (untiled, ``pre_pad`` 0, the
+reference a user of Real-ESRGAN would start from); agreement with torch eager fp32 (PSNR of one
+output against the other); PSNR against HR; GFLOP/s (2 x the multiply-adds of every
+convolution, counted with forward hooks) and its share of the CPU's fp32 peak
+(:func:`fp32_peak_gflops`: cores x clock x FLOP per cycle, an estimate named in the report).
+The OpenVINO conversion's one-off time is reported too (cached by the weights' SHA-256
+afterwards). bf16 rows run only where the CPU has native bf16. With ``ONEDNN_MAX_CPU_ISA`` set
+the report says the rows are emulated. Output: ``reports/bench/backends.{md,json}``. Run:
+``.venv/bin/python bench/backends.py [--sizes 64 128]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from _common import REPORTS, nih_images
+from _common import REPORTS, nih_images, table, write_report
 
-SIZES = (64, 128)
+SIZES = (64, 128, 192, 256)
+REFERENCE = "RealESRGANer fp32"
 
 
 def conv_macs(net: Any, side: int) -> int:
@@ -45,15 +52,27 @@ def conv_macs(net: Any, side: int) -> int:
     return total
 
 
-def main() -> None:
-    import torch
+def fp32_peak_gflops(threads: int) -> tuple[float, str]:
+    """An estimate of the fp32 FMA peak of ``threads`` cores, and how it was made: two FMA
+    pipes per core, 256 bits wide on AVX2 and on AMD's AVX-512 (Zen 4 runs 512-bit FMAs as two
+    halves), 512 bits on Intel's AVX-512; at the clock /proc/cpuinfo reports."""
+    from cxrsr_utils import cpu
 
-    from cxrsr_utils import backends, cpu, infer, metrics, models
-    from cxrsr_utils.radiographs import read_radiograph, resize
+    flags = cpu.isa_flags()
+    mhz = 0.0
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("cpu MHz"):
+            mhz = float(line.split(":")[1])
+            break
+    intel_512 = flags.get("avx512f") and "Intel" in cpu.cpu_model()
+    lanes = 16 if intel_512 else 8  # fp32 lanes per FMA
+    flop_per_cycle = 2 * 2 * lanes  # two pipes, an FMA is two FLOP
+    peak = threads * mhz / 1000 * flop_per_cycle
+    how = f"{threads} cores x {mhz / 1000:.2f} GHz x {flop_per_cycle} FLOP/cycle"
+    return peak, how
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    net, info = models.load_pretrained_generator(download=False)
-    image = read_radiograph(nih_images()[0]).as_float()
+
+def _configs(native_bf16: bool) -> list[tuple[str, dict[str, Any]]]:
     configs: list[tuple[str, dict[str, Any]]] = [
         ("torch eager fp32", {"backend": "torch", "precision": "fp32"}),
         (
@@ -62,7 +81,7 @@ def main() -> None:
         ),
         ("openvino fp32", {"backend": "openvino", "precision": "fp32"}),
     ]
-    if cpu.native_bf16():
+    if native_bf16:
         configs += [
             ("torch bf16 autocast", {"backend": "torch", "precision": "bf16"}),
             (
@@ -71,82 +90,211 @@ def main() -> None:
             ),
             ("openvino bf16", {"backend": "openvino", "precision": "bf16"}),
         ]
-    t0 = time.perf_counter()
-    backends.convert(net, channels=3, mod=1)
-    conversion_s = time.perf_counter() - t0
-    rows = []
-    for side in SIZES:
-        h0 = (image.shape[0] - 4 * side) // 2
-        hr = np.clip(resize(image[h0 : h0 + 4 * side, h0 : h0 + 4 * side], (4 * side,) * 2), 0, 1)
-        lr = np.clip(resize(hr, (side, side), method="bicubic"), 0, 1)
-        flop = 2 * conv_macs(net, side)
-        reference = None
-        for name, settings in configs:
-            options = infer.InferOptions(tile=0, pre_pad=0, progress=False, **settings)
-            infer.upscale_array(lr, net, options)  # warm-up (compiles OpenVINO for the shape)
-            times = []
-            for _ in range(2):
-                start = time.perf_counter()
-                out = infer.upscale_array(lr, net, options)
-                times.append(time.perf_counter() - start)
-            reference = out if reference is None else reference
-            seconds = min(times)
-            rows.append(
-                {
-                    "lr": f"{side}x{side}",
-                    "backend": name,
-                    "label": options.describe_backend(),
-                    "seconds": round(seconds, 3),
-                    "agreement_db": round(metrics.psnr(out, reference, data_range=1.0), 1)
-                    if out is not reference
-                    else None,
-                    "psnr_hr_db": round(metrics.psnr(out, hr, data_range=1.0), 3),
-                    "gflop_s": round(flop / seconds / 1e9, 1),
-                }
-            )
-            print(rows[-1], flush=True)
+    return configs
+
+
+def _best_of_2(run: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
+    run()  # warm-up (compiles OpenVINO for the shape)
+    times, out = [], None
+    for _ in range(2):
+        start = time.perf_counter()
+        out = run()
+        times.append(time.perf_counter() - start)
+    assert out is not None
+    return min(times), out
+
+
+def _realesrganer(net: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """realesrgan's RealESRGANer on ``net``'s weights, fp32, untiled, pre_pad 0: gray [0, 1]
+    in and out (it works in 8-bit BGR)."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from cxrsr_utils import models
+    from cxrsr_utils.sr_backend import RealESRGANer
+
+    # RealESRGANer only loads weights from a file: hand it the converted state dict.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x4plus.pth"
+        torch.save({"params_ema": net.state_dict()}, path)
+        upsampler = RealESRGANer(
+            scale=4,
+            model_path=str(path),
+            model=models.build_generator(),
+            tile=0,
+            pre_pad=0,
+            half=False,
+            device=torch.device("cpu"),
+        )
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        bgr = np.repeat((lr * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+        out, _ = upsampler.enhance(bgr, outscale=4)
+        return out[..., 0].astype(np.float32) / 255.0
+
+    return run
+
+
+def _size_rows(net: Any, image: np.ndarray, side: int, peak: float) -> list[dict[str, Any]]:
+    from cxrsr_utils import cpu, infer, metrics
+    from cxrsr_utils.radiographs import resize
+
+    h0 = (image.shape[0] - 4 * side) // 2
+    hr = np.clip(resize(image[h0 : h0 + 4 * side, h0 : h0 + 4 * side], (4 * side,) * 2), 0, 1)
+    lr = np.clip(resize(hr, (side, side), method="bicubic"), 0, 1)
+    flop = 2 * conv_macs(net, side)
+    rows, reference = [], None
+    esrganer = _realesrganer(net)
+    runs: list[tuple[str, str, Callable[[], np.ndarray]]] = [
+        (REFERENCE, REFERENCE, lambda: esrganer(lr))
+    ]
+    for name, settings in _configs(cpu.native_bf16()):
+        options = infer.InferOptions(tile=0, pre_pad=0, progress=False, **settings)
+        runs.append(
+            (name, options.describe_backend(), lambda o=options: infer.upscale_array(lr, net, o))
+        )
+    for name, label, run in runs:
+        seconds, out = _best_of_2(run)
+        if name == "torch eager fp32":
+            reference = out
+        rows.append(
+            {
+                "lr": f"{side}x{side}",
+                "backend": name,
+                "label": label,
+                "seconds": round(seconds, 3),
+                "psnr_hr_db": round(metrics.psnr(out, hr, data_range=1.0), 3),
+                "gflop_s": round(flop / seconds / 1e9, 1),
+                "peak_share": round(flop / seconds / 1e9 / peak, 2),
+                "_out": out,
+            }
+        )
+        print({k: v for k, v in rows[-1].items() if k != "_out"}, flush=True)
     for row in rows:
-        base = next(r for r in rows if r["lr"] == row["lr"] and r["backend"] == "torch eager fp32")
-        row["speedup"] = round(base["seconds"] / row["seconds"], 2)
-    result = {
+        out = row.pop("_out")
+        # RealESRGANer works in 8 bits with luma gray: agreement with ours is not the question.
+        row["agreement_db"] = (
+            None
+            if row["backend"] in ("torch eager fp32", REFERENCE)
+            else round(metrics.psnr(out, reference, data_range=1.0), 1)
+        )
+    return rows
+
+
+def conversion_seconds(net: Any) -> float:
+    """The one-off OpenVINO conversion of ``net``, timed into an empty cache (the user cache
+    may hold it already, and then the rows below reuse it)."""
+    import tempfile
+    from pathlib import Path
+
+    from cxrsr_utils import backends
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        backends.convert(net, channels=3, mod=1, cache=Path(tmp))
+        return time.perf_counter() - t0
+
+
+def measure(sizes: tuple[int, ...]) -> dict[str, Any]:
+    """Every configuration at every LR size on this CPU."""
+    import torch
+
+    from cxrsr_utils import backends, cpu, models
+    from cxrsr_utils.radiographs import read_radiograph
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    net, info = models.load_pretrained_generator(download=False)
+    image = read_radiograph(nih_images()[0]).as_float()
+    conversion_s = conversion_seconds(net)
+    peak, peak_how = fp32_peak_gflops(torch.get_num_threads())
+    rows = [row for side in sizes for row in _size_rows(net, image, side, peak)]
+    for row in rows:
+        same = [r for r in rows if r["lr"] == row["lr"]]
+        eager = next(r for r in same if r["backend"] == "torch eager fp32")
+        esrganer = next(r for r in same if r["backend"] == REFERENCE)
+        row["speedup"] = round(eager["seconds"] / row["seconds"], 2)
+        row["vs_realesrganer"] = round(esrganer["seconds"] / row["seconds"], 2)
+    return {
         "cpu": cpu.describe(),
         "cpu_label": cpu.isa_label(),
         "cpu_kind": backends.cpu_kind(),
         "emulated": bool(cpu.isa_limits()),
         "threads": torch.get_num_threads(),
+        "fp32_peak_gflops": round(peak, 1),
+        "fp32_peak_how": peak_how,
         "weights": info.to_dict(),
         "openvino": backends.openvino_version(),
         "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
         "conversion_seconds": round(conversion_s, 1),
         "rows": rows,
     }
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "backends.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def report(result: dict[str, Any]) -> str:
+    """Write reports/bench/backends.{json,md}; return the Markdown."""
+    emulated = "emulated with ONEDNN_MAX_CPU_ISA" if result["emulated"] else "not emulated"
     lines = [
         "# Inference backends side by side",
         "",
-        f"CPU: **{result['cpu_label']}** (kind `{result['cpu_kind']}`, "
-        f"{'emulated with ONEDNN_MAX_CPU_ISA' if result['emulated'] else 'not emulated'}), "
+        f"CPU: **{result['cpu_label']}** (kind `{result['cpu_kind']}`, {emulated}), "
         f"{result['threads']} threads; torch {result['torch']}, OpenVINO {result['openvino']}; "
-        f"weights {info.source} ({info.sha256[:12]}). Made by `bench/backends.py`.",
+        f"weights {result['weights']['source']} ({result['weights']['sha256'][:12]}); "
+        f"{result['date']}. Made by `bench/backends.py`.",
         "",
-        "One untiled pass of the pretrained x4plus, best of 2 after a warm-up; agreement is PSNR "
-        "against torch eager fp32's output; GFLOP/s counts 2 x every convolution's "
-        f"multiply-adds. OpenVINO's one-off conversion: {result['conversion_seconds']} s "
-        "(cached by the weights' SHA-256).",
+        "One untiled pass of the pretrained x4plus, best of 2 after a warm-up. Agreement is PSNR "
+        "against torch eager fp32's output. GFLOP/s counts 2 x every convolution's "
+        "multiply-adds; '% of peak' divides it by an fp32 FMA peak estimated as "
+        f"{result['fp32_peak_how']} = {result['fp32_peak_gflops']} GFLOP/s. {REFERENCE} is "
+        "realesrgan's own class (8-bit, luma gray), the baseline a Real-ESRGAN user has. "
+        f"OpenVINO's one-off conversion: {result['conversion_seconds']} s (cached by the "
+        "weights' SHA-256).",
         "",
-        "| LR | backend | seconds | vs eager fp32 | agreement dB | PSNR vs HR dB | GFLOP/s |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        agreement = "—" if r["agreement_db"] is None else f"{r['agreement_db']}"
-        lines.append(
-            f"| {r['lr']} | {r['label']} | {r['seconds']} | {r['speedup']}x | {agreement} | "
-            f"{r['psnr_hr_db']} | {r['gflop_s']} |"
-        )
-    if not cpu.native_bf16():
+    header = [
+        "LR",
+        "backend",
+        "seconds",
+        "vs eager fp32",
+        f"vs {REFERENCE}",
+        "agreement dB",
+        "PSNR vs HR dB",
+        "GFLOP/s",
+        "% of fp32 peak",
+    ]
+    body = [
+        [
+            r["lr"],
+            r["label"],
+            r["seconds"],
+            f"{r['speedup']}x",
+            f"{r['vs_realesrganer']}x",
+            "—" if r["agreement_db"] is None else r["agreement_db"],
+            r["psnr_hr_db"],
+            r["gflop_s"],
+            f"{100 * r['peak_share']:.0f}%",
+        ]
+        for r in result["rows"]
+    ]
+    lines += table(header, body)
+    if not any("bf16" in r["backend"] for r in result["rows"]):
         lines += ["", "No bf16 rows: this CPU has no native bf16 (torch would emulate it)."]
-    (REPORTS / "backends.md").write_text("\n".join(lines) + "\n")
+    return write_report("backends", result, lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the stored JSON"
+    )
+    args = parser.parse_args()
+    if args.report_only:
+        print(report(json.loads((REPORTS / "backends.json").read_text())))
+        return
+    print(report(measure(tuple(args.sizes))))
 
 
 if __name__ == "__main__":

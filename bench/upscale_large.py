@@ -23,9 +23,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, write_report
 
 SIDES = (192, 320)  # LR crop sides measured
 TARGET = 3000
@@ -93,8 +93,9 @@ def _arrays_mb(side: int) -> float:
     return side * side * (2 + 4 + 16 * 2) / 1e6
 
 
-def report(results: list[dict[str, float]]) -> str:
-    """Write reports/bench/upscale_large.{json,md} and return the markdown."""
+def report(results: list[dict[str, float]], machine: dict[str, Any] | None = None) -> str:
+    """Write reports/bench/upscale_large.{json,md} and return the markdown. ``machine`` (the
+    stored ``cpu`` and ``threads``) when re-writing a report measured elsewhere."""
     from cxrsr_utils import cpu, resources
 
     # The two peaks differ by allocator noise, not by the arrays (3 MB apart here): the fixed
@@ -112,14 +113,12 @@ def report(results: list[dict[str, float]]) -> str:
     body = {
         "cpu": cpu.isa_label(),
         "threads": os.cpu_count(),
+        **(machine or {}),
         "tile": TILE,
         "tile_pad": PAD,
         "measured": results,
         "extrapolated_3000": extrapolated,
     }
-    out = ROOT / "reports" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "upscale_large.json").write_text(json.dumps(body, indent=1) + "\n")
     lines = [
         "# cxrsr upscale: memory and time on large inputs",
         "",
@@ -146,17 +145,16 @@ def report(results: list[dict[str, float]]) -> str:
         f"({_arrays_mb(TARGET):.0f} MB at {TARGET}x{TARGET}). The peaks above do not grow "
         "with the image: the window's activations, fixed by tile and pad, dominate.",
     ]
-    text = "\n".join(lines) + "\n"
-    (out / "upscale_large.md").write_text(text)
-    return text
+    return write_report("upscale_large", body, lines)
 
 
 def main() -> None:
     if "--report-only" in sys.argv:  # rewrite the report from the stored measurements
-        results = json.loads((ROOT / "reports/bench/upscale_large.json").read_text())["measured"]
+        stored = json.loads((ROOT / "reports/bench/upscale_large.json").read_text())
+        machine = {k: stored[k] for k in ("cpu", "threads")}
+        print(report(stored["measured"], machine))
     else:
-        results = measure()
-    print(report(results))
+        print(report(measure()))
 
 
 if __name__ == "__main__":

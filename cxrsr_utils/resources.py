@@ -4,8 +4,8 @@ A tiled run holds, at any time: the model, one batch of network windows with the
 activations (fixed by ``tile``, ``tile_pad`` and ``batch_size``, not by the image), the input
 image padded as float32, and the integer output array (``scale**2`` times the input, 2 bytes
 per pixel for 12/16-bit). So the bound grows with the image only through the input and output
-arrays. The constants below were measured on this project's CPU machine (README, "Upscaling
-your own radiographs"); on a GPU or another CPU the time differs and the progress bar's ETA
+arrays. The constants below were measured on this project's CPU machine (docs/upscaling.md);
+on a GPU or another CPU the time differs and the progress bar's ETA
 takes over.
 """
 
@@ -19,11 +19,41 @@ from cxrsr_utils.upscaler import DEFAULT_TILE, Model
 # Measured with the real command on this project's 2-core AMD EPYC (AVX-512), pretrained
 # RRDBNet x4plus, fp32, tile 128 / pad 32, batch 1 (bench/upscale_large.py,
 # reports/bench/upscale_large.md): peak RSS 1.51 GB for 192x192-pixel windows, of which about
-# 0.6 GB is python, torch and the model; 8.8 s per window.
+# 0.6 GB is python, torch and the model.
 BASELINE_BYTES = 600_000_000
 BYTES_PER_WINDOW_PIXEL = 25_000
-# Seconds per window input pixel; bf16 from the README's 2.3x speed-up on native-bf16 CPUs.
-SECONDS_PER_WINDOW_PIXEL = {"fp32": 2.4e-4, "bf16": 1.05e-4, "fp16": 1.05e-4}
+# Seconds per window input pixel on 2 cores, by (CPU kind, backend, precision), where measured:
+# - avx2: bench/backends.py at 192x192 (the default window), AMD EPYC AVX2 only;
+# - avx512_bf16: the command itself on an AMD EPYC with AVX-512 (upscale_large.md: 8.8 s per
+#   192x192 window in fp32; the 3000x3000 run alone at 4.7-5.0 s per window in bf16);
+# - amx: issue 20's side-by-side run on an Intel Xeon with AMX (one 128x128 input).
+SECONDS_PER_WINDOW_PIXEL: dict[tuple[str, str, str], float] = {
+    ("avx2", "torch", "fp32"): 3.8e-4,
+    ("avx2", "openvino", "fp32"): 3.0e-4,
+    ("avx512_bf16", "torch", "fp32"): 2.39e-4,
+    ("avx512_bf16", "torch", "bf16"): 1.33e-4,
+    ("amx", "torch", "fp32"): 1.39e-4,
+    ("amx", "openvino", "fp32"): 9.3e-5,
+    ("amx", "torch", "bf16"): 4.9e-5,
+    ("amx", "openvino", "bf16"): 1.65e-5,
+}
+
+
+def window_speed(kind: str, backend: str, precision: str) -> tuple[float, str]:
+    """Seconds per window input pixel for this CPU kind, backend and precision, and where the
+    number comes from: measured; else torch's on this kind (OpenVINO was faster wherever both
+    were measured, so this over-estimates); else the slowest measured at that precision."""
+    precision = "bf16" if precision == "fp16" else precision  # fp16 runs on GPUs only
+    if (kind, backend, precision) in SECONDS_PER_WINDOW_PIXEL:
+        return SECONDS_PER_WINDOW_PIXEL[kind, backend, precision], (
+            f"measured for {backend} {precision} on a 2-core {kind} CPU"
+        )
+    if (kind, "torch", precision) in SECONDS_PER_WINDOW_PIXEL:
+        return SECONDS_PER_WINDOW_PIXEL[kind, "torch", precision], (
+            f"torch {precision}'s speed on a 2-core {kind} CPU ({backend} not measured there)"
+        )
+    slowest = max(v for (_, _, p), v in SECONDS_PER_WINDOW_PIXEL.items() if p == precision)
+    return slowest, f"the slowest measured {precision} speed (no measurement on a {kind} CPU)"
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -103,22 +133,33 @@ def windows(h: int, w: int, tile: int, pad: int, pre_pad: int) -> tuple[int, int
     return math.ceil(hp / tile) * math.ceil(wp / tile), side_h * side_w
 
 
-def estimate(sizes: list[tuple[int, int]], model: Model) -> tuple[int, float]:
-    """(peak bytes, seconds) for inputs of ``sizes`` run one at a time through ``model``."""
+def estimate(
+    sizes: list[tuple[int, int]], model: Model, kind: str | None = None
+) -> tuple[int, float]:
+    """(peak bytes, seconds) for inputs of ``sizes`` run one at a time through ``model`` on a
+    CPU of ``kind`` (:func:`cxrsr_utils.backends.cpu_kind`: this one when None)."""
     if not sizes:
         return BASELINE_BYTES, 0.0
     opt, s = model.options, model.scale
+    speed = _speed(model, kind)[0]
     peak, seconds = 0, 0.0
     for h, w in sizes:
         n, px = windows(h, w, opt.tile, opt.tile_pad, opt.pre_pad)
         arrays = h * w * (4 + 2) + h * w * s * s * 2  # padded float input, uint16 output
         if model.is_network:
             arrays += BYTES_PER_WINDOW_PIXEL * px * min(opt.batch_size, n)
-            seconds += n * px * SECONDS_PER_WINDOW_PIXEL[opt.precision]
+            seconds += n * px * speed
         else:  # PIL resize works in float32 on the whole image
             arrays += h * w * s * s * 8
         peak = max(peak, arrays)
     return BASELINE_BYTES + peak, seconds
+
+
+def _speed(model: Model, kind: str | None = None) -> tuple[float, str]:
+    from cxrsr_utils import backends
+
+    opt = model.options
+    return window_speed(kind or backends.cpu_kind(), opt.backend, opt.precision)
 
 
 def describe(sizes: list[tuple[int, int]], model: Model, inputs: int | None = None) -> str:
@@ -127,8 +168,7 @@ def describe(sizes: list[tuple[int, int]], model: Model, inputs: int | None = No
     peak, seconds = estimate(sizes, model)
     largest = max(sizes, key=lambda hw: hw[0] * hw[1]) if sizes else (0, 0)
     time_text = (
-        f"about {seconds / 60:.0f} min ({seconds:.0f} s) at the speed measured on the "
-        "project's 2-core EPYC"
+        f"about {seconds / 60:.0f} min ({seconds:.0f} s) at the speed {_speed(model)[1]}"
         if model.is_network
         else "seconds"
     )

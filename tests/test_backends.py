@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import backends, infer, metrics, models
+from cxrsr_utils import backends, infer, metrics, models, upscaler
 from cxrsr_utils.radiographs import read_radiograph, resize
 
 AMX = {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_bf16": True}
@@ -105,3 +105,27 @@ def test_provenance_names_the_backend_and_its_bound():
     described = load_model(torch.nn.Upsample(scale_factor=4), options).describe()
     assert described["backend"].startswith("torch ") and described["backend"].endswith("fp32")
     assert described["agreement_db_min"] == 100.0
+
+
+def test_the_time_estimate_follows_the_cpu_kind_and_backend():
+    """The printed estimate uses the speed measured for this CPU kind, backend and precision,
+    and says so; a combination never measured falls back to torch's (slower) speed on that
+    kind, else to the slowest measured, and says that instead."""
+    from cxrsr_utils import resources
+
+    fast, how = resources.window_speed("amx", "openvino", "bf16")
+    assert "measured for openvino bf16 on a 2-core amx CPU" == how
+    slow, _ = resources.window_speed("amx", "torch", "fp32")
+    assert slow > 5 * fast  # AMX bf16 through OpenVINO: the 8x of issue 20's measurement
+    guess, how = resources.window_speed("avx512_bf16", "openvino", "fp32")
+    assert guess == resources.window_speed("avx512_bf16", "torch", "fp32")[0]
+    assert "openvino not measured there" in how
+    worst, how = resources.window_speed("avx512", "torch", "fp32")
+    assert worst == max(v for k, v in resources.SECONDS_PER_WINDOW_PIXEL.items() if k[2] == "fp32")
+    assert "no measurement on a avx512 CPU" in how
+    fp32 = upscaler.load_model("pretrained", infer.InferOptions(precision="fp32", backend="torch"))
+    _, on_avx2 = resources.estimate([(3000, 3000)], fp32, kind="avx2")
+    _, on_amx = resources.estimate([(3000, 3000)], fp32, kind="amx")
+    o = fp32.options
+    n, px = resources.windows(3000, 3000, o.tile, o.tile_pad, o.pre_pad)
+    assert on_avx2 == pytest.approx(n * px * 3.8e-4, rel=0.05) and on_amx < on_avx2
