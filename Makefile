@@ -118,9 +118,10 @@ bench-cpu: $(STAMP)
 bench-mirror-avx2: $(STAMP)
 	$(PY) bench/mirror_cpu.py
 
-# Notebooks 01-05 under the paper profile, shrunk, on CPU with stand-in netD/VGG19 (minutes).
+# Notebooks 01-05 under the paper profile, shrunk, on CPU with stand-in netD/VGG19 (minutes;
+# also part of make test).
 paper-smoke: $(STAMP)
-	CXRSR_PAPER_SMOKE=1 $(PY) -m pytest -m slow tests/test_paper_notebooks.py
+	$(PY) -m pytest tests/test_paper_notebooks.py
 
 clean:
 	rm -rf work .cache

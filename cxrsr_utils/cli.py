@@ -16,10 +16,16 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
+from cxrsr_utils.study_options import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    add_study_options,
+)
+
 if TYPE_CHECKING:
     from cxrsr_utils.deidentify import Deidentifier
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 STUDY_EXAMPLE = """example:
   cxrsr study --profile quick
@@ -41,19 +47,6 @@ SOURCES_EXAMPLE = """example:
 """
 
 
-def add_set_option(parser: argparse.ArgumentParser) -> None:
-    """The ``--set KEY=VALUE`` overrides option, as ``cxrsr study`` and ``cxrsr-study`` share it
-    (read by :func:`cxrsr_utils.params.parse_set`)."""
-    parser.add_argument(
-        "--set",
-        nargs="+",
-        action="extend",  # --set a=1 --set b=2 gives both, as --set a=1 b=2 does
-        default=[],
-        metavar="KEY=VALUE",
-        help="override parameters, e.g. nih.n_crops=4 (repeat --set or give several)",
-    )
-
-
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="cxrsr", description="Super-resolve chest X-rays with a fine-tuned Real-ESRGAN."
@@ -64,12 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     study = sub.add_parser(
         "study", help="run the study's notebooks", epilog=STUDY_EXAMPLE, formatter_class=raw
     )
-    study.add_argument("--profile", default="quick", help="quick, paper or a YAML path")
-    add_set_option(study)
-    study.add_argument("--only", nargs="*", metavar="NN", help="run only these notebooks")
-    study.add_argument(
-        "--publish", action="store_true", help="make the run the committed reference results"
-    )
+    add_study_options(study)
 
     up = sub.add_parser(
         "upscale",

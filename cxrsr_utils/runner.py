@@ -28,8 +28,13 @@ import pandas as pd
 
 from cxrsr_utils import provenance, reference
 from cxrsr_utils.atomic import atomic_path
-from cxrsr_utils.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, add_set_option
 from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params, parse_set
+from cxrsr_utils.study_options import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    add_study_options,
+)
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 KERNEL = "cxrsr"
@@ -210,9 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status: 0 done, 1 the study failed, 2 a
     parameter error (unknown profile or key, bad value)."""
     ap = argparse.ArgumentParser(prog="cxrsr-study", description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="quick", help="params/<profile>.yaml or a YAML path")
-    ap.add_argument("--only", nargs="*", help="run only these notebooks (e.g. 01 04)")
-    add_set_option(ap)
+    add_study_options(ap)
     ap.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: %(default)s)")
     ap.add_argument(
         "--refresh-expected",
@@ -220,12 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         help="after the run, store the checked cells' outputs in notebooks/ for nbval",
     )
     ap.add_argument(
-        "--publish",
-        action="store_true",
-        help="make the run's tables and figures the committed reference "
-        "(reports/<profile>/, figures/<profile>/); with --no-run, publish the last run",
+        "--no-run", action="store_true", help="run no notebook (with --publish: the last run)"
     )
-    ap.add_argument("--no-run", action="store_true", help="run no notebook (with --publish)")
     args = ap.parse_args(argv)
     try:
         overrides = parse_set(args.set)

@@ -3,8 +3,10 @@
 Every branch the paper profile takes (pretrained discriminator, VGG19 perceptual loss, four
 variants, tiled evaluation, its classifier settings) runs once, on CPU, with the sizes shrunk
 by ``--set``-style overrides and fp16 evaluation replaced by bf16 (where the CPU has native
-bf16) or fp32. It takes minutes, so it runs only when asked: ``make paper-smoke`` (which sets
-``CXRSR_PAPER_SMOKE=1``). The stand-ins are made here, in a temporary mirror; the notebooks'
+bf16) or fp32. It takes minutes (a slow test: part of ``make test``, left out of
+``make test-fast``; ``make paper-smoke`` runs it alone). It used to run only when asked, and
+rotted unnoticed (its overrides stopped loading), so it runs in CI now, and a fast test checks
+that the overrides load. The stand-ins are made here, in a temporary mirror; the notebooks'
 kernels accept them because the test sets ``CXRSR_ALLOW_UNVERIFIED_FOR_TESTS=1``, which the
 study's own commands never set.
 """
@@ -22,15 +24,6 @@ from cxrsr_utils.models import write_standin_weights
 from cxrsr_utils.params import Paths, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        os.environ.get("CXRSR_PAPER_SMOKE") != "1",
-        reason="runs notebooks 01-05 under the paper profile (minutes); "
-        "run it with `make paper-smoke`",
-    ),
-]
 
 
 def paper_smoke_overrides() -> dict[str, object]:
@@ -63,11 +56,18 @@ def paper_smoke_overrides() -> dict[str, object]:
         "evaluate.n_bootstrap": 100,
         "evaluate.precision": "bf16" if cpu.native_bf16() else "fp32",  # fp16 is for GPUs
         "classifier.epochs": 1,
+        "classifier.min_epochs": 0,  # below epochs, as the schema requires
         "classifier.batch_size": 4,
         "classifier.n_bootstrap": 100,
     }
 
 
+def test_the_smoke_overrides_load() -> None:
+    params = load_params("paper", paper_smoke_overrides())
+    assert params.finetune.total_iter == 2 and params.classifier.epochs == 1
+
+
+@pytest.mark.slow
 def test_paper_profile_notebooks_run_on_stand_ins(
     tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -176,3 +176,23 @@ def test_expected_outputs_are_refreshed_after_publishing(monkeypatch):
     calls.clear()
     assert runner.main(["--profile", "quick", "--refresh-expected"]) == 0
     assert calls == ["run", "refresh"]
+
+
+def test_both_study_commands_share_one_option_parser_and_not_each_other(capsys):
+    """`cxrsr study` and `cxrsr-study` take their options from one place
+    (cxrsr_utils.study_options), and the runner no longer imports the command it sits under."""
+    import subprocess
+    import sys
+
+    from cxrsr_utils import cli
+
+    helps = []
+    for run in (lambda: cli.main(["study", "--help"]), lambda: runner.main(["--help"])):
+        with pytest.raises(SystemExit):
+            run()
+        helps.append(capsys.readouterr().out)
+    for option in ("--profile", "--only", "--set", "--publish"):
+        assert all(option in text for text in helps), option
+    code = "import sys, cxrsr_utils.runner; print('cxrsr_utils.cli' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
