@@ -244,24 +244,6 @@ def fidelity_histograms(
     return fig
 
 
-def training_curves(
-    history: pd.DataFrame,
-    x: str = "epoch",
-    pairs: Sequence[tuple[str, str]] = (("loss", "val_loss"), ("accuracy", "val_accuracy")),
-) -> plt.Figure:
-    """Training vs validation curves (the paper's Fig 6 and 7)."""
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.2), squeeze=False)
-    for ax, (train, val) in zip(axes[0], pairs, strict=True):
-        ax.plot(history[x], history[train], marker="o", ms=3, label="training")
-        if val in history and history[val].notna().any():
-            ax.plot(history[x], history[val], marker="o", ms=3, label="validation")
-        ax.set_xlabel(x)
-        ax.set_ylabel(train)
-        ax.legend()
-    fig.tight_layout()
-    return fig
-
-
 def fold_training_curves(history: pd.DataFrame) -> plt.Figure:
     """The classifier's per-fold training curves: loss and accuracy per epoch on the training
     folds (solid) and on the validation fold (dashed, the fold that chose the epoch), one

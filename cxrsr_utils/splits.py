@@ -25,8 +25,6 @@ from sklearn.model_selection import StratifiedGroupKFold
 from cxrsr_utils.params import NIHParams
 from cxrsr_utils.repro import rng
 
-# The NIH splits, in the order their patients are drawn from the shuffle.
-NIH_SPLITS = ("test", "val", "finetune")
 # Kermany file names: PNEUMONIA "person1028_bacteria_2960.jpeg" (patient person1028), NORMAL
 # "IM-0133-0001.jpeg" (IM-0133) and "NORMAL2-IM-1102-0001.jpeg" (NORMAL2-IM-1102); some NORMAL
 # names number the image twice ("NORMAL2-IM-1102-0001-0002.jpeg", same patient).
