@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cxrsr_utils import cpu
+from cxrsr_utils import cpu, sources
 from cxrsr_utils.atomic import write_text
 from cxrsr_utils.params import PROJECT_ROOT, Params, Paths
 from cxrsr_utils.repro import torch_device
@@ -94,8 +94,9 @@ def device_info() -> dict[str, Any]:
 
 
 def _mirror() -> str | None:
-    env = os.environ.get("CXRSR_MIRROR")
-    return os.path.abspath(env) if env else None
+    # The mirror as sources reads it ($CXRSR_MIRROR, ~ expanded), made absolute for matching.
+    mirror = sources.mirror_dir()
+    return os.path.abspath(mirror) if mirror else None
 
 
 def portable(obj: Any) -> Any:
