@@ -35,6 +35,7 @@ def paper_smoke_overrides() -> dict[str, object]:
         "nih.n_test": 3,
         "nih.multiscale_originals": 2,
         "nih.n_crops": 3,
+        "nih.crop_size": 128,  # the multiscale copies of 512-px originals are smaller than 400
         "nih.max_side": 512,
         "nih.eval_hr_size": 128,
         "kermany.n_per_class": 6,
