@@ -2,7 +2,8 @@
 
 Colab (Python 3.12, a GPU runtime and its own torch) starts every notebook in a fresh runtime
 without the package. Each notebook's first code cell therefore runs this file by path, on Colab
-only (``%run -i /content/cxrsr/cxrsr_utils/colab.py``), before anything imports the package:
+only (``runpy.run_path("/content/cxrsr/cxrsr_utils/colab.py", run_name="__main__")``), before
+anything imports the package:
 
 1. install the checkout this file sits in into the running Python, with ``pip install
    <checkout>`` from the package's ranges: torch, torchvision, numpy and TensorFlow already in
@@ -49,8 +50,9 @@ def installed(name: str) -> str | None:
 
 def install(checkout: Path = CHECKOUT, quiet: bool = True) -> None:
     """``pip install <checkout>`` into this Python unless this checkout's package is there."""
-    if installed("cxrsr") is not None:
-        print(f"cxrsr {installed('cxrsr')} is installed in {sys.prefix}")
+    version = installed("cxrsr")
+    if version is not None:
+        print(f"cxrsr {version} is installed in {sys.prefix}")
         return
     command = [sys.executable, "-m", "pip", "install", *(["--quiet"] * quiet), str(checkout)]
     print("Installing the study:", " ".join(command[2:]), flush=True)
@@ -59,7 +61,9 @@ def install(checkout: Path = CHECKOUT, quiet: bool = True) -> None:
 
 
 def find_mirror() -> Path | None:
-    """``$CXRSR_MIRROR`` when set, else the first of :data:`MIRRORS` that has ``data/``."""
+    """``$CXRSR_MIRROR`` when set, else the first of :data:`MIRRORS` that has ``data/``.
+    (``sources.mirror_dir`` reads the variable for the study; this file cannot import the
+    package, which may not be installed yet.)"""
     env = os.environ.get("CXRSR_MIRROR")
     if env:
         return Path(env).expanduser()
