@@ -71,8 +71,8 @@ def hr_image(nih_images: list[Path]) -> np.ndarray:
     """A real NIH radiograph as gray float in [0, 1], shrunk to 96 x 96 (8-bit levels)."""
     import numpy as np
 
-    from cxrsr_utils.radiographs import read_radiograph
-    from cxrsr_utils.radiographs import resize as pil_resize
+    from cxrsr_utils.images.radiographs import read_radiograph
+    from cxrsr_utils.images.radiographs import resize as pil_resize
 
     image = pil_resize(read_radiograph(nih_images[0]).as_float(), (96, 96))
     return np.clip(np.rint(image * 255), 0, 255).astype(np.float32) / 255

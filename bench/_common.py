@@ -92,7 +92,7 @@ def write_report(name: str, body: dict[str, Any], lines: list[str]) -> str:
     atomically; returns the Markdown."""
     import json
 
-    from cxrsr_utils.atomic import write_text
+    from cxrsr_utils.core.atomic import write_text
 
     REPORTS.mkdir(parents=True, exist_ok=True)
     write_text(REPORTS / f"{name}.json", json.dumps(body, indent=1) + "\n")

@@ -140,7 +140,7 @@ def markdown_rows(result: dict[str, Any]) -> str:
 def write_report(report: dict[str, Any], folder: Path = REPORTS) -> None:
     """training.{json,md} in ``folder`` (``reports/bench``) from the CPU result and, when there is
     one, the GPU's."""
-    from cxrsr_utils.atomic import write_text
+    from cxrsr_utils.core.atomic import write_text
 
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "training.json", json.dumps(report, indent=1))
@@ -188,7 +188,7 @@ def describe(result: dict[str, Any]) -> str:
 
 def section_key(result: dict[str, Any]) -> str:
     """The report's section for a result: ``gpu``, or ``cpu-<kind>`` (one per CPU kind,
-    cxrsr_utils.backends.cpu_kind, so a run on one kind keeps the others' rows)."""
+    cxrsr_utils.sr.backends.cpu_kind, so a run on one kind keeps the others' rows)."""
     if result["settings"]["device"] == "cuda":
         return "gpu"
     machine = result["machine"]

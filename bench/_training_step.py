@@ -22,14 +22,15 @@ from _common import in_fresh_process, peak_rss_mb
 PAPER_ITERS, PAPER_BATCH, PAPER_GT = 6480, 10, 256
 CHECKPOINT_FREQ = 500  # the paper profile's save_checkpoint_freq
 LOADER_WORKERS = 4  # paper.yaml's finetune.num_workers: data loading runs beside the step
-# A configuration's speed switches (cxrsr_utils.finetune_speed); the model applies them.
+# A configuration's speed switches (cxrsr_utils.finetune.speed); the model applies them.
 SPEED_KEYS = ("channels_last", "compile", "compile_mode", "cudnn_benchmark")
 
 
 def cpu_info() -> dict[str, Any]:
-    """CPU model, its kind (cxrsr_utils.backends.cpu_kind), core count and whether bf16 is
+    """CPU model, its kind (cxrsr_utils.sr.backends.cpu_kind), core count and whether bf16 is
     native (avx512_bf16 or amx_bf16)."""
-    from cxrsr_utils import backends, cpu
+    from cxrsr_utils.core import cpu
+    from cxrsr_utils.sr import backends
 
     flags = cpu.isa_flags()
     return {
@@ -60,7 +61,7 @@ def prepare(folder: Path, images: list[Path], n_images: int) -> dict[str, str]:
     meta_info list, and a mirror with the stand-in discriminator and VGG19."""
     import shutil
 
-    from cxrsr_utils.models import write_standin_weights
+    from cxrsr_utils.sr.networks import write_standin_weights
 
     data = folder / "data"
     data.mkdir(parents=True)
@@ -82,9 +83,9 @@ def prepare(folder: Path, images: list[Path], n_images: int) -> dict[str, str]:
 
 def build_opt(env: dict[str, str], device: str, gt_size: int, batch: int) -> dict[str, Any]:
     """The paper's options at this size, from stand-in sources (see module doc)."""
-    from cxrsr_utils import sources
-    from cxrsr_utils.finetune_options import build_options
-    from cxrsr_utils.params import FinetuneParams
+    from cxrsr_utils.core.params import FinetuneParams
+    from cxrsr_utils.external import sources
+    from cxrsr_utils.finetune.options import build_options
 
     # The paper's recipe (FinetuneParams' defaults) at this size, generator from scratch.
     recipe = FinetuneParams(
@@ -130,11 +131,11 @@ def realesrgan_on_cpu() -> Iterator[None]:
 def make_model(opt: dict[str, Any], config: dict[str, Any]) -> Any:
     """basicsr's build_model for our model or realesrgan's, with the configuration applied:
     ours takes the speed switches through its options, as training does; realesrgan's model
-    gets them from the same function (cxrsr_utils.finetune_speed.speed_up)."""
+    gets them from the same function (cxrsr_utils.finetune.speed.speed_up)."""
     from basicsr.models import build_model
 
-    from cxrsr_utils import finetune_speed
-    from cxrsr_utils.finetune_model import vgg_weights
+    from cxrsr_utils.finetune import speed as finetune_speed
+    from cxrsr_utils.finetune.model import vgg_weights
 
     opt = {**opt, "cxrsr": {**opt["cxrsr"]}}
     speed = {k: config[k] for k in SPEED_KEYS if config.get(k)}
@@ -268,7 +269,7 @@ def run_one(env: dict[str, str], config: dict[str, Any], settings: dict[str, Any
     os.environ.update(CXRSR_MIRROR=env["mirror"], CXRSR_CACHE=env["cache"])
     device = settings["device"]
     torch.set_num_threads(os.cpu_count() or 1)
-    from cxrsr_utils import sr_backend  # noqa: F401  (the basicsr shim, before realesrgan)
+    from cxrsr_utils.sr import upstream as sr_backend  # noqa: F401  (the basicsr shim, before realesrgan)
 
     shim = (
         realesrgan_on_cpu()
@@ -278,7 +279,7 @@ def run_one(env: dict[str, str], config: dict[str, Any], settings: dict[str, Any
     with shim:
         from basicsr.data import build_dataset
 
-        from cxrsr_utils import finetune_model  # noqa: F401  (registers our model with basicsr)
+        from cxrsr_utils.finetune import model as finetune_model  # noqa: F401  (registers our model with basicsr)
 
         torch.manual_seed(0)
         opt = build_opt(env, device, settings["gt_size"], settings["batch"])
@@ -310,7 +311,7 @@ def run_one(env: dict[str, str], config: dict[str, Any], settings: dict[str, Any
         ):
             model.loop_state = {"epoch_batches": 0}
             row["checkpoint_s"] = _timed(lambda: model.save(0, 1), device)
-            from cxrsr_utils import checkpoints
+            from cxrsr_utils.finetune import checkpoints
 
             row["checkpoint_mb"] = sum(f.stat().st_size for f in checkpoints.files(opt, 1)) / 1e6
     return row

@@ -56,7 +56,7 @@ def fp32_peak_gflops(threads: int) -> tuple[float, str]:
     """An estimate of the fp32 FMA peak of ``threads`` cores, and how it was made: two FMA
     pipes per core, 256 bits wide on AVX2 and on AMD's AVX-512 (Zen 4 runs 512-bit FMAs as two
     halves), 512 bits on Intel's AVX-512; at the clock /proc/cpuinfo reports."""
-    from cxrsr_utils import cpu
+    from cxrsr_utils.core import cpu
 
     flags = cpu.isa_flags()
     mhz = 0.0
@@ -112,8 +112,8 @@ def _realesrganer(net: Any) -> Callable[[np.ndarray], np.ndarray]:
 
     import torch
 
-    from cxrsr_utils import models
-    from cxrsr_utils.sr_backend import RealESRGANer
+    from cxrsr_utils.sr import networks as models
+    from cxrsr_utils.sr.upstream import RealESRGANer
 
     # RealESRGANer only loads weights from a file: hand it the converted state dict.
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,8 +138,10 @@ def _realesrganer(net: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _size_rows(net: Any, image: np.ndarray, side: int, peak: float) -> list[dict[str, Any]]:
-    from cxrsr_utils import cpu, infer, metrics
-    from cxrsr_utils.radiographs import resize
+    from cxrsr_utils.core import cpu
+    from cxrsr_utils.images.radiographs import resize
+    from cxrsr_utils.sr import infer
+    from cxrsr_utils.stats import image_metrics as metrics
 
     h0 = (image.shape[0] - 4 * side) // 2
     hr = np.clip(resize(image[h0 : h0 + 4 * side, h0 : h0 + 4 * side], (4 * side,) * 2), 0, 1)
@@ -189,7 +191,7 @@ def conversion_seconds(net: Any) -> float:
     import tempfile
     from pathlib import Path
 
-    from cxrsr_utils import backends
+    from cxrsr_utils.sr import backends
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -201,8 +203,10 @@ def measure(sizes: tuple[int, ...]) -> dict[str, Any]:
     """Every configuration at every LR size on this CPU."""
     import torch
 
-    from cxrsr_utils import backends, cpu, models
-    from cxrsr_utils.radiographs import read_radiograph
+    from cxrsr_utils.core import cpu
+    from cxrsr_utils.images.radiographs import read_radiograph
+    from cxrsr_utils.sr import backends
+    from cxrsr_utils.sr import networks as models
 
     torch.set_num_threads(os.cpu_count() or 1)
     net, info = models.load_pretrained_generator(download=False)

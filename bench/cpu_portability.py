@@ -2,10 +2,10 @@
 
 Runs the quick study three times into scratch folders: twice as this machine runs it (is a
 rerun identical?) and once with every library limited to AVX2 kernels
-(``cxrsr_utils.cpu.AVX2_ONLY_ENV``: oneDNN, torch, MKL, XLA, numpy, OpenBLAS, OpenCV), which is
+(``cxrsr_utils.core.cpu.AVX2_ONLY_ENV``: oneDNN, torch, MKL, XLA, numpy, OpenBLAS, OpenCV), which is
 what an AVX2-only machine computes. Then it compares every numeric column of every table and
 writes the largest differences to ``reports/bench/cpu_portability.{json,md}``: the measured
-basis of the tolerances in ``cxrsr_utils.reference``.
+basis of the tolerances in ``cxrsr_utils.reporting.reference``.
 
     .venv/bin/python bench/cpu_portability.py            # ~3 study runs (15-60 min)
     .venv/bin/python bench/cpu_portability.py --reuse A B C   # compare existing output roots
@@ -28,9 +28,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cxrsr_utils import cpu, reference  # noqa: E402
-from cxrsr_utils.atomic import write_text  # noqa: E402
-from cxrsr_utils.report import markdown_table  # noqa: E402
+from cxrsr_utils.core import cpu  # noqa: E402
+from cxrsr_utils.core.atomic import write_text  # noqa: E402
+from cxrsr_utils.reporting import reference  # noqa: E402
+from cxrsr_utils.reporting.files import markdown_table  # noqa: E402
 
 RUNS = ("native", "native (repeat)", "AVX2 kernels")
 # Seconds per iteration in the loss logs: how long, not what was computed.
@@ -179,7 +180,8 @@ def render(meta: dict, changed: pd.DataFrame, n_repeat: int) -> str:
         f"- **AVX2 kernels against AVX-512**: the columns below differ; every other column of "
         "every table is identical. Largest absolute difference per column (long tables per "
         "metric):\n\n" + markdown_table(changed) + "\n"
-        "The tolerances in `cxrsr_utils/reference.py` (`TOLERANCES`) are set to at least twice "
+        "The tolerances in `cxrsr_utils/reporting/reference.py` (`TOLERANCES`) are set to at "
+        "least twice "
         "these for the SR metrics; the classifier's numbers are not compared across machines.\n"
     )
 

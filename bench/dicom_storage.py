@@ -8,7 +8,8 @@ DICOM in two ways that hold identical modality values ``v`` (its 8-bit pixels ti
 - ``signed16``: BitsStored 16, PixelRepresentation 1, stored = v - 2048 (negative values),
   RescaleIntercept 2048, so the modality values are the same ``v``.
 
-Each goes through the command's batch (:func:`cxrsr_utils.batch.run_batch`, pretrained x4plus,
+Each goes through the command's batch (:func:`cxrsr_utils.upscaling.batch.run_batch`, pretrained
+x4plus,
 the command's default tiling, fp32 so that rounding is not what differs, ``--audit``). The
 outputs are read back as modality values and compared with the same network run on the float
 image ``v / 4095`` (the 12-bit image as the network should see it): mean, 99.9th-percentile
@@ -31,8 +32,10 @@ from pathlib import Path
 import numpy as np
 from _common import REPORTS, nih_images
 
-from cxrsr_utils import batch, infer, radiographs, upscaler
-from cxrsr_utils.cpu import isa_label
+from cxrsr_utils.core.cpu import isa_label
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.sr import infer, upscaler
+from cxrsr_utils.upscaling import batch
 from tests.test_dicom import make_dicom  # the one synthetic DX DICOM of tests and benches
 
 STORAGES = {"unsigned12": (12, False, 0), "signed16": (16, True, 2048)}

@@ -26,8 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cxrsr_utils import atomic, models, radiographs  # noqa: E402
-from cxrsr_utils.report import markdown_table  # noqa: E402
+from cxrsr_utils.core import atomic  # noqa: E402
+from cxrsr_utils.images import radiographs  # noqa: E402
+from cxrsr_utils.reporting.files import markdown_table  # noqa: E402
+from cxrsr_utils.sr import networks as models  # noqa: E402
 
 N_IMAGES = 8
 HR, SCALE = 256, 4

@@ -35,8 +35,8 @@ import numpy as np
 from _common import REPORTS, ROOT, nih_images
 from PIL import Image
 
-from cxrsr_utils import radiographs
-from cxrsr_utils.cpu import isa_label
+from cxrsr_utils.core.cpu import isa_label
+from cxrsr_utils.images import radiographs
 from tests.test_dicom import make_dicom  # the one synthetic DX DICOM of tests and benches
 
 TIMEOUT = 120

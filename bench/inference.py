@@ -41,16 +41,16 @@ def run_one(config: dict, lr8: np.ndarray) -> tuple[float, float, float, np.ndar
     """One configuration (in this process): seconds, peak MB, peak over model MB, uint8 output."""
     import torch
 
-    from cxrsr_utils import models
-    from cxrsr_utils.infer import InferOptions, upscale_radiograph
-    from cxrsr_utils.radiographs import Radiograph
+    from cxrsr_utils.images.radiographs import Radiograph
+    from cxrsr_utils.sr import networks as models
+    from cxrsr_utils.sr.infer import InferOptions, upscale_radiograph
 
     torch.set_num_threads(os.cpu_count() or 1)
     net, _ = models.load_pretrained_generator(download=False)
     net.eval()
     base = peak_rss_mb()
     if config["engine"] == "RealESRGANer":
-        from cxrsr_utils.sr_backend import RealESRGANer
+        from cxrsr_utils.sr.upstream import RealESRGANer
 
         # RealESRGANer only loads weights from a file: hand it the converted state dict.
         with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +96,7 @@ def run_config(config: dict, lr8: np.ndarray) -> tuple[float, float, float, np.n
 
 def inputs(original: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The small and the large input: name -> (LR uint8, HR uint8), LR by bicubic x4."""
-    from cxrsr_utils import radiographs
+    from cxrsr_utils.images import radiographs
 
     out = {}
     for name, side in (("small", HR), ("large", HR_LARGE)):
@@ -159,7 +159,7 @@ def comparison_rows(
     images: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> list[dict[str, Any]]:
     """Per configuration: time, memory, and its output against its reference run and the HR."""
-    from cxrsr_utils import metrics
+    from cxrsr_utils.stats import image_metrics as metrics
 
     rows = []
     for label, config, reference in configs:
@@ -189,8 +189,8 @@ def write_report(data: dict[str, Any], folder: Path = REPORTS) -> str:
     returns the Markdown table."""
     import pandas as pd
 
-    from cxrsr_utils import atomic, cpu
-    from cxrsr_utils.report import markdown_table
+    from cxrsr_utils.core import atomic, cpu
+    from cxrsr_utils.reporting.files import markdown_table
 
     skipped = data.get("skipped", [])  # reports before the bf16 check have none
     note = (
@@ -215,7 +215,8 @@ def write_report(data: dict[str, Any], folder: Path = REPORTS) -> str:
 
 
 def main() -> None:
-    from cxrsr_utils import cpu, radiographs
+    from cxrsr_utils.core import cpu
+    from cxrsr_utils.images import radiographs
 
     files = nih_images()
     images = inputs(radiographs.read_radiograph(files[0]).as_float())

@@ -3,7 +3,7 @@
 A full ``make study PROFILE=mirror`` takes about an hour on 2 AVX-512 cores with native bf16.
 An AVX2-only CPU has no native bf16, so ``auto`` precision trains and infers in fp32 there,
 and a whole run under AVX2 kernels would take longer than a working session. This measures,
-with every library limited to AVX2 kernels (``cxrsr_utils.cpu.AVX2_ONLY_ENV``, what an
+with every library limited to AVX2 kernels (``cxrsr_utils.core.cpu.AVX2_ONLY_ENV``, what an
 AVX2-only machine computes, on this machine's cores):
 
 - notebooks 01 and 02 whole, as the mirror profile runs them;
@@ -35,9 +35,9 @@ from typing import Any
 
 from _common import REPORTS, ROOT
 
-from cxrsr_utils import cpu  # noqa: E402
-from cxrsr_utils.atomic import write_text  # noqa: E402
-from cxrsr_utils.report import markdown_table  # noqa: E402
+from cxrsr_utils.core import cpu  # noqa: E402
+from cxrsr_utils.core.atomic import write_text  # noqa: E402
+from cxrsr_utils.reporting.files import markdown_table  # noqa: E402
 
 PROFILE = "mirror"
 NOTEBOOKS = ("01", "02", "03", "04", "05")
@@ -94,8 +94,11 @@ def unit_times() -> dict[str, Any]:
     them) and one epoch of the CNN on 64 images."""
     import numpy as np
 
-    from cxrsr_utils import classifier, evaluate, infer, models
-    from cxrsr_utils.params import load_params
+    from cxrsr_utils.classification import network as classifier
+    from cxrsr_utils.core.params import load_params
+    from cxrsr_utils.evaluation import steps as evaluate
+    from cxrsr_utils.sr import infer
+    from cxrsr_utils.sr import networks as models
 
     params = load_params(PROFILE)
     batch = params.evaluate.batch_size

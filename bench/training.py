@@ -2,7 +2,7 @@
 
 Where does the paper profile's time go, and how fast can its 6480 iterations run? Both models
 are built by basicsr's ``build_model`` from one option dict
-(``cxrsr_utils.finetune_options.build_options`` with the paper's losses: pretrained
+(``cxrsr_utils.finetune.options.build_options`` with the paper's losses: pretrained
 discriminator, VGG19 perceptual loss with the paper's layer weights, GAN loss, EMA 0.999,
 USM-sharpened HR); only ``model_type`` differs:
 ``CxrRealESRGANModel`` (ours: our degradation, device-agnostic, optional autocast) or

@@ -33,7 +33,8 @@ TILE, PAD, PRE_PAD = 128, 32, 10
 
 
 def _crop(side: int, folder: Path) -> Path:
-    from cxrsr_utils import radiographs, sources
+    from cxrsr_utils.external import sources
+    from cxrsr_utils.images import radiographs
 
     images = sorted((sources.resolve_dataset("nih") / "images").glob("*.png"))
     rad = radiographs.read_radiograph(images[0])
@@ -74,7 +75,7 @@ def _run(path: Path, out: Path) -> dict[str, float]:
 
 def measure() -> list[dict[str, float]]:
     """Run the command on each crop size in its own process."""
-    from cxrsr_utils import resources
+    from cxrsr_utils.upscaling import resources
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +97,8 @@ def _arrays_mb(side: int) -> float:
 def report(results: list[dict[str, float]], machine: dict[str, Any] | None = None) -> str:
     """Write reports/bench/upscale_large.{json,md} and return the markdown. ``machine`` (the
     stored ``cpu`` and ``threads``) when re-writing a report measured elsewhere."""
-    from cxrsr_utils import cpu, resources
+    from cxrsr_utils.core import cpu
+    from cxrsr_utils.upscaling import resources
 
     # The two peaks differ by allocator noise, not by the arrays (3 MB apart here): the fixed
     # part (runtime, model, one window's activations) dominates. The 3000 x 3000 peak is the

@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 
 
 def upscale(inputs: Any, model: Any = "pretrained", **kwargs: Any) -> list[object]:
-    """Upscale radiographs; see :func:`cxrsr_utils.upscaler.upscale` (imported lazily so that
+    """Upscale radiographs; see :func:`cxrsr_utils.sr.upscaler.upscale` (imported lazily so that
     ``import cxrsr_utils`` stays free of torch)."""
-    from cxrsr_utils.upscaler import upscale as _upscale
+    from cxrsr_utils.sr.upscaler import upscale as _upscale
 
     return _upscale(inputs, model, **kwargs)

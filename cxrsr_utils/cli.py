@@ -1,8 +1,9 @@
 """The ``cxrsr`` command: argument parsing and what is printed; the work is done elsewhere.
 
 ``cxrsr study`` runs the study (:mod:`cxrsr_utils.runner`), ``cxrsr upscale`` upscales a
-clinic's radiographs (:mod:`cxrsr_utils.batch`), ``cxrsr sources`` lists every external file
-and its state (:mod:`cxrsr_utils.inventory`). Exit status: 0 all fine, 1 some input (or the
+clinic's radiographs (:mod:`cxrsr_utils.upscaling.batch`), ``cxrsr sources`` lists every external
+file
+and its state (:mod:`cxrsr_utils.external.inventory`). Exit status: 0 all fine, 1 some input (or the
 study) failed, 2 a usage error, 130 interrupted.
 """
 
@@ -24,7 +25,7 @@ from cxrsr_utils.study_options import (
 )
 
 if TYPE_CHECKING:
-    from cxrsr_utils.deidentify import Deidentifier
+    from cxrsr_utils.images.deidentify import Deidentifier
 
 
 STUDY_EXAMPLE = """example:
@@ -78,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _upscale_arguments(up: argparse.ArgumentParser) -> None:
-    from cxrsr_utils import audit, upscaler
+    from cxrsr_utils.sr import upscaler
+    from cxrsr_utils.upscaling import audit
 
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     up.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
@@ -157,7 +159,7 @@ def _audit_threshold(text: str) -> float:
 
 
 def _deidentifier(args: argparse.Namespace) -> Deidentifier | None:
-    from cxrsr_utils import deidentify
+    from cxrsr_utils.images import deidentify
 
     if (args.retain_uids or args.retain_dates) and not args.anonymize:
         raise ValueError("--retain-uids and --retain-dates are options of --anonymize; add it.")
@@ -168,7 +170,8 @@ def _deidentifier(args: argparse.Namespace) -> Deidentifier | None:
 
 def upscale_command(args: argparse.Namespace) -> int:
     """``cxrsr upscale``: returns the exit status."""
-    from cxrsr_utils import batch, infer, resources, upscaler
+    from cxrsr_utils.sr import infer, upscaler
+    from cxrsr_utils.upscaling import batch, resources
 
     try:
         options = infer.InferOptions(
@@ -249,7 +252,7 @@ def study_command(args: argparse.Namespace) -> int:
 
 def sources_command(args: argparse.Namespace) -> int:
     """``cxrsr sources``: a table of every external file; 1 when a verified file is wrong."""
-    from cxrsr_utils import inventory
+    from cxrsr_utils.external import inventory
 
     rows = inventory.inventory(verify=args.verify)
     print(inventory.table(rows))

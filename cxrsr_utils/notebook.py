@@ -1,7 +1,7 @@
 """The set-up call every notebook of the study starts with.
 
 A notebook's first code cell after its parameters is ``params, paths = notebook.setup(profile,
-overrides)``; the next cell shows :func:`cxrsr_utils.provenance.summary` (the MONAI
+overrides)``; the next cell shows :func:`cxrsr_utils.reporting.provenance.summary` (the MONAI
 tutorials' set-up and provenance cells). Nothing else happens here: what a notebook computes
 is in its own cells, so the set-up of all five stays one copy.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cxrsr_utils.params import Params, Paths, load_params
-from cxrsr_utils.repro import seed_everything
+from cxrsr_utils.core.params import Params, Paths, load_params
+from cxrsr_utils.core.repro import seed_everything
 
 
 def setup(

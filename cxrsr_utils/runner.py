@@ -26,9 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from cxrsr_utils import provenance, reference
-from cxrsr_utils.atomic import atomic_path
-from cxrsr_utils.params import PROJECT_ROOT, ParamsError, Paths, load_params, parse_set
+from cxrsr_utils.core.atomic import atomic_path
+from cxrsr_utils.core.params import PROJECT_ROOT, ParamsError, Paths, load_params, parse_set
+from cxrsr_utils.reporting import provenance, reference
 from cxrsr_utils.study_options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -149,7 +149,7 @@ def run_study(
 
 def compare_with_reference(profile: str, paths: Paths) -> pd.DataFrame:
     """Compare the run's tables with the committed ones; write and print the outcome."""
-    from cxrsr_utils import report
+    from cxrsr_utils.reporting import files as report
 
     table = reference.compare_run(paths.tables, profile)
     report.save_table(table, paths.reports, "reference_comparison")
@@ -167,7 +167,7 @@ def compare_with_reference(profile: str, paths: Paths) -> pd.DataFrame:
 
 def build_manifest(params: Any, paths: Paths, walls: dict[str, float], total: float) -> dict:
     """The run manifest (see module doc)."""
-    from cxrsr_utils.data import manifest_digest
+    from cxrsr_utils.data_prep.steps import manifest_digest
 
     data_csv = paths.data_manifest
     data_hash = manifest_digest(pd.read_csv(data_csv)) if data_csv.is_file() else None

@@ -14,7 +14,8 @@ EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
-    """The ``--set KEY=VALUE`` overrides option (read by :func:`cxrsr_utils.params.parse_set`)."""
+    """The ``--set KEY=VALUE`` overrides option (read by
+    :func:`cxrsr_utils.core.params.parse_set`)."""
     parser.add_argument(
         "--set",
         nargs="+",

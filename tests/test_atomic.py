@@ -4,7 +4,8 @@ errors name the target."""
 import numpy as np
 import pytest
 
-from cxrsr_utils import atomic, radiographs
+from cxrsr_utils.core import atomic
+from cxrsr_utils.images import radiographs
 
 
 def test_write_is_atomic_on_failure(tmp_path):

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import backends, infer, metrics, models, upscaler
-from cxrsr_utils.radiographs import read_radiograph, resize
+from cxrsr_utils.images.radiographs import read_radiograph, resize
+from cxrsr_utils.sr import backends, infer, upscaler
+from cxrsr_utils.sr import networks as models
+from cxrsr_utils.stats import image_metrics as metrics
 
 AMX = {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_bf16": True}
 AVX512_BF16 = {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_bf16": False}
@@ -99,7 +101,7 @@ def test_the_conversion_cache_is_keyed_by_the_weights(tmp_path):
 
 
 def test_provenance_names_the_backend_and_its_bound():
-    from cxrsr_utils.upscaler import load_model
+    from cxrsr_utils.sr.upscaler import load_model
 
     options = infer.InferOptions(backend="torch", precision="fp32")
     described = load_model(torch.nn.Upsample(scale_factor=4), options).describe()
@@ -111,7 +113,7 @@ def test_the_time_estimate_follows_the_cpu_kind_and_backend():
     """The printed estimate uses the speed measured for this CPU kind, backend and precision,
     and says so; a combination never measured falls back to torch's (slower) speed on that
     kind, else to the slowest measured, and says that instead."""
-    from cxrsr_utils import resources
+    from cxrsr_utils.upscaling import resources
 
     fast, how = resources.window_speed("amx", "openvino", "bf16")
     assert "measured for openvino bf16 on a 2-core amx CPU" == how

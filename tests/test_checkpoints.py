@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cxrsr_utils import checkpoints
-from cxrsr_utils import train as T
+from cxrsr_utils.finetune import checkpoints
+from cxrsr_utils.finetune import steps as T
 from tests.test_train import outputs, tiny_options, train_data  # noqa: F401  (fixture)
 
 TORN_BYTES = 1004  # what basicsr's "Just ignore it" left behind on a full disk

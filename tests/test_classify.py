@@ -11,14 +11,12 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from cxrsr_utils import (
-    classifier,
-    classifier_images,
-    classify,
-    data,
-    radiographs,
-    stats,
-)
+from cxrsr_utils.classification import forms as classify
+from cxrsr_utils.classification import images as classifier_images
+from cxrsr_utils.classification import network as classifier
+from cxrsr_utils.data_prep import steps as data
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.stats import inference as stats
 
 TINY = 96  # smallest sizes still pass five conv+pool stages (>= 94); keeps CPU tests fast
 

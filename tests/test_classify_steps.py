@@ -9,22 +9,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import (
-    classifier,
-    classifier_folds,
-    classify_steps,
-    data,
-    evaluate,
-    infer,
-    plots,
-    provenance,
-    radiographs,
-    size_baseline,
-    sources,
-)
-from cxrsr_utils.classify_steps import Form, KermanyImages
-from cxrsr_utils.layout import EVAL_CONDITIONS
-from cxrsr_utils.params import Paths, load_params
+from cxrsr_utils.classification import folds as classifier_folds
+from cxrsr_utils.classification import network as classifier
+from cxrsr_utils.classification import size_baseline
+from cxrsr_utils.classification import steps as classify_steps
+from cxrsr_utils.classification.steps import Form, KermanyImages
+from cxrsr_utils.core.layout import EVAL_CONDITIONS
+from cxrsr_utils.core.params import Paths, load_params
+from cxrsr_utils.data_prep import steps as data
+from cxrsr_utils.evaluation import steps as evaluate
+from cxrsr_utils.external import sources
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.reporting import figures as plots
+from cxrsr_utils.reporting import provenance
+from cxrsr_utils.sr import infer
 
 TINY = 96  # the classifier's smallest input side
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrsr_utils import batch, cli, radiographs
+from cxrsr_utils import cli
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.upscaling import batch
 from tests.test_dicom import make_dicom
 
 
@@ -352,7 +354,9 @@ def test_default_tile_pad_keeps_tiled_within_the_stated_db_of_untiled(nih_images
 
     The default matters: at tile 32 with the same pad this crop is only 52 dB from untiled.
     """
-    from cxrsr_utils import infer, metrics, models, upscaler
+    from cxrsr_utils.sr import infer, upscaler
+    from cxrsr_utils.sr import networks as models
+    from cxrsr_utils.stats import image_metrics as metrics
 
     net, _ = models.load_pretrained_generator(download=False)
     rad = radiographs.read_radiograph(nih_images[1])
@@ -376,7 +380,7 @@ def test_default_tile_pad_keeps_tiled_within_the_stated_db_of_untiled(nih_images
 def test_a_fine_tuned_variant_of_a_run_and_a_pth_path(tmp_path, nih_images, capsys):
     import torch
 
-    from cxrsr_utils import models
+    from cxrsr_utils.sr import networks as models
 
     torch.manual_seed(0)
     run = tmp_path / "work" / "quick"

@@ -6,8 +6,9 @@ import warnings
 
 import pytest
 
-from cxrsr_utils import cpu, provenance
-from cxrsr_utils.params import load_params
+from cxrsr_utils.core import cpu
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.reporting import provenance
 
 
 def _flags(monkeypatch: pytest.MonkeyPatch, *present: str) -> None:
@@ -75,7 +76,7 @@ def test_auto_profile_settings_resolve_to_this_cpu(monkeypatch):
 
 
 def test_inference_options_resolve_auto_and_warn_for_emulated_bf16(monkeypatch):
-    from cxrsr_utils.infer import InferOptions
+    from cxrsr_utils.sr.infer import InferOptions
 
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     _flags(monkeypatch, "avx2")

@@ -7,10 +7,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cxrsr_utils import data, nih_data, pair_images, radiographs, splits
-from cxrsr_utils.degrade_options import degradation_options
-from cxrsr_utils.layout import StudyLayout
-from cxrsr_utils.params import load_params
+from cxrsr_utils.core.layout import StudyLayout
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.data_prep import nih as nih_data
+from cxrsr_utils.data_prep import splits
+from cxrsr_utils.data_prep import steps as data
+from cxrsr_utils.degradation import pairs as pair_images
+from cxrsr_utils.degradation.options import degradation_options
+from cxrsr_utils.images import radiographs
 
 TINY = {
     "nih.n_finetune": 4,

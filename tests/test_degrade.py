@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import degrade, degrade_kernels, degrade_options
-from cxrsr_utils.radiographs import resize as pil_resize
-from cxrsr_utils.repro import seeded
-from cxrsr_utils.sr_backend import DiffJPEG, RealESRGANModel, USMSharp
+from cxrsr_utils.core.repro import seeded
+from cxrsr_utils.degradation import kernels as degrade_kernels
+from cxrsr_utils.degradation import options as degrade_options
+from cxrsr_utils.degradation import pipeline as degrade
+from cxrsr_utils.images.radiographs import resize as pil_resize
+from cxrsr_utils.sr.upstream import DiffJPEG, RealESRGANModel, USMSharp
 
 
 def test_default_options_are_the_papers() -> None:

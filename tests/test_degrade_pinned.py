@@ -5,7 +5,7 @@
 max) of every intermediate image, all recorded with the code before issue 8's split of
 ``degrade.py``. The decisions must be equal, the LR the same 8-bit levels (atol 1e-6 on
 [0, 1]) and the summaries equal within 1e-6: a reordered op or an extra random draw moves them
-far more. The same values came out with :data:`cxrsr_utils.cpu.AVX2_ONLY_ENV` set (the slow
+far more. The same values came out with :data:`cxrsr_utils.core.cpu.AVX2_ONLY_ENV` set (the slow
 test below checks it), so the tolerance only absorbs other builds' last-bit differences.
 
 Regenerate (only for an intended change of the degradation) with
@@ -26,10 +26,13 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import cpu, degrade, degrade_kernels, degrade_options
-from cxrsr_utils.params import load_params
-from cxrsr_utils.repro import seeded
-from cxrsr_utils.sr_backend import DiffJPEG, USMSharp
+from cxrsr_utils.core import cpu
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.core.repro import seeded
+from cxrsr_utils.degradation import kernels as degrade_kernels
+from cxrsr_utils.degradation import options as degrade_options
+from cxrsr_utils.degradation import pipeline as degrade
+from cxrsr_utils.sr.upstream import DiffJPEG, USMSharp
 
 DATA = Path(__file__).parent / "data"
 ARRAYS = DATA / "degrade_pinned.npz"

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from cxrsr_utils import degrade, degrade_preview, plots
-from cxrsr_utils.degrade_options import degradation_options
-from cxrsr_utils.layout import StudyLayout
-from cxrsr_utils.params import DegradationParams, load_params
-from cxrsr_utils.radiographs import write_png
+from cxrsr_utils.core.layout import StudyLayout
+from cxrsr_utils.core.params import DegradationParams, load_params
+from cxrsr_utils.degradation import pipeline as degrade
+from cxrsr_utils.degradation import preview as degrade_preview
+from cxrsr_utils.degradation.options import degradation_options
+from cxrsr_utils.images.radiographs import write_png
+from cxrsr_utils.reporting import figures as plots
 
 
 def test_degradation_table_shows_the_profiles_values() -> None:

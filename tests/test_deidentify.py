@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrsr_utils import batch, cli, deidentify, radiographs
+from cxrsr_utils import cli
+from cxrsr_utils.images import deidentify, radiographs
+from cxrsr_utils.upscaling import batch
 from tests.test_dicom import make_dicom
 
 # A value of each VR that a profile action must remove, empty or replace.

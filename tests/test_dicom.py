@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrsr_utils import dicom, radiographs
+from cxrsr_utils.images import dicom, radiographs
 
 
 def make_dicom(

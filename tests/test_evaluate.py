@@ -7,10 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import evaluate, infer, plots, radiographs, sr_summaries, variant_cards
-from cxrsr_utils.layout import EVAL_CONDITIONS, StudyLayout
-from cxrsr_utils.params import load_params
-from cxrsr_utils.upscaler import load_model
+from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.evaluation import steps as evaluate
+from cxrsr_utils.evaluation import summaries as sr_summaries
+from cxrsr_utils.evaluation import variant_cards
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.reporting import figures as plots
+from cxrsr_utils.sr import infer
+from cxrsr_utils.sr.upscaler import load_model
 
 HR = 64  # HR side of the synthetic pairs (LR 16)
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from cxrsr_utils import checkpoints, finetune_model  # noqa: F401  (basicsr shim, our model)
-from cxrsr_utils import train as T
-from cxrsr_utils.finetune_logs import GAN_LOG_KEYS
-from cxrsr_utils.finetune_options import options_digest
-from cxrsr_utils.finetune_speed import SPEED_OPTION, speed_options
-from cxrsr_utils.params import FinetuneParams
+from cxrsr_utils.core.params import FinetuneParams
+from cxrsr_utils.finetune import checkpoints  # noqa: F401  (basicsr shim, our model)
+from cxrsr_utils.finetune import steps as T
+from cxrsr_utils.finetune.logs import GAN_LOG_KEYS
+from cxrsr_utils.finetune.options import options_digest
+from cxrsr_utils.finetune.speed import SPEED_OPTION, speed_options
 from tests.test_train import (  # noqa: F401  (train_data: fixture)
     outputs,
     run_two_gloo_processes,
@@ -144,7 +144,7 @@ def test_step_overheads_fused_adam_foreach_ema_and_usm_only_where_read(
     for a step that reads it."""
     from basicsr.data import build_dataset
 
-    from cxrsr_utils.sr_backend import USMSharp
+    from cxrsr_utils.sr.upstream import USMSharp
 
     gan = _model(tiny_options(train_data, tmp_path / "gan"))
     assert all(g["fused"] for o in (gan.optimizer_g, gan.optimizer_d) for g in o.param_groups)

@@ -13,15 +13,17 @@ import pandas as pd
 import pytest
 import torch
 
-from cxrsr_utils import finetune_validation, infer, metrics
-from cxrsr_utils import train as T
-from cxrsr_utils.finetune_logs import discriminator_verdict
-from cxrsr_utils.finetune_model import discriminator_accuracy, discriminator_step_outputs
-from cxrsr_utils.finetune_options import options_digest
-from cxrsr_utils.finetune_records import LACKS, chosen_variant, differs_from_paper
-from cxrsr_utils.finetune_validation import validation_options
-from cxrsr_utils.layout import StudyLayout
-from cxrsr_utils.radiographs import read_radiograph
+from cxrsr_utils.core.layout import StudyLayout
+from cxrsr_utils.finetune import steps as T
+from cxrsr_utils.finetune import validation as finetune_validation
+from cxrsr_utils.finetune.logs import discriminator_verdict
+from cxrsr_utils.finetune.model import discriminator_accuracy, discriminator_step_outputs
+from cxrsr_utils.finetune.options import options_digest
+from cxrsr_utils.finetune.records import LACKS, chosen_variant, differs_from_paper
+from cxrsr_utils.finetune.validation import validation_options
+from cxrsr_utils.images.radiographs import read_radiograph
+from cxrsr_utils.sr import infer
+from cxrsr_utils.stats import image_metrics as metrics
 from tests.test_train import outputs, tiny_options, write_training_set, write_val_pairs
 
 # -- the discriminator's accuracy ----------------------------------------------------------
@@ -299,7 +301,7 @@ def test_resume_keeps_the_validation_curve(train_data: Path, tmp_path: Path) -> 
 
 
 def test_learning_curve_figure_names_its_axes_and_references() -> None:
-    from cxrsr_utils import plots
+    from cxrsr_utils.reporting import figures as plots
 
     curve = pd.DataFrame(
         {"variant": ["paper", "paper", "l1"], "iter": [10, 20, 10], "val_psnr": [30.0, 31.0, 32.0]}

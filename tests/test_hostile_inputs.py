@@ -20,7 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrsr_utils import atomic, batch, batch_manifest, cli, radiographs, resources, runner, upscaler
+from cxrsr_utils import cli, runner
+from cxrsr_utils.core import atomic
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.sr import upscaler
+from cxrsr_utils.upscaling import batch, resources
+from cxrsr_utils.upscaling import manifest as batch_manifest
 from tests.test_dicom import make_dicom
 
 
@@ -106,7 +111,7 @@ def test_signed_16_bit_holding_12_bit_values_reads_like_the_12_bit_copy(tmp_path
     signed, unsigned = (radiographs.read_radiograph(tmp_path / n) for n in ("s.dcm", "u.dcm"))
     assert signed.max_value == unsigned.max_value == 4095 and "taken as 12-bit" in signed.note
     np.testing.assert_array_equal(signed.pixels, unsigned.pixels)  # not a narrow grey band
-    from cxrsr_utils import dicom
+    from cxrsr_utils.images import dicom
 
     np.testing.assert_array_equal(dicom.stored_values(signed), values - 2048)
 
@@ -431,7 +436,7 @@ def test_available_memory_honours_the_address_space_limit():
 
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    code = "from cxrsr_utils import resources; print(resources.available_bytes())"
+    code = "from cxrsr_utils.upscaling import resources; print(resources.available_bytes())"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=cap, check=True
     )

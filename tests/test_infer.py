@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import radiographs
-from cxrsr_utils.infer import (
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.images.radiographs import Radiograph
+from cxrsr_utils.sr.infer import (
     InferOptions,
     baseline_array,
     baseline_radiograph,
@@ -18,8 +19,7 @@ from cxrsr_utils.infer import (
     upscale_radiograph,
     upscale_radiographs,
 )
-from cxrsr_utils.radiographs import Radiograph
-from cxrsr_utils.upscaler import load_model
+from cxrsr_utils.sr.upscaler import load_model
 
 QUIET = InferOptions(progress=False)
 
@@ -73,7 +73,7 @@ def test_tiled_equals_untiled_when_pad_covers_receptive_field(
 
 def test_srvgg_scale_is_read_and_tiling_exact(image: np.ndarray) -> None:
     # realesr-general-x4v3's architecture, shrunk: 1 + 2 + 1 convs 3x3 -> radius 4.
-    from cxrsr_utils.sr_backend import SRVGGNetCompact
+    from cxrsr_utils.sr.upstream import SRVGGNetCompact
 
     torch.manual_seed(1)
     net = SRVGGNetCompact(num_feat=4, num_conv=2, upscale=4, act_type="prelu").eval()
@@ -235,8 +235,8 @@ def test_pretrained_rrdbnet_tiled_close_to_untiled(nih_images: list[Path]) -> No
     # RRDBNet's receptive field is far wider than any practical tile_pad, so tiling is not
     # exact. Measured on this crop: tile_pad 10 -> max |diff| 0.018 (4.7 grey levels of 8-bit),
     # mean 0.0017, PSNR vs untiled 52.3 dB (tile_pad 4: max 0.033, mean 0.0029, 48.4 dB).
-    from cxrsr_utils.metrics import psnr
-    from cxrsr_utils.models import load_pretrained_generator
+    from cxrsr_utils.sr.networks import load_pretrained_generator
+    from cxrsr_utils.stats.image_metrics import psnr
 
     net, _ = load_pretrained_generator(download=False)
     hr = radiographs.read_radiograph(nih_images[0]).as_float()
@@ -253,7 +253,7 @@ def test_pretrained_rrdbnet_tiled_close_to_untiled(nih_images: list[Path]) -> No
 
 @pytest.mark.parametrize("scale", [1, 2])
 def test_rrdbnet_at_scale_1_and_2_runs_tiled_and_whole(scale):
-    from cxrsr_utils.sr_backend import RRDBNet
+    from cxrsr_utils.sr.upstream import RRDBNet
 
     torch.manual_seed(0)
     net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4, scale=scale)

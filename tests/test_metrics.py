@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import radiographs, stats
-from cxrsr_utils.metrics import (
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.sr.upstream import calculate_psnr, calculate_ssim
+from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats.image_metrics import (
     DIGITS,
     compare_methods,
     difference_map,
@@ -20,7 +22,6 @@ from cxrsr_utils.metrics import (
     ssim,
     summary_table,
 )
-from cxrsr_utils.sr_backend import calculate_psnr, calculate_ssim
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import models, ncnn, radiographs, sources
+from cxrsr_utils.external import sources
+from cxrsr_utils.images import radiographs
+from cxrsr_utils.sr import ncnn
+from cxrsr_utils.sr import networks as models
 
 
 @pytest.fixture(scope="module")

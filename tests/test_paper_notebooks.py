@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from cxrsr_utils import cpu, runner, sources
-from cxrsr_utils.models import write_standin_weights
-from cxrsr_utils.params import Paths, load_params
+from cxrsr_utils import runner
+from cxrsr_utils.core import cpu
+from cxrsr_utils.core.params import Paths, load_params
+from cxrsr_utils.external import sources
+from cxrsr_utils.sr.networks import write_standin_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,27 +19,27 @@ import numpy as np
 import pytest
 import torch
 
-from cxrsr_utils import sr_backend  # noqa: F401  (the basicsr import shim, before basicsr)
+from cxrsr_utils.sr import upstream as sr_backend  # noqa: F401  (the basicsr import shim, before basicsr)
 
 # isort: split
 
 from basicsr.archs import vgg_arch
 from basicsr.models import build_model
 
-from cxrsr_utils import sources
-from cxrsr_utils import train as T
-from cxrsr_utils.finetune_logs import GAN_LOG_KEYS
-from cxrsr_utils.finetune_options import PERCEPTUAL_LAYERS
-from cxrsr_utils.finetune_records import LACKS
-from cxrsr_utils.layout import StudyLayout
-from cxrsr_utils.models import (
+from cxrsr_utils.core.layout import StudyLayout
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.external import sources
+from cxrsr_utils.finetune import steps as T
+from cxrsr_utils.finetune.logs import GAN_LOG_KEYS
+from cxrsr_utils.finetune.options import PERCEPTUAL_LAYERS
+from cxrsr_utils.finetune.records import LACKS
+from cxrsr_utils.sr.networks import (
     X4PLUS_DISCRIMINATOR,
     X4PLUS_GENERATOR,
     load_generator_file,
     pretrained_generator_state,
     write_standin_weights,
 )
-from cxrsr_utils.params import load_params
 from tests.test_train import write_training_set, write_val_pairs
 
 pytestmark = pytest.mark.slow

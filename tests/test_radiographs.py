@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrsr_utils import radiographs
+from cxrsr_utils.images import radiographs
 
 
 def test_16bit_png_round_trip(tmp_path):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cxrsr_utils import reference
-from cxrsr_utils.params import PROJECT_ROOT
-from cxrsr_utils.report import save_table
+from cxrsr_utils.core.params import PROJECT_ROOT
+from cxrsr_utils.reporting import reference
+from cxrsr_utils.reporting.files import save_table
 
 SUMMARY = pd.DataFrame(
     {

@@ -4,7 +4,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from cxrsr_utils import params, runner
+from cxrsr_utils import runner
+from cxrsr_utils.core import params
 
 
 def _book(path, *sources):
@@ -56,8 +57,8 @@ def test_set_parsing():
 def test_reports_write_paths_inside_the_project_relative_to_it(tmp_path):
     import json
 
-    from cxrsr_utils import provenance
-    from cxrsr_utils.params import PROJECT_ROOT
+    from cxrsr_utils.core.params import PROJECT_ROOT
+    from cxrsr_utils.reporting import provenance
 
     inside = PROJECT_ROOT / "work" / "quick" / "finetune" / "paper" / "generator.pth"
     sibling = str(PROJECT_ROOT) + "-other/x.pth"  # shares the prefix, is not inside
@@ -79,7 +80,7 @@ def test_reports_write_paths_inside_the_project_relative_to_it(tmp_path):
 def test_git_commit_is_dirty_for_code_changes_not_for_run_outputs(tmp_path):
     import subprocess
 
-    from cxrsr_utils import provenance
+    from cxrsr_utils.reporting import provenance
 
     def git(*args):
         subprocess.run(
@@ -107,7 +108,7 @@ def test_a_run_writes_only_git_ignored_files(monkeypatch):
     """`make study` must leave the checkout clean: every folder a run writes is ignored."""
     import subprocess
 
-    from cxrsr_utils.params import PROJECT_ROOT, Paths, load_params
+    from cxrsr_utils.core.params import PROJECT_ROOT, Paths, load_params
 
     if not (PROJECT_ROOT / ".git").exists():
         pytest.skip("not a git checkout")
@@ -131,8 +132,8 @@ def test_a_run_is_compared_with_the_committed_reference(tmp_path, monkeypatch):
     monkeypatch.setenv("CXRSR_OUTPUT_ROOT", str(tmp_path / "out"))
     _book(
         tmp_path / "01_table.ipynb",
-        "from cxrsr_utils.params import Paths, load_params\n"
-        "from cxrsr_utils import report\nimport pandas as pd\n"
+        "from cxrsr_utils.core.params import Paths, load_params\n"
+        "from cxrsr_utils.reporting import files as report\nimport pandas as pd\n"
         "paths = Paths(load_params(profile))\n"
         "report.save_table(pd.DataFrame({'set': ['x'], 'part': ['y'], 'images': [1]}),\n"
         "                  paths.tables, '01_counts')",
@@ -148,8 +149,8 @@ def test_a_run_is_compared_with_the_committed_reference(tmp_path, monkeypatch):
 def test_mirror_paths_are_recorded_relative_to_the_project(tmp_path, monkeypatch):
     import os
 
-    from cxrsr_utils import provenance
-    from cxrsr_utils.params import PROJECT_ROOT
+    from cxrsr_utils.core.params import PROJECT_ROOT
+    from cxrsr_utils.reporting import provenance
 
     mirror = tmp_path / "mirror"
     monkeypatch.setenv("CXRSR_MIRROR", str(mirror))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cxrsr_utils import sources
-from cxrsr_utils.sources import FileSource, SourceError
+from cxrsr_utils.external import sources
+from cxrsr_utils.external.sources import FileSource, SourceError
 
 PAYLOAD = b"pretend weights " * 4096
 
@@ -211,7 +211,7 @@ def test_a_killed_download_leftover_is_cleaned(isolated, monkeypatch, server):
 
 
 def test_pretrained_fallback_to_ncnn_is_said_on_stderr(isolated, monkeypatch):
-    from cxrsr_utils import models
+    from cxrsr_utils.sr import networks as models
 
     bad = isolated / "mirror" / "weights" / "RealESRGAN_x4plus.pth"
     bad.parent.mkdir(parents=True)
@@ -224,7 +224,7 @@ def test_pretrained_fallback_to_ncnn_is_said_on_stderr(isolated, monkeypatch):
 def test_wrong_architecture_and_empty_weights_name_the_file(tmp_path):
     import torch
 
-    from cxrsr_utils import models
+    from cxrsr_utils.sr import networks as models
 
     (tmp_path / "empty.pth").write_bytes(b"")
     with pytest.raises(SourceError, match=r"empty\.pth: the weights file is empty"):

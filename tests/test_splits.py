@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import data, splits
-from cxrsr_utils.params import load_params
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.data_prep import splits
+from cxrsr_utils.data_prep import steps as data
 
 
 def _nih_cfg(**caps):

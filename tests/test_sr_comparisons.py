@@ -6,10 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrsr_utils import evaluate, infer, plots, sr_comparisons, sr_summaries, stats
-from cxrsr_utils.layout import EVAL_CONDITIONS
-from cxrsr_utils.params import load_params
-from cxrsr_utils.upscaler import load_model
+from cxrsr_utils.core.layout import EVAL_CONDITIONS
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.evaluation import comparisons as sr_comparisons
+from cxrsr_utils.evaluation import steps as evaluate
+from cxrsr_utils.evaluation import summaries as sr_summaries
+from cxrsr_utils.reporting import figures as plots
+from cxrsr_utils.sr import infer
+from cxrsr_utils.sr.upscaler import load_model
+from cxrsr_utils.stats import inference as stats
 
 NETWORKS = ["pretrained", "finetuned:l1", "finetuned:paper"]
 METHODS = ["bicubic", "lanczos", *NETWORKS]

@@ -11,9 +11,13 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from cxrsr_utils import classify_steps, metrics, report, sr_comparisons, sr_summaries
-from cxrsr_utils.params import PROJECT_ROOT, load_params
-from cxrsr_utils.stats import (
+from cxrsr_utils.classification import steps as classify_steps
+from cxrsr_utils.core.params import PROJECT_ROOT, load_params
+from cxrsr_utils.evaluation import comparisons as sr_comparisons
+from cxrsr_utils.evaluation import summaries as sr_summaries
+from cxrsr_utils.reporting import files as report
+from cxrsr_utils.stats import image_metrics as metrics
+from cxrsr_utils.stats.inference import (
     auc_difference_replicates,
     binary_cross_entropy,
     bootstrap_auc_difference,

@@ -15,27 +15,28 @@ import pytest
 import torch
 from PIL import Image
 
-from cxrsr_utils import finetune_options, sources
-from cxrsr_utils import train as T
-from cxrsr_utils.finetune_logs import CSV_BASE_COLUMNS, GAN_LOG_KEYS
-from cxrsr_utils.finetune_options import (
+from cxrsr_utils.core.layout import StudyLayout
+from cxrsr_utils.core.params import FinetuneParams, load_params
+from cxrsr_utils.external import sources
+from cxrsr_utils.finetune import options as finetune_options
+from cxrsr_utils.finetune import steps as T
+from cxrsr_utils.finetune.logs import CSV_BASE_COLUMNS, GAN_LOG_KEYS
+from cxrsr_utils.finetune.options import (
     build_options,
     distributed_options,
     iterations_for_epochs,
     options_digest,
     read_options,
 )
-from cxrsr_utils.finetune_records import TrainResult
-from cxrsr_utils.finetune_sources import TrainingSources
-from cxrsr_utils.layout import StudyLayout
-from cxrsr_utils.models import (
+from cxrsr_utils.finetune.records import TrainResult
+from cxrsr_utils.finetune.start_weights import TrainingSources
+from cxrsr_utils.images.radiographs import read_radiograph, resize
+from cxrsr_utils.sr.networks import (
     X4PLUS_GENERATOR,
     WeightsInfo,
     load_generator_file,
     pretrained_generator_state,
 )
-from cxrsr_utils.params import FinetuneParams, load_params
-from cxrsr_utils.radiographs import read_radiograph, resize
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_G = {
@@ -350,7 +351,7 @@ def test_torchrun_command_and_options(train_data: Path, tmp_path: Path) -> None:
         "--standalone",
         "--nproc_per_node=2",
     ]
-    assert cmd[5:9] == ["-m", "cxrsr_utils.train", "--opt", str(tmp_path / "opt.yml")]
+    assert cmd[5:9] == ["-m", "cxrsr_utils.finetune.steps", "--opt", str(tmp_path / "opt.yml")]
     assert cmd[-2:] == ["--params-hash", "abc"]
     assert dist_opt["launcher"] == "pytorch" and dist_opt["dist_params"]["backend"] == "gloo"
     assert dist_opt["datasets"]["train"]["batch_size_per_gpu"] == 1
@@ -364,7 +365,7 @@ def test_torchrun_command_and_options(train_data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
-    from cxrsr_utils.finetune_validation import validation_options
+    from cxrsr_utils.finetune.validation import validation_options
 
     layout = StudyLayout(tmp_path / "run")
     write_val_pairs(layout)
@@ -421,7 +422,7 @@ def test_paper_profile_gives_the_paper_options(tmp_path: Path, monkeypatch) -> N
 
 
 def test_paper_profile_stops_offline_without_netd(tmp_path: Path, monkeypatch) -> None:
-    from cxrsr_utils.sources import SourceError
+    from cxrsr_utils.external.sources import SourceError
 
     monkeypatch.setenv("CXRSR_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("CXRSR_MIRROR", str(tmp_path / "empty-mirror"))

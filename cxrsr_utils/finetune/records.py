@@ -1,0 +1,339 @@
+"""What a fine-tuning run is and leaves: its identity, its exported model, its result.
+
+A run is identified by the SHA-256 of its recipe
+(:func:`cxrsr_utils.finetune.options.options_digest`) with the hashes of the study's params and
+data manifest. Checkpoints carry that identity (``run_identity.json``) so a different recipe
+is never resumed from them; the export writes the EMA generator (the one the validation rule
+chose, :mod:`cxrsr_utils.finetune.validation`) and a model card holding it, and the card is the
+run's "done" stamp (:mod:`cxrsr_utils.core.stamps`): a run whose card and generator match is not
+trained again. The card also says what the variant lacks against the paper's protocol
+(:func:`differs_from_paper`), its validation curve and choice, and its seconds per iteration;
+:func:`chosen_variant` picks the variant a study reports first, on validation alone.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+
+from cxrsr_utils.core import stamps
+from cxrsr_utils.core.atomic import write_text
+from cxrsr_utils.core.layout import StudyLayout
+from cxrsr_utils.external import sources
+from cxrsr_utils.finetune.speed import SPEED_OPTION
+from cxrsr_utils.finetune.validation import Choice, chosen_weights, log_choice
+from cxrsr_utils.reporting import provenance
+from cxrsr_utils.sr.networks import save_torch
+
+if TYPE_CHECKING:
+    from cxrsr_utils.finetune.logs import DiscriminatorVerdict
+
+RUN_IDENTITY = "run_identity.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a call of :func:`cxrsr_utils.finetune.loop.train` did and wrote."""
+
+    completed: bool
+    iterations: int
+    total_iter: int
+    resumed_from: int | None
+    generator_path: str | None
+    model_card_path: str | None
+    loss_csv: str
+    experiments_root: str
+    options_sha256: str
+    sources: dict[str, Any]
+    seconds: float
+    seconds_per_iter: float | None
+    peak_rss_mb: float
+    # From the model card of a finished run (also one found done): the mean seconds per
+    # iteration over all its iterations (resumes included), and card["validation"].
+    iter_seconds: float | None = None
+    validation: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sources_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
+    """One row per variant: iterations and where the generator, discriminator and VGG19
+    came from (a source name, or the note saying what replaced it)."""
+    rows = []
+    for variant, r in results.items():
+        src, notes = r.sources, r.sources.get("notes", {})
+        rows.append(
+            {
+                "variant": variant,
+                "iterations": r.iterations,
+                "generator init": (src.get("generator") or {}).get("source", "scratch"),
+                "discriminator init": (src.get("discriminator") or {}).get("source")
+                or notes.get("discriminator", "none"),
+                "VGG19": (src.get("vgg19") or {}).get("source") or notes.get("vgg19", "none"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def runs_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
+    """One row per variant: iterations done of the total, the iteration it resumed from (the
+    total for a run found already done, none for one that ran from the start), this call's
+    seconds and peak memory (MB), the mean seconds per iteration of the whole run
+    (``s_per_iter``, from its model card), and the exported generator: the rule that chose it,
+    its iteration and its validation PSNR (dB)."""
+    rows = []
+    for variant, r in results.items():
+        val = r.validation or {}
+        psnr = val.get("psnr")
+        rows.append(
+            {
+                "variant": variant,
+                "iterations": r.iterations,
+                "total_iter": r.total_iter,
+                "resumed_from": r.resumed_from,
+                "seconds": round(r.seconds),
+                "s_per_iter": None if r.iter_seconds is None else round(r.iter_seconds, 2),
+                "peak_rss_mb": round(r.peak_rss_mb),
+                "chosen_by": val.get("chosen_by"),
+                "chosen_iter": val.get("chosen_iter"),
+                "val_psnr": None if psnr is None else round(psnr, 3),
+            }
+        )
+    return pd.DataFrame(rows).astype(
+        {"resumed_from": "Int64", "chosen_iter": "Int64", "s_per_iter": "Float64"}
+    )
+
+
+def card_summary(card_path: Path) -> dict[str, Any]:
+    """What :class:`TrainResult` repeats from a finished run's model card ({} without one)."""
+    if not Path(card_path).is_file():
+        return {}
+    card = json.loads(Path(card_path).read_text())
+    return {k: card.get(k) for k in ("seconds_per_iter", "validation")}
+
+
+# What each difference from the paper's protocol is called in the cards, tables and figures.
+LACKS = {
+    "degradation": "bicubic-matched LR instead of the two-stage degradation",
+    "gan": "no GAN loss (L1 only, no discriminator)",
+    "netd": "discriminator from scratch (no pretrained netD)",
+    "chance": "discriminator stayed at chance (it did not learn)",
+    "vgg19": "no VGG19 perceptual loss",
+    "generator": "generator from scratch (no pretrained RealESRGAN_x4plus)",
+    "fp16": "x4plus start from fp16-rounded weights (ncnn conversion, not the official .pth)",
+}
+
+
+def differs_from_paper(opt: Mapping[str, Any], verdict: DiscriminatorVerdict | None) -> list[str]:
+    """What a run lacks against the paper's protocol (the two-stage degradation, L1 +
+    VGG19 perceptual + GAN losses, the pretrained x4plus generator and netD), in the words of
+    :data:`LACKS`; empty for none. ``verdict`` (:func:`discriminator_verdict` of its loss log)
+    adds that the discriminator stayed at chance."""
+    cx, src = opt["cxrsr"], opt["cxrsr"]["sources"]
+    lacks = []
+    if cx["degradation"] != "realesrgan":
+        lacks.append(LACKS["degradation"])
+    if cx["loss"] != "gan":
+        lacks.append(LACKS["gan"])
+    else:
+        if not src.get("discriminator"):
+            lacks.append(LACKS["netd"])
+        if verdict is not None and verdict.at_chance:
+            lacks.append(LACKS["chance"])
+    if "perceptual_opt" not in opt["train"]:
+        lacks.append(LACKS["vgg19"])
+    generator = src.get("generator")
+    if not generator:
+        lacks.append(LACKS["generator"])
+    elif generator.get("fp16_rounded"):
+        lacks.append(LACKS["fp16"])
+    return lacks
+
+
+def model_cards(layout: StudyLayout) -> dict[str, dict[str, Any]]:
+    """The model card of every variant with an exported generator in the run, by name."""
+    return {
+        variant: json.loads(layout.model_card(variant).read_text())
+        for variant in layout.finetuned_generators()
+        if layout.model_card(variant).is_file()
+    }
+
+
+def chosen_variant(layout: StudyLayout) -> str:
+    """The variant whose exported generator has the highest validation PSNR (ties: the first by
+    name): the study's "variant chosen on validation". Reads only the model cards, so nothing
+    of the test split enters the choice."""
+    scored = {
+        variant: card["validation"]["psnr"]
+        for variant, card in sorted(model_cards(layout).items())
+        if (card.get("validation") or {}).get("psnr") is not None
+    }
+    if not scored:
+        raise ValueError(
+            f"No variant under {layout.finetune} has a validation PSNR in its model card; run "
+            "notebook 03 with validation pairs (notebook 01 writes them)."
+        )
+    return max(scored, key=lambda v: scored[v])  # max keeps the first of equal values
+
+
+def design_table(cards: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The 2x2 design (degradation x loss), one row per trained variant: its cell, start
+    (generator source and the first 12 hex digits of its SHA-256), iterations, the rule and
+    iteration of its exported generator, and what it lacks against the paper."""
+    rows = []
+    for variant, card in cards.items():
+        gen = (card.get("sources") or {}).get("generator") or {}
+        val = card.get("validation") or {}
+        rows.append(
+            {
+                "variant": variant,
+                "degradation": {"realesrgan": "two-stage (blind)", "bicubic": "bicubic x4"}.get(
+                    card["degradation"], card["degradation"]
+                ),
+                "loss": "L1 + GAN" + (" + VGG19" if card.get("perceptual") else "")
+                if card["loss"] == "gan"
+                else "L1",
+                "start": f"{gen.get('source', 'scratch')} {gen.get('sha256', '')[:12]}".strip(),
+                "iterations": card["total_iter"],
+                "chosen": f"{val.get('chosen_by', 'last')} @ {val.get('chosen_iter', '?')}",
+                "lacks vs paper": "; ".join(card.get("differs_from_paper", [])) or "nothing",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def check_design(cards: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise ValueError unless every variant starts from the same generator and trains for the
+    same number of iterations (the design compares them at equal budget)."""
+    starts = {
+        v: ((c.get("sources") or {}).get("generator") or {}).get("sha256") for v, c in cards.items()
+    }
+    lengths = {v: c["total_iter"] for v, c in cards.items()}
+    if len(set(starts.values())) > 1 or len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"The variants do not share one start and length: starts {starts}, "
+            f"iterations {lengths}."
+        )
+
+
+def finished(card_path: Path, generator_path: Path, identity: Mapping[str, Any]) -> bool:
+    """Is the run already done: its generator and model card exist, the card holds this
+    identity and all its iterations, and the generator is the one the card names?"""
+    card = stamps.done(card_path, identity, generator_path)
+    return (
+        card is not None
+        and card.get("iterations") == card.get("total_iter")
+        and card.get("generator", {}).get("sha256") == sources.sha256_file(generator_path)
+    )
+
+
+def check_identity(
+    path: Path, identity: Mapping[str, Any], has_checkpoints: bool, rank: int
+) -> None:
+    """Refuse to resume checkpoints of a different recipe, data or params."""
+    if has_checkpoints and path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != dict(identity):
+            diff = [k for k in identity if stored.get(k) != identity[k]]
+            raise RuntimeError(
+                f"{path.parent} holds checkpoints of a different run ({', '.join(diff)} differ). "
+                "Delete that folder to start over, or give this run another experiments_root."
+            )
+    elif rank == 0:
+        write_text(path, json.dumps(dict(identity), indent=1))
+
+
+def exported_network(model: Any) -> torch.nn.Module:
+    """The generator a run exports and validates: the EMA generator (the bare generator when
+    ``ema_decay`` is 0)."""
+    if getattr(model, "net_g_ema", None) is not None:
+        return model.net_g_ema
+    return model.get_bare_model(model.net_g)
+
+
+def export(
+    model: Any,
+    opt: Mapping[str, Any],
+    generator_path: Path,
+    card_path: Path,
+    identity: Mapping[str, Any],
+    start_iter: int,
+    logger: logging.Logger,
+    choice: Choice | None = None,
+) -> None:
+    """Save the chosen EMA generator (params_ema) of a trained
+    :class:`~cxrsr_utils.finetune.model.CxrRealESRGANModel` and the model card, each
+    atomically. ``choice`` (:meth:`~cxrsr_utils.finetune.validation.Validator.choice`) names
+    the generator; None: the last, not validated."""
+    # Here, not at the top: finetune_logs imports basicsr, which readers of cards do not need.
+    from cxrsr_utils.finetune.logs import discriminator_verdict, loss_log
+
+    total = int(opt["train"]["total_iter"])
+    choice = choice or Choice("last", total, None, None)
+    save_torch(chosen_weights(choice, exported_network(model)), generator_path)
+    log = loss_log(Path(opt["path"]["experiments_root"]))
+    verdict = discriminator_verdict(log) if opt["cxrsr"]["loss"] == "gan" else None
+    cx = opt["cxrsr"]
+    card = {
+        "model": opt["name"],
+        "architecture": opt["network_g"],
+        "variant": cx["variant"],
+        "degradation": cx["degradation"],
+        "loss": cx["loss"],
+        "perceptual": "perceptual_opt" in opt["train"],
+        "differs_from_paper": differs_from_paper(opt, verdict),
+        "discriminator": None
+        if verdict is None
+        else {
+            "verdict": verdict.text,
+            "at_chance": verdict.at_chance,
+            "balanced_accuracy": verdict.balanced_accuracy,
+        },
+        "validation": choice.card(),
+        **identity,
+        "iterations": int(opt["train"]["total_iter"]),
+        "total_iter": int(opt["train"]["total_iter"]),
+        "batch_size": cx["batch_size"],
+        "gt_size": opt["gt_size"],
+        "world_size": opt["world_size"],
+        "device": cx["device"],
+        "autocast": cx.get("autocast"),
+        # The speed switches that were on (a card of a run with none stays as it was).
+        **({SPEED_OPTION: cx[SPEED_OPTION]} if cx.get(SPEED_OPTION) else {}),
+        "ema_decay": opt["train"]["ema_decay"],
+        # Over every iteration of the loss log (a resumed run's too; D warm-up included).
+        "seconds_per_iter": float(log["time_s"].mean()) if len(log) else None,
+        "sources": cx["sources"],
+        "training_data": {"n_images": cx["n_images"], "meta_info_sha256": cx["meta_info_sha256"]},
+        "generator": {
+            "path": str(generator_path),
+            "sha256": sources.sha256_file(generator_path),
+            "param_key": "params_ema",
+            "weights": (
+                "EMA of the generator (decay ema_decay)"
+                if opt["train"]["ema_decay"] > 0
+                else "generator (no EMA)"
+            )
+            + f" at iteration {choice.iteration} ({choice.rule})",
+            "iteration": choice.iteration,
+        },
+        "resumed_from": start_iter or None,
+        "software": {
+            "torch": torch.__version__,
+            "basicsr": importlib.metadata.version("basicsr"),
+            "realesrgan": importlib.metadata.version("realesrgan"),
+            "cxrsr": importlib.metadata.version("cxrsr"),
+        },
+    }
+    provenance.write_json(card_path, card)
+    log_choice(choice, logger)
+    logger.info(f"Saved the EMA generator to {generator_path} and the model card to {card_path}.")

@@ -1,0 +1,3 @@
+"""The super-resolution engine: the networks and their weights, the inference backends (torch,
+OpenVINO), tiled inference, and :func:`upscaler.upscale`.
+"""
