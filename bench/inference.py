@@ -41,7 +41,7 @@ def run_one(config: dict, lr8: np.ndarray) -> tuple[float, float, float, np.ndar
     """One configuration (in this process): seconds, peak MB, peak over model MB, uint8 output."""
     import torch
 
-    from cxrsr_utils.images.radiographs import Radiograph
+    from cxrsr_utils.images.radiograph import Radiograph
     from cxrsr_utils.sr import networks as models
     from cxrsr_utils.sr.infer import InferOptions, upscale_radiograph
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from cxrsr_utils import cli
-from cxrsr_utils.images import radiographs
+from cxrsr_utils.images import radiograph, radiographs
 from cxrsr_utils.upscaling import batch
 from tests.test_dicom import make_dicom
 
@@ -360,7 +360,7 @@ def test_default_tile_pad_keeps_tiled_within_the_stated_db_of_untiled(nih_images
 
     net, _ = models.load_pretrained_generator(download=False)
     rad = radiographs.read_radiograph(nih_images[1])
-    crop = radiographs.Radiograph(rad.pixels[300:500, 300:500].copy(), 255, rad.path)
+    crop = radiograph.Radiograph(rad.pixels[300:500, 300:500].copy(), 255, rad.path)
     whole = infer.upscale_radiograph(crop, net, infer.InferOptions(progress=False))
     tiled = infer.upscale_radiograph(
         crop,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrsr_utils.images import dicom, radiographs
+from cxrsr_utils.images import dicom, radiograph, radiographs
 
 
 def make_dicom(
@@ -74,14 +74,14 @@ def test_signed_dicom_keeps_negative_values_and_the_rescale(tmp_path):
 def test_rgb_dicom_is_called_colour_not_multi_frame(tmp_path):
     make_dicom(tmp_path / "c.dcm", np.zeros((4, 4, 3), np.uint16), photometric="RGB", bits=8)
     with pytest.raises(
-        radiographs.ImageReadError, match=r"c\.dcm: DICOM photometric .* RGB is colour"
+        radiograph.ImageReadError, match=r"c\.dcm: DICOM photometric .* RGB is colour"
     ):
         radiographs.read_radiograph(tmp_path / "c.dcm")
 
 
 def test_dicom_without_pixel_data(tmp_path):
     make_dicom(tmp_path / "h.dcm", np.zeros((4, 4), np.uint16), pixel_data=False)
-    with pytest.raises(radiographs.ImageReadError, match=r"h\.dcm: DICOM without pixel data"):
+    with pytest.raises(radiograph.ImageReadError, match=r"h\.dcm: DICOM without pixel data"):
         radiographs.read_radiograph(tmp_path / "h.dcm")
 
 
@@ -89,7 +89,7 @@ def test_undecodable_transfer_syntax_names_syntax_and_package(tmp_path):
     from pydicom.uid import JPEG2000Lossless
 
     make_dicom(tmp_path / "j.dcm", np.zeros((4, 4), np.uint16), syntax=JPEG2000Lossless)
-    with pytest.raises(radiographs.ImageReadError) as err:
+    with pytest.raises(radiograph.ImageReadError) as err:
         radiographs.read_radiograph(tmp_path / "j.dcm")
     msg = str(err.value)
     assert "j.dcm" in msg and "JPEG 2000" in msg and "pylibjpeg-openjpeg" in msg

@@ -22,7 +22,7 @@ from PIL import Image
 
 from cxrsr_utils import cli, runner
 from cxrsr_utils.core import atomic
-from cxrsr_utils.images import radiographs
+from cxrsr_utils.images import radiograph, radiographs
 from cxrsr_utils.sr import upscaler
 from cxrsr_utils.upscaling import batch, resources
 from cxrsr_utils.upscaling import manifest as batch_manifest
@@ -344,7 +344,7 @@ def test_suffixless_dicom_is_found_and_files_skipped_in_a_scan_are_said(
     err = capsys.readouterr().err
     assert "1 file(s) in the folders given are not images and were skipped: notes.txt" in err
     assert [r["output"] for r in _rows(tmp_path / "out")] == ["1.2.840.99.1"]
-    assert radiographs.is_dicom(tmp_path / "out" / "1.2.840.99.1")
+    assert radiograph.is_dicom(tmp_path / "out" / "1.2.840.99.1")
 
 
 def test_dicom_without_preamble_is_read_and_a_wrong_transfer_syntax_is_named(

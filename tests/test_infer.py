@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cxrsr_utils.images import radiographs
-from cxrsr_utils.images.radiographs import Radiograph
+from cxrsr_utils.images.radiograph import Radiograph
 from cxrsr_utils.sr.infer import (
     InferOptions,
     baseline_array,

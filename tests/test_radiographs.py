@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrsr_utils.images import radiographs
+from cxrsr_utils.images import radiograph, radiographs
 
 
 def test_16bit_png_round_trip(tmp_path):
@@ -36,7 +36,7 @@ def test_transparent_rgba_is_rejected_with_the_file_name(tmp_path):
     rgba = np.full((4, 4, 4), 200, np.uint8)
     rgba[0, 0, 3] = 0
     Image.fromarray(rgba).save(tmp_path / "t.png")
-    with pytest.raises(radiographs.ImageReadError, match=r"t\.png.*transparent"):
+    with pytest.raises(radiograph.ImageReadError, match=r"t\.png.*transparent"):
         radiographs.read_radiograph(tmp_path / "t.png")
 
 
@@ -52,14 +52,12 @@ def test_truncated_and_garbage_files_name_the_file(tmp_path, nih_images):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     (tmp_path / "junk.png").write_bytes(b"not an image at all")
     for name in ("cut.png", "junk.png"):
-        with pytest.raises(
-            radiographs.ImageReadError, match=name.replace(".", r"\.") + ".*corrupt"
-        ):
+        with pytest.raises(radiograph.ImageReadError, match=name.replace(".", r"\.") + ".*corrupt"):
             radiographs.read_radiograph(tmp_path / name)
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(radiographs.ImageReadError, match="no such file"):
+    with pytest.raises(radiograph.ImageReadError, match="no such file"):
         radiographs.read_radiograph(tmp_path / "absent.png")
 
 
@@ -117,20 +115,20 @@ def test_12bit_data_in_a_16bit_png_uses_its_significant_bits(tmp_path):
 
 
 def test_folder_empty_file_and_oversized_header_get_their_own_reason(tmp_path):
-    with pytest.raises(radiographs.ImageReadError, match="is a folder"):
+    with pytest.raises(radiograph.ImageReadError, match="is a folder"):
         radiographs.read_radiograph(tmp_path)
     (tmp_path / "empty.png").write_bytes(b"")
-    with pytest.raises(radiographs.ImageReadError, match=r"empty\.png.*empty \(0 bytes\)"):
+    with pytest.raises(radiograph.ImageReadError, match=r"empty\.png.*empty \(0 bytes\)"):
         radiographs.read_radiograph(tmp_path / "empty.png")
     Image.new("L", (300, 200)).save(tmp_path / "big.png")
-    with pytest.raises(radiographs.ImageReadError, match=r"big\.png: declares 300 x 200 pixels"):
+    with pytest.raises(radiograph.ImageReadError, match=r"big\.png: declares 300 x 200 pixels"):
         radiographs.read_radiograph(tmp_path / "big.png", max_pixels=50_000)
     assert radiographs.read_radiograph(tmp_path / "big.png").pixels.shape == (200, 300)
 
 
 def test_non_image_file_says_so(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(radiographs.ImageReadError, match=r"notes\.txt: not an image format"):
+    with pytest.raises(radiograph.ImageReadError, match=r"notes\.txt: not an image format"):
         radiographs.read_radiograph(tmp_path / "notes.txt")
 
 
@@ -142,7 +140,7 @@ def test_palette_images_are_expanded_and_transparent_palettes_refused(tmp_path):
     img = Image.fromarray(gray).convert("P")
     img.info["transparency"] = int(np.asarray(img)[0, 0])
     img.save(tmp_path / "pt.png", transparency=int(np.asarray(img)[0, 0]))
-    with pytest.raises(radiographs.ImageReadError, match="transparent"):
+    with pytest.raises(radiograph.ImageReadError, match="transparent"):
         radiographs.read_radiograph(tmp_path / "pt.png")
 
 

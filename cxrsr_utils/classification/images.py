@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from cxrsr_utils.core import repro
 from cxrsr_utils.data_prep.steps import KERMANY_CLASSES
-from cxrsr_utils.images import radiographs
+from cxrsr_utils.images import radiograph, radiographs
 
 __all__: list[str] = [
     "IMAGE_SIZE",
@@ -48,7 +48,7 @@ __all__: list[str] = [
 
 # The reference network's input side (its 1,983,009 parameters assume it).
 IMAGE_SIZE = 300
-_LUMA = np.array(radiographs.LUMA_WEIGHTS, dtype=np.float32)
+_LUMA = np.array(radiograph.LUMA_WEIGHTS, dtype=np.float32)
 
 PathLike = str | os.PathLike[str]
 ImagesLike = np.ndarray | Sequence[np.ndarray] | Sequence[PathLike]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cxrsr_utils.external.sources import sha256_file
-from cxrsr_utils.images import radiographs
+from cxrsr_utils.images import radiograph, radiographs
 
 IMAGE_SUFFIXES = {".png", ".jpeg", ".jpg", ".tif", ".tiff", ".dcm"}
 
@@ -37,11 +37,11 @@ class Prepared:
         """Record an input that is not used, and why."""
         self.excluded.append({"file": str(path), "dataset": dataset, "reason": reason})
 
-    def read(self, path: Path, dataset: str) -> radiographs.Radiograph | None:
+    def read(self, path: Path, dataset: str) -> radiograph.Radiograph | None:
         """Read an input image; record it (with its SHA-256) or exclude it with the reason."""
         try:
             image = radiographs.read_radiograph(path)
-        except radiographs.ImageReadError as exc:
+        except radiograph.ImageReadError as exc:
             self.exclude(path, dataset, str(exc))
             return None
         self.inputs.append(

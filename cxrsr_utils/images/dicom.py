@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cxrsr_utils.core.atomic import atomic_path
-from cxrsr_utils.images import radiographs
-from cxrsr_utils.images.radiographs import ImageReadError, Radiograph
+from cxrsr_utils.images import radiograph
+from cxrsr_utils.images.radiograph import ImageReadError, Radiograph
 
 if TYPE_CHECKING:  # pydicom itself is imported where a DICOM is read or written
     from pydicom import Dataset
@@ -179,7 +179,7 @@ def _bits_used(stored: np.ndarray, bits: int, signed: bool) -> tuple[int, str]:
     hold squeezed such an image (a 12-bit image stored as signed 16-bit, say) into a narrow
     grey band the network was never trained on (``bench/dicom_storage.py``).
     """
-    twelve = radiographs.TWELVE_BIT_MAX.bit_length()
+    twelve = radiograph.TWELVE_BIT_MAX.bit_length()
     if bits <= twelve or not stored.size:
         return bits, ""
     low, high = (

@@ -25,8 +25,8 @@ from PIL import Image
 
 from cxrsr_utils import __version__
 from cxrsr_utils.core import atomic
-from cxrsr_utils.images import dicom, radiographs
-from cxrsr_utils.images.radiographs import Radiograph
+from cxrsr_utils.images import dicom, radiograph, radiographs
+from cxrsr_utils.images.radiograph import Radiograph
 
 if TYPE_CHECKING:
     from cxrsr_utils.images.deidentify import Deidentifier
@@ -53,7 +53,7 @@ def output_name(path: Path, is_dicom: bool, pseudonym: str = "") -> str:
     """The output file name of the input ``path`` (JPEG becomes PNG; DICOM keeps its name);
     ``pseudonym`` replaces the input's stem (``--anonymize``: names often hold the patient's)."""
     if is_dicom:
-        suffix = path.suffix if path.suffix.lower() in radiographs.DICOM_SUFFIXES else ".dcm"
+        suffix = path.suffix if path.suffix.lower() in radiograph.DICOM_SUFFIXES else ".dcm"
         return f"{pseudonym}{suffix}" if pseudonym else path.name
     return (pseudonym or path.stem) + OUTPUT_SUFFIX.get(path.suffix.lower(), ".png")
 
@@ -93,7 +93,7 @@ def derivation(described: dict[str, object], input_sha256: str) -> str:
 
 def _stored_provenance(target: Path) -> dict[str, str] | str | None:
     """The provenance ``target`` holds: text chunks, TIFF JSON or the DerivationDescription."""
-    if radiographs.is_dicom(target):
+    if radiograph.is_dicom(target):
         import pydicom
 
         ds = pydicom.dcmread(target, stop_before_pixels=True, force=True)

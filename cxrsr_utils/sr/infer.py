@@ -54,7 +54,8 @@ import torch
 from tqdm.auto import tqdm
 
 from cxrsr_utils.core import cpu
-from cxrsr_utils.images.radiographs import LUMA_WEIGHTS, Radiograph, resize, to_pixels
+from cxrsr_utils.images.radiograph import LUMA_WEIGHTS, Radiograph
+from cxrsr_utils.images.radiographs import resize, to_pixels
 from cxrsr_utils.sr import backends
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]

@@ -21,7 +21,7 @@ import torch
 from cxrsr_utils.core.layout import GENERATOR_FILE, StudyLayout
 from cxrsr_utils.core.params import PROJECT_ROOT
 from cxrsr_utils.images import radiographs
-from cxrsr_utils.images.radiographs import Radiograph
+from cxrsr_utils.images.radiograph import Radiograph
 from cxrsr_utils.sr import infer
 
 # Tiling the command uses unless told otherwise: at tile 128 / pad 32 RRDBNet's tiled output

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cxrsr_utils.images.radiographs import Radiograph
+from cxrsr_utils.images.radiograph import Radiograph
 from cxrsr_utils.sr import infer
 from cxrsr_utils.stats import image_metrics as metrics
 

@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cxrsr_utils.core import atomic
-from cxrsr_utils.images import outputs, radiographs
+from cxrsr_utils.images import outputs, radiograph, radiographs
 from cxrsr_utils.images.deidentify import Deidentifier
-from cxrsr_utils.images.radiographs import ImageReadError
+from cxrsr_utils.images.radiograph import ImageReadError
 from cxrsr_utils.sr.upscaler import Model
 from cxrsr_utils.upscaling import audit as audit_mod
 from cxrsr_utils.upscaling import resources
@@ -176,7 +176,7 @@ def process(
 
 def _name(row: Row, item: Input, deidentifier: Deidentifier | None) -> Path:
     """The output path relative to the output folder (a pseudonym when anonymizing)."""
-    is_dicom = radiographs.is_dicom(item.source)
+    is_dicom = radiograph.is_dicom(item.source)
     if deidentifier is None:
         return item.rel.parent / outputs.output_name(item.rel, is_dicom)
     row.input = f"cxr-{row.input_sha256[:16]}"  # the name is the patient's, often
@@ -198,7 +198,7 @@ def _one(
     try:
         if options["deidentifier"] is None:  # named before reading, so a failure has a key
             row.output = _name(row, item, None).as_posix()
-        radiographs.require_regular_file(source)
+        radiograph.require_regular_file(source)
         row.input_sha256 = file_sha256(source)
         rel = _name(row, item, options["deidentifier"])
         target = outdir / rel

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cxrsr_utils.images import outputs, radiographs
+from cxrsr_utils.images import outputs, radiograph
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def _is_image(path: Path) -> bool:
     if path.suffix.lower() in outputs.INPUT_SUFFIXES:
         return True
     try:
-        return stat.S_ISREG(path.stat().st_mode) and radiographs.has_dicom_magic(path)
+        return stat.S_ISREG(path.stat().st_mode) and radiograph.has_dicom_magic(path)
     except OSError:
         return False
 

@@ -60,10 +60,10 @@ def image_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from the file header without decoding pixels; None if unreadable (a
     FIFO or device is never opened)."""
     try:
-        from cxrsr_utils.images import radiographs
+        from cxrsr_utils.images import radiograph
 
-        radiographs.require_regular_file(path)
-        if radiographs.is_dicom(path):
+        radiograph.require_regular_file(path)
+        if radiograph.is_dicom(path):
             import pydicom
 
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
