@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from cxrsr_utils.core.atomic import atomic_path
+from cxrsr_utils.core.errors import CxrsrError
 from cxrsr_utils.core.params import PROJECT_ROOT, ParamsError, Paths, load_params, parse_set
 from cxrsr_utils.reporting import provenance, reference
 from cxrsr_utils.study_options import (
@@ -40,7 +41,7 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 KERNEL = "cxrsr"
 
 
-class StudyError(RuntimeError):
+class StudyError(CxrsrError, RuntimeError):
     """A notebook of the study failed; the message names the notebook and the cell."""
 
 

@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from cxrsr_utils.core.errors import CxrsrError
+
 PART = ".part"
 # A temporary is only judged once it is this old: the moment between its creation and its
 # writer's lock is the only time an unlocked temporary can belong to a live writer.
@@ -71,7 +73,7 @@ def remove_stale_parts(
     return removed
 
 
-class WriteError(OSError):
+class WriteError(CxrsrError, OSError):
     """A result could not be written; the message names the target, not the temporary."""
 
 

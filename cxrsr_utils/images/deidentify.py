@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cxrsr_utils.core.errors import CxrsrError
+
 if TYPE_CHECKING:
     from pydicom import Dataset
 
@@ -37,7 +39,7 @@ _TIME_VRS = ("DA", "DT", "TM")
 Action = Callable[[Any, Any], None]
 
 
-class DeidentificationError(ValueError):
+class DeidentificationError(CxrsrError, ValueError):
     """A DICOM that the profile cannot make safe (the message says why and what to do)."""
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cxrsr_utils.core.errors import CxrsrError
+
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 # Largest image the reader decodes (64 Mpx, e.g. 8000 x 8000): a 3000 x 3000 radiograph is 9 Mpx,
 # and the header of a "decompression bomb" is refused before any pixel is decoded.
@@ -27,7 +29,7 @@ TWELVE_BIT_MAX = 4095
 LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 
-class ImageReadError(ValueError):
+class ImageReadError(CxrsrError, ValueError):
     """A file could not be read as a radiograph; the message names the file and the fix."""
 
 

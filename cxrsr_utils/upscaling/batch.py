@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cxrsr_utils.core import atomic
+from cxrsr_utils.core.errors import CxrsrError
 from cxrsr_utils.images import outputs, radiograph, radiographs
 from cxrsr_utils.images.deidentify import Deidentifier
 from cxrsr_utils.images.radiograph import ImageReadError
@@ -43,11 +44,11 @@ AUDIT_SUFFIX = ".audit.png"
 MIN_SIDE = 4  # smaller images have too little context for any upscaler (reflect padding fails)
 
 
-class UsageError(ValueError):
+class UsageError(CxrsrError, ValueError):
     """The command was given something it cannot run at all (exit status 2)."""
 
 
-class InputProtectedError(OSError):
+class InputProtectedError(CxrsrError, OSError):
     """An output would replace an input (refused whatever ``overwrite`` says)."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cxrsr_utils.core import atomic
+from cxrsr_utils.core.errors import CxrsrError
 
 MANIFEST = "manifest.json"
 LOCK = ".manifest.lock"
@@ -46,7 +47,7 @@ class Row:
     audit: dict[str, float] = field(default_factory=dict)
 
 
-class ManifestError(OSError):
+class ManifestError(CxrsrError, OSError):
     """The manifest cannot be written (a full disk): the batch stops; the message names it."""
 
 
