@@ -14,7 +14,7 @@ from scipy import stats as scipy_stats
 from cxrsr_utils.classification import forms as classify
 from cxrsr_utils.classification import images as classifier_images
 from cxrsr_utils.classification import network as classifier
-from cxrsr_utils.data_prep import steps as data
+from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.stats import inference as stats
 
@@ -32,7 +32,7 @@ def tiny_model():
 @pytest.fixture(scope="module")
 def kermany_sample(kermany_root: Path) -> tuple[list[Path], np.ndarray]:
     files = []
-    for name in data.KERMANY_CLASSES:
+    for name in KERMANY_CLASSES:
         files += sorted((kermany_root / "train" / name).glob("*.jpeg"))[:5]
     return files, np.array([classifier_images.label_from_path(f) for f in files])
 

@@ -36,6 +36,7 @@ from cxrsr_utils.classification.images import ImagesLike, load_images, take_imag
 from cxrsr_utils.classification.network import load_classifier
 from cxrsr_utils.core.layout import EVAL_CONDITIONS
 from cxrsr_utils.core.params import Params, Paths
+from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 from cxrsr_utils.data_prep import steps as data
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.external import sources
@@ -412,7 +413,7 @@ def sample_predictions(
     picks = pd.concat(
         [part.head(per_class) for _, part in predicted.groupby("label", sort=True)]
     ).image.tolist()
-    names = dict(enumerate(data.KERMANY_CLASSES))
+    names = dict(enumerate(KERMANY_CLASSES))
     rows = []
     for form in shown:
         if form not in by_name:
