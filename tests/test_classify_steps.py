@@ -14,8 +14,8 @@ from cxrsr_utils.classification import network as classifier
 from cxrsr_utils.classification import size_baseline
 from cxrsr_utils.classification import steps as classify_steps
 from cxrsr_utils.classification.steps import Form, KermanyImages
-from cxrsr_utils.core.layout import EVAL_CONDITIONS
-from cxrsr_utils.core.params import Paths, load_params
+from cxrsr_utils.core.layout import EVAL_CONDITIONS, Paths
+from cxrsr_utils.core.params import load_params
 from cxrsr_utils.data_prep import steps as data
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.external import sources

@@ -34,8 +34,8 @@ from cxrsr_utils.classification.folds import (
 from cxrsr_utils.classification.forms import train_or_load
 from cxrsr_utils.classification.images import ImagesLike, load_images, take_images, to_batch
 from cxrsr_utils.classification.network import load_classifier
-from cxrsr_utils.core.layout import EVAL_CONDITIONS
-from cxrsr_utils.core.params import Params, Paths
+from cxrsr_utils.core.layout import EVAL_CONDITIONS, Paths
+from cxrsr_utils.core.params import Params
 from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 from cxrsr_utils.data_prep import steps as data
 from cxrsr_utils.evaluation import steps as evaluate

@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxrsr_utils.core.layout import StudyLayout
-from cxrsr_utils.core.params import KermanyParams
+from cxrsr_utils.core.params_data import KermanyParams
 from cxrsr_utils.core.repro import rng
 from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 from cxrsr_utils.data_prep.prepared import Prepared, list_images, save_pixels

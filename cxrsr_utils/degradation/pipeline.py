@@ -16,7 +16,7 @@ Two modes:
     the paper's protocol: blur, resize, noise, JPEG, twice, then a sinc filter, on the
     USM-sharpened HR. Every probability and range is a key of
     :func:`cxrsr_utils.degradation.options.degradation_options` (defaults: the paper's values, held
-    by :class:`cxrsr_utils.core.params.DegradationParams`).
+    by :class:`cxrsr_utils.core.params_data.DegradationParams`).
 ``bicubic``
     the evaluation's protocol ("matched"): antialiased bicubic x4 (Keys a = -0.5, equal to
     PIL's and :func:`cxrsr_utils.images.radiographs.resize`) and 8-bit rounding, nothing else.
