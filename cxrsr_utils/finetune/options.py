@@ -29,8 +29,8 @@ import yaml
 
 from cxrsr_utils.core import cpu
 from cxrsr_utils.core.atomic import write_text
+from cxrsr_utils.core.device import torch_device
 from cxrsr_utils.core.params_networks import FinetuneParams
-from cxrsr_utils.core.repro import torch_device
 from cxrsr_utils.degradation import options as degrade_options
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune.speed import SPEED_OPTION, speed_options
