@@ -83,7 +83,7 @@ def prepare(folder: Path, images: list[Path], n_images: int) -> dict[str, str]:
 
 def build_opt(env: dict[str, str], device: str, gt_size: int, batch: int) -> dict[str, Any]:
     """The paper's options at this size, from stand-in sources (see module doc)."""
-    from cxrsr_utils.core.params import FinetuneParams
+    from cxrsr_utils.core.params_networks import FinetuneParams
     from cxrsr_utils.external import sources
     from cxrsr_utils.finetune.options import build_options
 

@@ -1,10 +1,9 @@
 """The ``cxrsr`` command: argument parsing and what is printed; the work is done elsewhere.
 
 ``cxrsr study`` runs the study (:mod:`cxrsr_utils.runner`), ``cxrsr upscale`` upscales a
-clinic's radiographs (:mod:`cxrsr_utils.upscaling.batch`), ``cxrsr sources`` lists every external
-file
-and its state (:mod:`cxrsr_utils.external.inventory`). Exit status: 0 all fine, 1 some input (or the
-study) failed, 2 a usage error, 130 interrupted.
+clinic's radiographs (:mod:`cxrsr_utils.upscaling.batch`), ``cxrsr sources`` lists every
+external file and its state (:mod:`cxrsr_utils.external.inventory`). Exit status: 0 all fine, 1
+some input (or the study) failed, 2 a usage error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from cxrsr_utils.study_options import (
 
 if TYPE_CHECKING:
     from cxrsr_utils.images.deidentify import Deidentifier
+    from cxrsr_utils.sr.upscaler import Model
+    from cxrsr_utils.upscaling.inputs import Inputs
 
 
 STUDY_EXAMPLE = """example:
@@ -79,11 +80,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _upscale_arguments(up: argparse.ArgumentParser) -> None:
-    from cxrsr_utils.sr import upscaler
+    """``cxrsr upscale``'s arguments, in the order its help lists them."""
     from cxrsr_utils.upscaling import audit
 
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     up.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
+    _model_arguments(up)
+    up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _anonymize_arguments(up)
+    up.add_argument(
+        "--audit",
+        nargs="?",
+        type=_audit_threshold,
+        const=audit.DEFAULT_THRESHOLD,
+        metavar="THRESHOLD",
+        help="LR-consistency PSNR in the manifest and a mask "
+        "<name>.audit.png of where the output departs from bicubic by more than "
+        f"THRESHOLD of the range (default {audit.DEFAULT_THRESHOLD})",
+    )
+    up.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _model_arguments(up: argparse.ArgumentParser) -> None:
+    """Which model upscales, and how the engine runs it (tiles, batch, device, precision)."""
+    from cxrsr_utils.sr import upscaler
+
     up.add_argument(
         "--model",
         default="pretrained",
@@ -111,7 +132,10 @@ def _upscale_arguments(up: argparse.ArgumentParser) -> None:
         choices=("auto", "fp32", "bf16", "fp16"),
         help="auto: bf16 where the CPU has it natively (or on a GPU), else fp32",
     )
-    up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def _anonymize_arguments(up: argparse.ArgumentParser) -> None:
+    """``--anonymize`` and the profile options that keep UIDs or dates."""
     up.add_argument(
         "--anonymize",
         action="store_true",
@@ -131,17 +155,6 @@ def _upscale_arguments(up: argparse.ArgumentParser) -> None:
         help="with --anonymize: the profile's Retain Longitudinal Temporal Information with "
         "Full Dates Option (keep every date and time)",
     )
-    up.add_argument(
-        "--audit",
-        nargs="?",
-        type=_audit_threshold,
-        const=audit.DEFAULT_THRESHOLD,
-        metavar="THRESHOLD",
-        help="LR-consistency PSNR in the manifest and a mask "
-        "<name>.audit.png of where the output departs from bicubic by more than "
-        f"THRESHOLD of the range (default {audit.DEFAULT_THRESHOLD})",
-    )
-    up.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _audit_threshold(text: str) -> float:
@@ -170,34 +183,15 @@ def _deidentifier(args: argparse.Namespace) -> Deidentifier | None:
 
 def upscale_command(args: argparse.Namespace) -> int:
     """``cxrsr upscale``: returns the exit status."""
-    from cxrsr_utils.sr import infer, upscaler
-    from cxrsr_utils.upscaling import batch, resources
+    from cxrsr_utils.upscaling import batch
 
     try:
-        options = infer.InferOptions(
-            tile=args.tile,
-            tile_pad=args.tile_pad,
-            batch_size=args.batch_size,
-            precision=args.precision,
-            device=args.device,
-            progress=not args.quiet,
-        )
-        deidentifier = _deidentifier(args)
-        model = upscaler.load_model(args.model, options, run=args.run)
-        batch.check_output_folder(args.output, args.inputs)
+        model, deidentifier = _upscale_setup(args)
     except (ValueError, OSError) as exc:
         print(f"cxrsr upscale: {exc}", file=sys.stderr)
         return EXIT_USAGE
     found = batch.collect_inputs(args.inputs)
-    sizes = [s for s in (resources.image_size(i.source) for i in found.items) if s]
-    print(
-        f"cxrsr upscale: {model.name} x{model.scale} ({model.describe()['precision']}, "
-        f"tiling {model.describe()['tiling']}); "
-        f"{resources.describe(sizes, model, inputs=len(found.items))}",
-        file=sys.stderr,
-    )
-    for line in found.notes():
-        print(f"cxrsr upscale: {line}", file=sys.stderr)
+    _print_plan(model, found)
     bar = tqdm(total=len(found.items), unit="file", desc="files", disable=args.quiet)
 
     def report(row: batch.Row) -> None:
@@ -234,6 +228,42 @@ def upscale_command(args: argparse.Namespace) -> int:
     print(batch.summary(rows, args.output))
     print(f"manifest: {args.output / batch.MANIFEST}")
     return EXIT_FAILED if any(r.status == "failed" for r in rows) else 0
+
+
+def _upscale_setup(args: argparse.Namespace) -> tuple[Model, Deidentifier | None]:
+    """The model and the de-identifier the arguments ask for, after checking the output
+    folder; a bad argument raises ValueError or OSError (a usage error)."""
+    from cxrsr_utils.sr import infer, upscaler
+    from cxrsr_utils.upscaling import batch
+
+    options = infer.InferOptions(
+        tile=args.tile,
+        tile_pad=args.tile_pad,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    deidentifier = _deidentifier(args)
+    model = upscaler.load_model(args.model, options, run=args.run)
+    batch.check_output_folder(args.output, args.inputs)
+    return model, deidentifier
+
+
+def _print_plan(model: Model, found: Inputs) -> None:
+    """What will run, on stderr: the model, its precision and tiling, the inputs, the memory
+    and time estimate, and the notes on the inputs found."""
+    from cxrsr_utils.upscaling import resources
+
+    sizes = [s for s in (resources.image_size(i.source) for i in found.items) if s]
+    print(
+        f"cxrsr upscale: {model.name} x{model.scale} ({model.describe()['precision']}, "
+        f"tiling {model.describe()['tiling']}); "
+        f"{resources.describe(sizes, model, inputs=len(found.items))}",
+        file=sys.stderr,
+    )
+    for line in found.notes():
+        print(f"cxrsr upscale: {line}", file=sys.stderr)
 
 
 def study_command(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cxrsr_utils.core.params import Params, Paths, load_params
+from cxrsr_utils.core.layout import Paths
+from cxrsr_utils.core.params import Params, load_params
 from cxrsr_utils.core.repro import seed_everything
 
 

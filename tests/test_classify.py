@@ -14,7 +14,8 @@ from scipy import stats as scipy_stats
 from cxrsr_utils.classification import forms as classify
 from cxrsr_utils.classification import images as classifier_images
 from cxrsr_utils.classification import network as classifier
-from cxrsr_utils.data_prep import steps as data
+from cxrsr_utils.classification import training as classifier_training
+from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.stats import inference as stats
 
@@ -32,7 +33,7 @@ def tiny_model():
 @pytest.fixture(scope="module")
 def kermany_sample(kermany_root: Path) -> tuple[list[Path], np.ndarray]:
     files = []
-    for name in data.KERMANY_CLASSES:
+    for name in KERMANY_CLASSES:
         files += sorted((kermany_root / "train" / name).glob("*.jpeg"))[:5]
     return files, np.array([classifier_images.label_from_path(f) for f in files])
 
@@ -181,8 +182,8 @@ def test_training_is_deterministic(kermany_sample) -> None:
         batch_size=3,  # a partial last batch, as the reference's generator made
         seed=7,
     )
-    model_a, hist_a = classifier.train_classifier(images[train], labels[train], **kwargs)
-    model_b, hist_b = classifier.train_classifier(images[train], labels[train], **kwargs)
+    model_a, hist_a = classifier_training.train_classifier(images[train], labels[train], **kwargs)
+    model_b, hist_b = classifier_training.train_classifier(images[train], labels[train], **kwargs)
     assert list(hist_a.columns) == [
         "epoch",
         "loss",
@@ -198,7 +199,9 @@ def test_training_is_deterministic(kermany_sample) -> None:
     for wa, wb in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     # The seed matters: another one trains differently.
-    _, hist_c = classifier.train_classifier(images[train], labels[train], **{**kwargs, "seed": 8})
+    _, hist_c = classifier_training.train_classifier(
+        images[train], labels[train], **{**kwargs, "seed": 8}
+    )
     assert not hist_a["loss"].equals(hist_c["loss"])
 
 
@@ -210,7 +213,7 @@ def test_early_stopping_keeps_the_epoch_of_the_lowest_validation_loss() -> None:
     labels = np.arange(12) % 2
     kwargs = dict(image_size=TINY, epochs=12, batch_size=4, learning_rate=1e-2, seed=1)
     val = dict(val_images=images[8:], val_labels=labels[8:])
-    model, history = classifier.train_classifier(
+    model, history = classifier_training.train_classifier(
         images[:8], labels[:8], **val, patience=2, min_epochs=1, **kwargs
     )
     chosen = history[history["chosen"]]
@@ -225,17 +228,19 @@ def test_early_stopping_keeps_the_epoch_of_the_lowest_validation_loss() -> None:
     loss, _ = model.evaluate(rgb, labels[8:].astype("float32"), verbose=0)
     assert loss == pytest.approx(chosen["val_loss"].iloc[0], rel=1e-4)
     with pytest.raises(ValueError, match="needs validation images"):
-        classifier.train_classifier(images, labels, patience=2, **kwargs)
+        classifier_training.train_classifier(images, labels, patience=2, **kwargs)
     with pytest.raises(ValueError, match="min_epochs"):
-        classifier.train_classifier(images, labels, **val, patience=2, min_epochs=12, **kwargs)
+        classifier_training.train_classifier(
+            images, labels, **val, patience=2, min_epochs=12, **kwargs
+        )
 
 
 def test_training_rejects_bad_labels() -> None:
     images = np.zeros((2, TINY, TINY), np.float32)
     with pytest.raises(ValueError, match="0 \\(NORMAL\\) or 1"):
-        classifier.train_classifier(images, [0, 2], image_size=TINY, epochs=1)
+        classifier_training.train_classifier(images, [0, 2], image_size=TINY, epochs=1)
     with pytest.raises(ValueError, match="one label each"):
-        classifier.train_classifier(images, [0], image_size=TINY, epochs=1)
+        classifier_training.train_classifier(images, [0], image_size=TINY, epochs=1)
 
 
 # -- saving and loading -----------------------------------------------------------------------

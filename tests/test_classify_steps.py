@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxrsr_utils.classification import fig9, kermany_images, size_baseline, study_classifier
 from cxrsr_utils.classification import folds as classifier_folds
 from cxrsr_utils.classification import network as classifier
-from cxrsr_utils.classification import size_baseline
 from cxrsr_utils.classification import steps as classify_steps
-from cxrsr_utils.classification.steps import Form, KermanyImages
-from cxrsr_utils.core.layout import EVAL_CONDITIONS
-from cxrsr_utils.core.params import Paths, load_params
+from cxrsr_utils.classification.kermany_images import KermanyImages
+from cxrsr_utils.classification.steps import Form
+from cxrsr_utils.core.layout import EVAL_CONDITIONS, Paths
+from cxrsr_utils.core.params import load_params
 from cxrsr_utils.data_prep import steps as data
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.external import sources
@@ -122,7 +123,7 @@ def _spy(monkeypatch, seen: list) -> None:
         )
         return f"model {settings['test_fold']}", history, False
 
-    monkeypatch.setattr(classify_steps, "train_or_load", train_or_load)
+    monkeypatch.setattr(study_classifier, "train_or_load", train_or_load)
 
 
 @pytest.mark.parametrize("cv", [True, False])
@@ -132,7 +133,7 @@ def test_classifier_for_trains_one_model_per_split(tmp_path, monkeypatch, cv: bo
     params = load_params("quick", {"classifier.cv": cv, "classifier.image_size": TINY})
     paths = Paths(params, root=tmp_path)
     images = _images(k=4)
-    clf = classify_steps.classifier_for(params, paths, images)
+    clf = study_classifier.classifier_for(params, paths, images)
     tested = [0, 1, 2, 3] if cv else [0]
     assert list(clf.models) == tested and clf.models[0] == "model 0"
     cfg, fold = params.classifier, images.table.fold.to_numpy()
@@ -170,7 +171,7 @@ def test_classifier_for_takes_a_given_model_for_every_fold(tmp_path) -> None:
     given = classifier.save_classifier(classifier.build_classifier(TINY), tmp_path / "g.keras")
     params = load_params("quick", {"classifier.model_path": str(given)})
     paths = Paths(params, root=tmp_path)
-    clf = classify_steps.classifier_for(params, paths, _images(k=3))
+    clf = study_classifier.classifier_for(params, paths, _images(k=3))
     assert clf.history is None and str(given) in clf.origin
     assert list(clf.models) == [0, 1, 2]  # predicts every image, trained on none of them
     recorded = provenance.sources_used(paths)["classifier"]
@@ -229,7 +230,7 @@ def _prepared_run(tmp_path: Path) -> tuple:
 
 def test_load_kermany_reads_pairs_folds_patients_and_original_sizes(tmp_path) -> None:
     params, paths = _prepared_run(tmp_path)
-    images = classify_steps.load_kermany(params, paths)
+    images = kermany_images.load_kermany(params, paths)
     t = images.table
     assert t.image.is_monotonic_increasing and len(t) == 9
     assert t.image[0] == "NORMAL/IM-0000-0001.png"
@@ -244,7 +245,7 @@ def test_load_kermany_reads_pairs_folds_patients_and_original_sizes(tmp_path) ->
     manifest.loc[manifest.patient == "IM-0001", "patient"] = "IM-0000"
     manifest.to_csv(paths.data_manifest, index=False)
     with pytest.raises(ValueError, match="more than one fold"):
-        classify_steps.load_kermany(params, paths)
+        kermany_images.load_kermany(params, paths)
 
 
 class _Upscale:
@@ -261,7 +262,7 @@ class _Upscale:
 
 def test_load_forms_makes_every_form_per_condition(tmp_path, monkeypatch) -> None:
     params, paths = _prepared_run(tmp_path)
-    images = classify_steps.load_kermany(params, paths)
+    images = kermany_images.load_kermany(params, paths)
     networks = [
         evaluate.Method("pretrained", "network", _Upscale(), "stand-in", "ab" * 32),  # type: ignore[arg-type]
         evaluate.Method("finetuned:l1", "network", _Upscale(), "stand-in", "cd" * 32),  # type: ignore[arg-type]
@@ -307,14 +308,14 @@ class _FoldModel:
 
 def test_classify_forms_saves_out_of_fold_tables_with_the_forms(tmp_path) -> None:
     params, paths = _prepared_run(tmp_path)
-    images = classify_steps.load_kermany(params, paths)
+    images = kermany_images.load_kermany(params, paths)
     forms = [
         Form("original", "original", "", "", images.x),
         Form("LR (bicubic)", "LR", "bicubic", "", list(images.table.lr)),
         Form("SR finetuned:a (bicubic)", "SR", "bicubic", "finetuned:a", images.x * 0.9),
     ]
     plan = classifier_folds.fold_plan(images.table.fold)
-    clf = classify_steps.StudyClassifier(
+    clf = study_classifier.StudyClassifier(
         {s.test: _FoldModel() for s in plan}, plan, pd.DataFrame(), None, "stand-in"
     )
     summary, predictions = classify_steps.classify_forms(params, paths, clf, images, forms)
@@ -324,10 +325,10 @@ def test_classify_forms_saves_out_of_fold_tables_with_the_forms(tmp_path) -> Non
     assert (predictions.groupby("form").image.nunique() == 9).all()
     saved = pd.read_csv(paths.tables / "05_forms_summary.csv")
     assert saved.form.tolist() == summary.form.tolist()
-    assert classify_steps.best_finetuned_form(summary) == "SR finetuned:a (bicubic)"
-    shown = classify_steps.fig9_forms(summary)
+    assert fig9.best_finetuned_form(summary) == "SR finetuned:a (bicubic)"
+    shown = fig9.fig9_forms(summary)
     assert shown == ["original", "LR (bicubic)", "SR finetuned:a (bicubic)"]
-    rows = classify_steps.sample_predictions(
+    rows = fig9.sample_predictions(
         forms, predictions, images.table, shown, image_size=TINY, per_class=2
     )
     assert [len(r) for r in rows] == [4, 4, 4]
@@ -359,14 +360,14 @@ def test_best_finetuned_form_picks_the_highest_auc_among_variants() -> None:
         }
     )  # fmt: skip
     # A tie goes to name order; the un-tuned network is not a candidate.
-    assert classify_steps.best_finetuned_form(summary) == "SR finetuned:a (bicubic)"
+    assert fig9.best_finetuned_form(summary) == "SR finetuned:a (bicubic)"
     summary.loc[2, "auc"] = 0.95
-    assert classify_steps.fig9_forms(summary) == [
+    assert fig9.fig9_forms(summary) == [
         "original",
         "LR (degraded)",
         "SR finetuned:b (degraded)",
     ]
-    assert classify_steps.fig9_forms(summary.iloc[:2]) == ["original"]
+    assert fig9.fig9_forms(summary.iloc[:2]) == ["original"]
 
 
 # -- the size-only baseline -------------------------------------------------------------------

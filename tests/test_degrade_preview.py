@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from cxrsr_utils.core.layout import StudyLayout
-from cxrsr_utils.core.params import DegradationParams, load_params
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.core.params_data import DegradationParams
 from cxrsr_utils.degradation import pipeline as degrade
 from cxrsr_utils.degradation import preview as degrade_preview
 from cxrsr_utils.degradation.options import degradation_options

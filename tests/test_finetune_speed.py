@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cxrsr_utils.core.params import FinetuneParams
+from cxrsr_utils.core.params_networks import FinetuneParams
 from cxrsr_utils.finetune import checkpoints  # noqa: F401  (basicsr shim, our model)
 from cxrsr_utils.finetune import steps as T
 from cxrsr_utils.finetune.logs import GAN_LOG_KEYS

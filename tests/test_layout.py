@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cxrsr_utils.core import stamps
-from cxrsr_utils.core.layout import StudyLayout, as_layout
-from cxrsr_utils.core.params import Paths, load_params
+from cxrsr_utils.core.layout import Paths, StudyLayout, as_layout
+from cxrsr_utils.core.params import load_params
 
 
 def test_paths_is_the_layout_of_a_profiles_run(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cxrsr_utils import notebook
-from cxrsr_utils.core.params import ENV_OUTPUT_ROOT, Paths
+from cxrsr_utils.core.layout import ENV_OUTPUT_ROOT, Paths
 
 
 def _draws() -> tuple[float, float, float]:

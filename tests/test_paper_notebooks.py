@@ -21,7 +21,8 @@ import pytest
 
 from cxrsr_utils import runner
 from cxrsr_utils.core import cpu
-from cxrsr_utils.core.params import Paths, load_params
+from cxrsr_utils.core.layout import Paths
+from cxrsr_utils.core.params import load_params
 from cxrsr_utils.external import sources
 from cxrsr_utils.sr.networks import write_standin_weights
 

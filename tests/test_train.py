@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from cxrsr_utils.core.layout import StudyLayout
-from cxrsr_utils.core.params import FinetuneParams, load_params
+from cxrsr_utils.core.params import load_params
+from cxrsr_utils.core.params_networks import FinetuneParams
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune import options as finetune_options
 from cxrsr_utils.finetune import steps as T

@@ -19,7 +19,7 @@ and the AUC difference to the reference with its paired bootstrap CI and an equi
 :func:`evaluate_forms` predicts and summarizes with one model. :func:`train_or_load` trains
 the classifier (:mod:`cxrsr_utils.classification.network`) once and reloads it on a rerun.
 
-Notebook 05's steps are in :mod:`cxrsr_utils.classification.steps`.
+Notebook 05's steps are in :mod:`cxrsr_utils.classification.steps` (and the modules it names).
 """
 
 from __future__ import annotations
@@ -39,12 +39,8 @@ from cxrsr_utils.classification.images import (
     to_batch,
     to_rgb,
 )
-from cxrsr_utils.classification.network import (
-    load_classifier,
-    model_image_size,
-    save_classifier,
-    train_classifier,
-)
+from cxrsr_utils.classification.network import load_classifier, model_image_size, save_classifier
+from cxrsr_utils.classification.training import train_classifier
 from cxrsr_utils.core import atomic, stamps
 from cxrsr_utils.stats import inference as stats
 
@@ -357,7 +353,7 @@ def train_or_load(
     ``settings`` (JSON-able: the parameters and a digest of the training data) is stored beside
     ``model.keras`` and ``history.csv``; a later call with the same settings loads instead of
     retraining (an interrupted notebook resumes), different settings retrain. ``train_kwargs``
-    go to :func:`~cxrsr_utils.classification.network.train_classifier`. Returns ``(model, history,
+    go to :func:`~cxrsr_utils.classification.training.train_classifier`. Returns ``(model, history,
     loaded)``.
     """
     folder = Path(folder)

@@ -5,7 +5,7 @@ RGB channels the network expects are made per batch (:func:`to_rgb`). Float in [
 the reference's ``rescale=1/255`` produced from 8-bit pixels; skipping the 8-bit round trip
 keeps 16-bit sources and super-resolved float outputs at full precision.
 
-Labels: NORMAL = 0, PNEUMONIA = 1, the order of :data:`cxrsr_utils.data_prep.steps.KERMANY_CLASSES`
+Labels: NORMAL = 0, PNEUMONIA = 1, the order of :data:`cxrsr_utils.core.vocabulary.KERMANY_CLASSES`
 (the
 alphabetical order Keras' ``flow_from_directory`` gave the reference).
 
@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from cxrsr_utils.core import repro
-from cxrsr_utils.data_prep.steps import KERMANY_CLASSES
+from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 from cxrsr_utils.images import radiograph, radiographs
 
 __all__: list[str] = [

@@ -1,236 +1,44 @@
-"""Notebook 05's steps, one call each: the Kermany images and their folds, the cross-validated
-classifier, the forms of every image, the size-only baseline and the paper's Fig 9.
+"""Notebook 05's steps on the forms of the images: list them, classify them, summarize them,
+and the size-only baseline and the statistics plan beside them.
 
-:func:`load_kermany` reads notebook 01's Kermany pairs (every usable image, with its patient,
-its patient-grouped fold and its original size); :func:`classifier_for` trains the reference
-CNN once per cross-validation split (:mod:`cxrsr_utils.classification.folds`: test fold k,
-validation fold k + 1 for the epoch choice only, the rest to train) or takes the profile's
-given model; :func:`load_forms` lists every form of the images (original, LR per condition,
-SR per network and condition from notebook 04's outputs, made here by the same engine where
-that notebook has not run); :func:`size_only_baseline` fits the size-only baseline on the
-same folds; :func:`best_finetuned_form` and :func:`sample_predictions` make the paper's Fig 9.
-The statistics of the forms are :mod:`cxrsr_utils.classification.forms`'s.
+:func:`load_forms` lists every form of the images (original, LR per condition, SR per network
+and condition from notebook 04's outputs, made here by the same engine where that notebook has
+not run); :func:`classify_forms` classifies them with each split's model and summarizes them;
+:func:`size_only_baseline` fits the size-only baseline on the same folds; :func:`analysis_plan`
+says the statistics before any result. The images are
+:mod:`cxrsr_utils.classification.kermany_images`', the classifier
+:mod:`cxrsr_utils.classification.study_classifier`'s, the paper's Fig 9
+:mod:`cxrsr_utils.classification.fig9`'s; the statistics of the forms are
+:mod:`cxrsr_utils.classification.forms`'.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from cxrsr_utils.classification import forms as classify
 from cxrsr_utils.classification import size_baseline
-from cxrsr_utils.classification.folds import (
-    FoldSplit,
-    check_grouped_folds,
-    fold_plan,
-    folds_table,
-    n_folds,
-)
-from cxrsr_utils.classification.forms import train_or_load
-from cxrsr_utils.classification.images import ImagesLike, load_images, take_images, to_batch
-from cxrsr_utils.classification.network import load_classifier
-from cxrsr_utils.core.layout import EVAL_CONDITIONS
-from cxrsr_utils.core.params import Params, Paths
-from cxrsr_utils.data_prep import steps as data
+from cxrsr_utils.classification.images import ImagesLike
+from cxrsr_utils.classification.kermany_images import KermanyImages
+from cxrsr_utils.classification.study_classifier import StudyClassifier
+from cxrsr_utils.core.layout import EVAL_CONDITIONS, Paths
+from cxrsr_utils.core.params import Params
 from cxrsr_utils.evaluation import steps as evaluate
-from cxrsr_utils.external import sources
 from cxrsr_utils.reporting import files as report
-from cxrsr_utils.reporting import provenance
-
-if TYPE_CHECKING:
-    import keras
 
 __all__: list[str] = [
     "FORM_COLUMNS",
     "Form",
-    "KermanyImages",
-    "StudyClassifier",
     "analysis_plan",
-    "best_finetuned_form",
-    "classifier_for",
     "classify_forms",
-    "fig9_forms",
     "forms_table",
     "load_forms",
-    "load_kermany",
-    "sample_predictions",
     "size_only_baseline",
     "summarize",
 ]
-
-# What a fold's model is trained with; a change retrains it (other classifier settings only
-# change how its predictions are scored).
-TRAINING_KEYS = (
-    "image_size",
-    "epochs",
-    "patience",
-    "min_epochs",
-    "batch_size",
-    "learning_rate",
-    "shear_degrees",
-    "zoom",
-    "horizontal_flip",
-)
-
-
-@dataclass(frozen=True)
-class KermanyImages:
-    """Every Kermany image of the run, with its fold, and its HR at the classifier's size."""
-
-    # One row per image, sorted by image: image (<CLASS>/<stem>.png, its name in the pair
-    # folders), path, sha256, hr and one column per LR role (absolute paths), label, patient,
-    # fold, width and height (the original's, before notebook 01 resampled it).
-    table: pd.DataFrame
-    x: np.ndarray  # the original (HR) form at the classifier's input size
-    y: np.ndarray
-
-    def describe(self) -> str:
-        """How many images, pneumonia images, patients and folds."""
-        t = self.table
-        return (
-            f"{len(t)} images ({int(self.y.sum())} pneumonia) of {t.patient.nunique()} "
-            f"patients in {n_folds(t.fold)} patient-grouped folds"
-        )
-
-
-def _original_sizes(paths: Paths) -> pd.DataFrame:
-    split = pd.read_csv(paths.tables / "01_kermany_split.csv")
-    stems = split["file"].map(lambda f: Path(f).stem)
-    image = split["class_name"] + "/" + stems + ".png"
-    return pd.DataFrame({"image": image, "width": split["width"], "height": split["height"]})
-
-
-def load_kermany(params: Params, paths: Paths) -> KermanyImages:
-    """Notebook 01's Kermany HR images (the data manifest's rows) with their LR files, folds
-    and patients, and the original sizes of its ``01_kermany_split`` table; the HR loaded at
-    ``params.classifier.image_size``. Raises if a patient spans two folds."""
-    manifest = pd.read_csv(paths.data_manifest)
-    hr = manifest[(manifest.dataset == "kermany") & (manifest.role == "hr")]
-    if hr.empty:
-        raise ValueError("The data manifest has no Kermany images; run notebook 01 first.")
-    hr_folder = paths.pair_folder("kermany", "hr")
-    table = pd.DataFrame(
-        {
-            "image": [(paths.data / p).relative_to(hr_folder).as_posix() for p in hr.path],
-            "path": hr.path.to_numpy(),
-            "sha256": hr.sha256.to_numpy(),
-            "label": hr.label.astype(int).to_numpy(),
-            "patient": hr.patient.to_numpy(),
-            "fold": hr.fold.astype(int).to_numpy(),
-        }
-    )
-    for role in ("hr", *EVAL_CONDITIONS.values()):
-        table[role] = [paths.pair_folder("kermany", role) / i for i in table.image]
-    sizes = _original_sizes(paths)
-    table = table.merge(sizes, on="image", how="left", validate="one_to_one")
-    if table[["width", "height"]].isna().any().any():
-        missing = table.image[table.width.isna()].head(3).tolist()
-        raise ValueError(f"01_kermany_split has no original size for e.g. {missing}.")
-    table = table.sort_values("image", ignore_index=True)
-    check_grouped_folds(table)
-    x = load_images(list(table.hr), image_size=params.classifier.image_size)
-    return KermanyImages(table, x, table.label.to_numpy(int))
-
-
-@dataclass(frozen=True)
-class StudyClassifier:
-    """The classifier notebook 05 evaluates: one model per tested fold, and where it came from."""
-
-    models: dict[int, keras.Model]  # test fold -> the model that predicts it
-    plan: list[FoldSplit]
-    folds: pd.DataFrame  # per split: its folds, sizes, and (trained) epochs run and chosen
-    history: pd.DataFrame | None  # per fold and epoch; None for a given model
-    origin: str  # trained, loaded from a previous run, or given
-
-    def describe(self) -> str:
-        """Where the models came from, and the size of the network."""
-        from cxrsr_utils.classification.network import count_trainable_parameters
-
-        size = count_trainable_parameters(next(iter(self.models.values())))
-        return f"{self.origin}; trainable parameters per model: {size:,}"
-
-
-def classifier_for(params: Params, paths: Paths, images: KermanyImages) -> StudyClassifier:
-    """The profile's classifier.
-
-    The given model (``classifier.model_path``, recorded in the run's sources with its
-    SHA-256) predicts every image: it was not trained here, so its predictions are not out of
-    fold. Otherwise one model per split of :func:`~cxrsr_utils.classification.folds.fold_plan`
-    (every fold with ``classifier.cv``, else fold 0 only) is trained by :func:`train_or_load`
-    on the split's training folds, its epoch chosen by early stopping on the validation fold
-    (``classifier.patience``), and saved under ``classifier/fold_<k>/`` (reloaded by a rerun
-    with the same settings). Saves the tables ``05_folds`` and ``05_training_history``.
-    """
-    cfg = params.classifier
-    table = images.table
-    if cfg.model_path:
-        model = load_classifier(cfg.model_path, compile=True)
-        digest = sources.sha256_file(Path(cfg.model_path))
-        provenance.record_sources(paths, {"classifier": {"path": cfg.model_path, "sha256": digest}})
-        plan = fold_plan(table.fold, cv=True)
-        folds = folds_table(table, plan)
-        report.save_table(folds, paths.tables, "05_folds")
-        models = {split.test: model for split in plan}
-        return StudyClassifier(models, plan, folds, None, f"the given model {cfg.model_path}")
-    plan = fold_plan(table.fold, cv=cfg.cv)
-    training = {k: getattr(cfg, k) for k in TRAINING_KEYS}
-    models, histories, loaded = {}, [], []
-    for split in plan:
-        masks = split.masks(table.fold)
-        settings = {
-            **training,
-            "seed": params.seed,
-            "test_fold": split.test,
-            "validation_fold": split.validation,
-            "train_data": data.manifest_digest(table[masks["train"]]),
-            "validation_data": data.manifest_digest(table[masks["validation"]]),
-        }
-        model, history, was_loaded = train_or_load(
-            paths.classifier / f"fold_{split.test}",
-            settings,
-            images.x[masks["train"]],
-            images.y[masks["train"]],
-            val_images=images.x[masks["validation"]],
-            val_labels=images.y[masks["validation"]],
-            seed=params.seed,
-            **training,
-        )
-        models[split.test] = model
-        histories.append(history.assign(test_fold=split.test, validation_fold=split.validation))
-        loaded.append(was_loaded)
-    history = pd.concat(histories, ignore_index=True)
-    history = history[["test_fold", "validation_fold", *histories[0].columns[:-2]]]
-    folds = folds_table(table, plan).merge(_training_summary(history), on="test_fold")
-    report.save_table(history, paths.tables, "05_training_history")
-    report.save_table(folds, paths.tables, "05_folds")
-    which = "every fold" if cfg.cv else "fold 0 only (classifier.cv is off)"
-    origin = (
-        f"loaded the {len(plan)} model(s) of a previous run ({which})"
-        if all(loaded)
-        else f"trained {len(plan)} model(s), {which}: at most {cfg.epochs} epochs, "
-        f"early stopping patience {cfg.patience}"
-    )
-    return StudyClassifier(models, plan, folds, history, origin)
-
-
-def _training_summary(history: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for fold, part in history.groupby("test_fold", sort=False):
-        chosen = part[part.chosen.astype(bool)].iloc[0]
-        rows.append(
-            {
-                "test_fold": fold,
-                "epochs_run": int(part.epoch.max()),
-                "chosen_epoch": int(chosen.epoch),
-                "chosen_val_loss": float(chosen.val_loss),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)
@@ -301,12 +109,10 @@ def classify_forms(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every form of every tested image classified by its split's model
     (:func:`~cxrsr_utils.classification.forms.predict_out_of_fold`, threshold
-    ``classifier.threshold``)
-    and summarized against the original (:func:`~cxrsr_utils.classification.forms.summarize_forms`,
-    with
-    the TOST margin ``classifier.equivalence_margin``); both tables carry the forms' kind,
-    condition and method. Saves ``05_predictions`` and ``05_forms_summary``; returns
-    (summary, predictions)."""
+    ``classifier.threshold``) and summarized against the original
+    (:func:`~cxrsr_utils.classification.forms.summarize_forms`, with the TOST margin
+    ``classifier.equivalence_margin``); both tables carry the forms' kind, condition and method.
+    Saves ``05_predictions`` and ``05_forms_summary``; returns (summary, predictions)."""
     cfg = params.classifier
     predictions = classify.predict_out_of_fold(
         clf.models,
@@ -326,8 +132,7 @@ def size_only_baseline(
     params: Params, paths: Paths, clf: StudyClassifier, images: KermanyImages, cnn: pd.DataFrame
 ) -> tuple[pd.DataFrame, str]:
     """The size-only baseline (:mod:`cxrsr_utils.classification.size_baseline`) on the splits the
-    CNN was
-    tested on, set beside the CNN's out-of-fold AUC on the original form (``cnn``: its
+    CNN was tested on, set beside the CNN's out-of-fold AUC on the original form (``cnn``: its
     predictions). Saves ``05_size_baseline`` (and its per-image predictions); returns the
     table and the sentence saying whether size explains the CNN's AUC."""
     cfg = params.classifier
@@ -367,68 +172,3 @@ def analysis_plan(params: Params) -> str:
             "and aspect, same folds) beside the CNN's AUC on the original images.",
         ]
     )
-
-
-def fig9_forms(summary: pd.DataFrame) -> list[str]:
-    """The forms the paper's Fig 9 shows: the original, then the best fine-tuned SR form
-    (:func:`best_finetuned_form`) after the LR it was made from; the original only when no
-    fine-tuned variant was classified."""
-    best = best_finetuned_form(summary)
-    if best is None:
-        return ["original"]
-    condition = summary.set_index("form").condition[best]
-    return ["original", f"LR ({condition})", best]
-
-
-def best_finetuned_form(summary: pd.DataFrame) -> str | None:
-    """The SR form of a fine-tuned variant with the highest AUC (ties: the first in name
-    order), or None when no fine-tuned variant was classified (``summary`` with the
-    :func:`forms_table` columns)."""
-    tuned = summary[(summary.kind == "SR") & summary.method.str.startswith("finetuned:")]
-    if tuned.empty:
-        return None
-    return str(tuned.sort_values(["auc", "form"], ascending=[False, True]).iloc[0].form)
-
-
-def sample_predictions(
-    forms: Sequence[Form],
-    predictions: pd.DataFrame,
-    table: pd.DataFrame,
-    shown: Sequence[str],
-    *,
-    image_size: int,
-    per_class: int = 3,
-) -> list[list[tuple[str, np.ndarray]]]:
-    """The paper's Fig 9 (:func:`cxrsr_utils.reporting.figures.prediction_grid`): the first
-    ``per_class``
-    predicted images of each class (NORMAL first), one row per form of ``shown`` that was
-    classified, each tile (the image at the classifier's input size) titled with its true
-    class and its out-of-fold prediction
-    (:func:`~cxrsr_utils.classification.forms.predict_out_of_fold`'
-    table). ``table`` is the images' table (:class:`KermanyImages`), in the forms' order."""
-    by_name = {f.name: f for f in forms}
-    position = {name: i for i, name in enumerate(table.image)}
-    predicted = predictions.drop_duplicates("image")  # the images of one form, in order
-    picks = pd.concat(
-        [part.head(per_class) for _, part in predicted.groupby("label", sort=True)]
-    ).image.tolist()
-    names = dict(enumerate(data.KERMANY_CLASSES))
-    rows = []
-    for form in shown:
-        if form not in by_name:
-            continue
-        part = predictions[predictions.form == form].set_index("image")
-        tiles = to_batch(
-            take_images(by_name[form].images, [position[i] for i in picks]), image_size
-        )
-        row = []
-        for image, tile in zip(picks, tiles, strict=True):
-            p = part.loc[image]
-            # One fact a line: "true X, pred Y (p=...)" on one line overran its column.
-            title = (
-                f"{form}\ntrue {names[int(p.label)]}\n"
-                f"pred {names[int(p.prediction)]} (p={p.probability:.2f})"
-            )
-            row.append((title, tile))
-        rows.append(row)
-    return rows

@@ -1,4 +1,8 @@
-"""Where the study keeps its files: one object for the folder of a run, ``work/<profile>/``.
+"""Where the study keeps its files: the project's folders, and one object for the folder of a
+run, ``work/<profile>/``.
+
+The project root (:data:`PROJECT_ROOT`, found by :func:`find_project_root`) holds the profiles
+(:data:`PARAMS_DIR`) and every run's folder.
 
 Every hand-off between notebooks goes through a file whose place is named here once:
 
@@ -16,7 +20,7 @@ Every hand-off between notebooks goes through a file whose place is named here o
 ``reports/``, ``reports/tables/``, ``figures/``  executed notebooks, tables, figures
 =======================================  ====================================================
 
-:class:`cxrsr_utils.core.params.Paths` is this layout for a profile's run folder; modules that are
+:class:`Paths` is this layout for a profile's run folder (the folders made); modules that are
 handed only the folder build it with :func:`as_layout`.
 """
 
@@ -24,6 +28,43 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cxrsr_utils.core.params import Params
+
+ENV_ROOT = "CXRSR_ROOT"
+ENV_OUTPUT_ROOT = "CXRSR_OUTPUT_ROOT"
+
+
+def is_checkout(folder: Path) -> bool:
+    """Whether ``folder`` is a study checkout: it holds the profiles and the notebooks."""
+    return (folder / "params").is_dir() and (folder / "notebooks").is_dir()
+
+
+def find_project_root(package: Path | None = None, cwd: Path | None = None) -> Path:
+    """The study checkout whose profiles, notebooks and ``work/`` the study uses.
+
+    ``$CXRSR_ROOT`` if set; else the folder above the package when that is a checkout (an
+    editable install, or the package imported from the checkout); else the nearest checkout at
+    or above the working folder (``pip install .`` copies only the package into
+    site-packages, and the notebooks run from the checkout's ``notebooks/``). Installed
+    without any checkout (``cxrsr upscale`` alone) it is the folder above the package.
+    """
+    env = os.environ.get(ENV_ROOT)
+    if env:
+        return Path(env).expanduser().resolve()
+    # This file is cxrsr_utils/core/layout.py: the package is two folders up.
+    above_package = (package or Path(__file__).resolve().parents[1]).parent
+    if is_checkout(above_package):
+        return above_package
+    here = (cwd or Path.cwd()).resolve()
+    return next((f for f in (here, *here.parents) if is_checkout(f)), above_package)
+
+
+PROJECT_ROOT = find_project_root()
+PARAMS_DIR = PROJECT_ROOT / "params"
+
 
 DATA_MANIFEST_FILE = "data_manifest.csv"
 GENERATOR_FILE = "generator.pth"
@@ -124,7 +165,31 @@ class StudyLayout:
         return self.sr / method_folder / condition / dataset / Path(image).with_suffix(".png")
 
 
+class Paths(StudyLayout):
+    """Where a run writes: its own git-ignored folder ``work/<profile>/``, laid out as
+    :class:`StudyLayout` says (the folders are made here).
+
+    It holds the prepared data, checkpoints and SR outputs, ``reports/`` (executed notebooks,
+    ``tables/``, manifests, model cards) and ``figures/``, so running the study never changes
+    a tracked file. The results committed with the code live in ``reports/<profile>/`` and
+    ``figures/<profile>/`` (:func:`cxrsr_utils.reporting.reference.reference_dirs`); a run is
+    compared
+    with them and replaces them only when published. Everything sits under the project root,
+    or under ``$CXRSR_OUTPUT_ROOT`` when set (the tests use a scratch folder).
+    """
+
+    def __init__(self, params: Params, root: Path | None = None) -> None:
+        env = os.environ.get(ENV_OUTPUT_ROOT)
+        self.root = Path(root or env or PROJECT_ROOT)
+        super().__init__(self.root / "work" / params.profile)
+        for folder in (self.reports, self.tables, self.figures, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Paths(root={self.root})"
+
+
 def as_layout(where: StudyLayout | str | os.PathLike[str]) -> StudyLayout:
-    """``where`` as a layout: a layout (or :class:`~cxrsr_utils.core.params.Paths`) as it is, a run
+    """``where`` as a layout: a layout (or :class:`Paths`) as it is, a run
     folder (``work/<profile>``) wrapped."""
     return where if isinstance(where, StudyLayout) else StudyLayout(where)

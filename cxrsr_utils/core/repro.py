@@ -105,17 +105,3 @@ def rng(seed: int, *salt: str | int) -> np.random.Generator:
     """A NumPy generator derived from ``seed`` and a salt, so independent steps stay independent."""
     material = [seed] + [int.from_bytes(str(s).encode(), "little") % (2**32) for s in salt]
     return np.random.default_rng(np.random.SeedSequence(material))
-
-
-def torch_device(requested: str = "auto") -> str:
-    """``cuda`` when asked for (or ``auto`` and available), else ``cpu``."""
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "The profile asks for device 'cuda' but torch sees no GPU. Use the quick profile "
-            "or set device: cpu (or auto) in the profile's overrides."
-        )
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested

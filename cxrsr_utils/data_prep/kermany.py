@@ -19,15 +19,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxrsr_utils.core.layout import StudyLayout
-from cxrsr_utils.core.params import KermanyParams
+from cxrsr_utils.core.params_data import KermanyParams
 from cxrsr_utils.core.repro import rng
+from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 from cxrsr_utils.data_prep.prepared import Prepared, list_images, save_pixels
 from cxrsr_utils.data_prep.splits import kermany_folds, kermany_patient
 from cxrsr_utils.degradation.pairs import degradation_seed, pair_forms, square_hr
 from cxrsr_utils.external.sources import resolve_dataset
 from cxrsr_utils.images import radiographs
-
-KERMANY_CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, 1 (the reference CNN's order)
 
 
 def select_kermany(root: Path, cfg: KermanyParams, seed: int) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from cxrsr_utils.core import atomic
 from cxrsr_utils.core.layout import StudyLayout
-from cxrsr_utils.core.params import NIHParams
+from cxrsr_utils.core.params_data import NIHParams
 from cxrsr_utils.core.repro import rng
 from cxrsr_utils.data_prep.prepared import Prepared, list_images, save_pixels
 from cxrsr_utils.data_prep.splits import split_nih

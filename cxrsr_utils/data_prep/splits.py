@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from cxrsr_utils.core.params import NIHParams
+from cxrsr_utils.core.params_data import NIHParams
 from cxrsr_utils.core.repro import rng
 
 # Kermany file names: PNEUMONIA "person1028_bacteria_2960.jpeg" (patient person1028), NORMAL

@@ -30,7 +30,8 @@ import pandas as pd
 from cxrsr_utils.core import stamps
 from cxrsr_utils.core.layout import StudyLayout, as_layout
 from cxrsr_utils.core.params import Params
-from cxrsr_utils.data_prep.kermany import KERMANY_CLASSES, prepare_kermany
+from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
+from cxrsr_utils.data_prep.kermany import prepare_kermany
 from cxrsr_utils.data_prep.nih import prepare_nih
 from cxrsr_utils.data_prep.splits import kermany_patient, nih_patient, patients_per_split
 from cxrsr_utils.degradation.options import degradation_options
@@ -39,7 +40,6 @@ from cxrsr_utils.images import radiographs
 from cxrsr_utils.reporting import files as report
 
 __all__ = [
-    "KERMANY_CLASSES",
     "TABLES",
     "counts_table",
     "kermany_patient",

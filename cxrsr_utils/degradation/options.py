@@ -1,9 +1,9 @@
 """The degradation's settings: realesrgan's option keys, the paper's defaults, and their checks.
 
-:func:`degradation_options` turns :class:`cxrsr_utils.core.params.DegradationParams` (the one place
-that holds the values) into the flat dict realesrgan reads, with its key names, and refuses
-values realesrgan would silently misuse. The keys fall in two groups, because a basicsr
-option file puts them in two places: :data:`KERNEL_KEYS` under ``datasets.train`` (read by
+:func:`degradation_options` turns :class:`cxrsr_utils.core.params_data.DegradationParams`
+(the one place that holds the values) into the flat dict realesrgan reads, with its key names,
+and refuses values realesrgan would silently misuse. The keys fall in two groups, because a
+basicsr option file puts them in two places: :data:`KERNEL_KEYS` under ``datasets.train`` (read by
 ``RealESRGANDataset``, see :mod:`cxrsr_utils.degradation.kernels`) and :data:`PIPELINE_KEYS` at
 the top level (read by the model's ``feed_data``, see
 :func:`cxrsr_utils.degradation.pipeline.degrade_batch`).
@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cxrsr_utils.core.params import DegradationParams
+from cxrsr_utils.core.params_data import DegradationParams
 
 # Keys read by RealESRGANDataset (they go under ``datasets.train`` of a basicsr option dict)...
 KERNEL_KEYS: tuple[str, ...] = (
@@ -64,8 +64,8 @@ KERNEL_SIZE = 21
 def degradation_options(**overrides: Any) -> dict[str, Any]:
     """The degradation settings as a flat dict with realesrgan's key names.
 
-    Defaults come from :class:`cxrsr_utils.core.params.DegradationParams`, the one place that holds
-    the paper's values (stage 1 resize up/down/keep 0.2/0.7/0.1 over [0.15, 1.5], ...) and
+    Defaults come from :class:`cxrsr_utils.core.params_data.DegradationParams`, the one place that
+    holds the paper's values (stage 1 resize up/down/keep 0.2/0.7/0.1 over [0.15, 1.5], ...) and
     Real-ESRGAN's ``finetune_realesrgan_x4plus.yml`` for the rest; ``overrides`` replace any of
     them. The ``*_gt_usm`` flags say which losses compare with the USM-sharpened HR. Sequences
     become lists so the dict can go into a basicsr option file as is.

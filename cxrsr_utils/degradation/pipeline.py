@@ -1,14 +1,15 @@
 """How low-resolution training inputs are made: Real-ESRGAN's two-stage degradation, or bicubic x4.
 
-There is one implementation of the degradation, :func:`degrade_batch`. Training calls it from
-the model's ``feed_data`` (see :mod:`cxrsr_utils.finetune.model`) and notebook 02 calls it through
-:func:`degrade`, which only adds a seed and the per-image blur kernels. Both are built from
-realesrgan/basicsr's own pieces: the kernels come from ``RealESRGANDataset.__getitem__``
-itself (:mod:`cxrsr_utils.degradation.kernels`) and the torch ops are those of
-``RealESRGANModel.feed_data`` (``filter2D``, ``random_add_gaussian_noise_pt``,
-``random_add_poisson_noise_pt``, ``DiffJPEG``, ``USMSharp``), drawn from the random streams in
-the same order, so the LR images equal realesrgan's for the same random state
-(``tests/test_degrade.py`` checks this, ``tests/test_degrade_pinned.py`` pins the outputs).
+There is one implementation of the degradation, :func:`degrade_batch`. Training calls it from the
+model's ``feed_data`` (see :mod:`cxrsr_utils.finetune.model`) and notebook 02 calls it through
+:func:`degrade`, which only adds a seed and the per-image blur kernels; its stages are
+:mod:`cxrsr_utils.degradation.stages`'. Both are built from realesrgan/basicsr's own pieces: the
+kernels come from ``RealESRGANDataset.__getitem__`` itself (:mod:`cxrsr_utils.degradation.kernels`)
+and the torch ops are those of ``RealESRGANModel.feed_data`` (``filter2D``,
+``random_add_gaussian_noise_pt``, ``random_add_poisson_noise_pt``, ``DiffJPEG``, ``USMSharp``),
+drawn from the random streams in the same order, so the LR images equal realesrgan's for the same
+random state (``tests/test_degrade.py`` checks this, ``tests/test_degrade_pinned.py`` pins the
+outputs).
 
 Two modes:
 
@@ -16,7 +17,7 @@ Two modes:
     the paper's protocol: blur, resize, noise, JPEG, twice, then a sinc filter, on the
     USM-sharpened HR. Every probability and range is a key of
     :func:`cxrsr_utils.degradation.options.degradation_options` (defaults: the paper's values, held
-    by :class:`cxrsr_utils.core.params.DegradationParams`).
+    by :class:`cxrsr_utils.core.params_data.DegradationParams`).
 ``bicubic``
     the evaluation's protocol ("matched"): antialiased bicubic x4 (Keys a = -0.5, equal to
     PIL's and :func:`cxrsr_utils.images.radiographs.resize`) and 8-bit rounding, nothing else.
@@ -29,7 +30,6 @@ crops are in :mod:`cxrsr_utils.degradation.preview`.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,7 +41,13 @@ from torch.nn import functional as F
 from cxrsr_utils.core.repro import seeded
 from cxrsr_utils.degradation.kernels import sample_kernels, sinc_flags, zero_kernels
 from cxrsr_utils.degradation.options import KERNEL_SIZE, check_pipeline_options, degradation_options
-from cxrsr_utils.sr.upstream import DiffJPEG, USMSharp, degradations, filter2D
+from cxrsr_utils.degradation.stages import (
+    Trace,
+    final_resize_sinc_jpeg,
+    first_degradation,
+    second_degradation,
+)
+from cxrsr_utils.sr.upstream import DiffJPEG, USMSharp
 
 Mode = Literal["realesrgan", "bicubic"]
 MODES: tuple[Mode, ...] = ("realesrgan", "bicubic")
@@ -60,8 +66,6 @@ STAGES: tuple[str, ...] = (
     "jpeg_sinc2",
     "lr",
 )
-
-_INTERP_MODES = ["area", "bilinear", "bicubic"]
 
 
 @dataclass
@@ -82,19 +86,6 @@ class Degraded:
     stages: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-@dataclass
-class _Trace:
-    """What one :func:`degrade_batch` call records: its decisions and, if asked, its stages."""
-
-    keep_stages: bool
-    decisions: dict[str, Any]
-    stages: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def keep(self, name: str, image: torch.Tensor) -> None:
-        if self.keep_stages:
-            self.stages[name] = image
-
-
 def quantize(image: torch.Tensor) -> torch.Tensor:
     """Round to 8-bit levels and clip, as realesrgan does to its final LR (and a PNG would)."""
     return torch.clamp((image * 255.0).round(), 0, 255) / 255.0
@@ -111,150 +102,6 @@ def bicubic_downsample(hr: torch.Tensor, scale: int = 4) -> torch.Tensor:
     return F.interpolate(
         hr, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False
     )
-
-
-def _option(options: Mapping[str, Any], name: str, stage: int) -> Any:
-    """realesrgan's key for ``name`` in ``stage``: ``noise_range`` (1), ``noise_range2`` (2)."""
-    return options[name if stage == 1 else f"{name}{stage}"]
-
-
-def _random_resize(
-    out: torch.Tensor,
-    options: Mapping[str, Any],
-    stage: int,
-    size: tuple[int, int] | None,
-    decisions: dict[str, Any],
-) -> torch.Tensor:
-    """One random up/down/keep resize, consuming the RNGs exactly as realesrgan's feed_data."""
-    scale_range = _option(options, "resize_range", stage)
-    updown = random.choices(["up", "down", "keep"], _option(options, "resize_prob", stage))[0]
-    if updown == "up":
-        factor = np.random.uniform(1, scale_range[1])
-    elif updown == "down":
-        factor = np.random.uniform(scale_range[0], 1)
-    else:
-        factor = 1
-    mode = random.choice(_INTERP_MODES)
-    decisions[f"resize{stage}"] = updown
-    decisions[f"scale{stage}"] = float(factor)
-    decisions[f"interp{stage}"] = mode
-    if size is None:
-        return F.interpolate(out, scale_factor=factor, mode=mode)
-    return F.interpolate(out, size=(int(size[0] * factor), int(size[1] * factor)), mode=mode)
-
-
-def _random_noise(
-    out: torch.Tensor, options: Mapping[str, Any], stage: int, decisions: dict[str, Any]
-) -> torch.Tensor:
-    """Gaussian or Poisson noise (colour or gray), as realesrgan's feed_data draws it."""
-    gray_prob = _option(options, "gray_noise_prob", stage)
-    if np.random.uniform() < _option(options, "gaussian_noise_prob", stage):
-        decisions[f"noise{stage}"] = "gaussian"
-        return degradations.random_add_gaussian_noise_pt(
-            out,
-            sigma_range=_option(options, "noise_range", stage),
-            clip=True,
-            rounds=False,
-            gray_prob=gray_prob,
-        )
-    decisions[f"noise{stage}"] = "poisson"
-    return degradations.random_add_poisson_noise_pt(
-        out,
-        scale_range=_option(options, "poisson_scale_range", stage),
-        gray_prob=gray_prob,
-        clip=True,
-        rounds=False,
-    )
-
-
-def _jpeg(
-    out: torch.Tensor,
-    jpeger: DiffJPEG,
-    options: Mapping[str, Any],
-    stage: int,
-    decisions: dict[str, Any],
-) -> torch.Tensor:
-    quality = out.new_zeros(out.size(0)).uniform_(*_option(options, "jpeg_range", stage))
-    decisions[f"jpeg_quality{stage}"] = quality.tolist()
-    # Clamp first: realesrgan notes JPEG of out-of-range values gives unpleasant artifacts.
-    out = jpeger(torch.clamp(out, 0, 1), quality=quality)
-    # On CPU DiffJPEG returns a channels-last-strided tensor and filter2D's .view() then fails.
-    return out.contiguous()
-
-
-def _resize_and_noise(
-    out: torch.Tensor,
-    options: Mapping[str, Any],
-    stage: int,
-    size: tuple[int, int] | None,
-    trace: _Trace,
-) -> torch.Tensor:
-    """The random resize and the noise of one stage (``size``: what stage 2 resizes about)."""
-    out = _random_resize(out, options, stage, size, trace.decisions)
-    trace.keep(f"resize{stage}", out)
-    out = _random_noise(out, options, stage, trace.decisions)
-    trace.keep(f"noise{stage}", out)
-    return out
-
-
-def _first_degradation(
-    gt_usm: torch.Tensor,
-    kernel1: torch.Tensor,
-    options: Mapping[str, Any],
-    jpeger: DiffJPEG,
-    trace: _Trace,
-) -> torch.Tensor:
-    """Stage 1 on the sharpened HR, as realesrgan does: blur, random resize, noise, JPEG."""
-    out = filter2D(gt_usm, kernel1)
-    trace.keep("blur1", out)
-    out = _resize_and_noise(out, options, 1, None, trace)
-    out = _jpeg(out, jpeger, options, 1, trace.decisions)
-    trace.keep("jpeg1", out)
-    return out
-
-
-def _second_degradation(
-    out: torch.Tensor,
-    kernel2: torch.Tensor,
-    options: Mapping[str, Any],
-    lr_size: tuple[int, int],
-    trace: _Trace,
-) -> torch.Tensor:
-    """Stage 2: a blur that may be skipped, a random resize about the LR size, noise."""
-    trace.decisions["blur2"] = bool(np.random.uniform() < options["second_blur_prob"])
-    if trace.decisions["blur2"]:
-        out = filter2D(out, kernel2)
-    trace.keep("blur2", out)
-    return _resize_and_noise(out, options, 2, lr_size, trace)
-
-
-def _final_resize_sinc_jpeg(
-    out: torch.Tensor,
-    sinc_kernel: torch.Tensor,
-    options: Mapping[str, Any],
-    jpeger: DiffJPEG,
-    lr_size: tuple[int, int],
-    trace: _Trace,
-) -> torch.Tensor:
-    """[resize to the LR size + sinc filter] and JPEG, in random order.
-
-    realesrgan found other orders give twisted lines.
-    """
-    decisions = trace.decisions
-    if np.random.uniform() < 0.5:
-        decisions["final_order"] = "resize_sinc_jpeg"
-        decisions["interp3"] = random.choice(_INTERP_MODES)
-        out = F.interpolate(out, size=lr_size, mode=decisions["interp3"])
-        out = filter2D(out, sinc_kernel)
-        out = _jpeg(out, jpeger, options, 2, decisions)
-    else:
-        decisions["final_order"] = "jpeg_resize_sinc"
-        out = _jpeg(out, jpeger, options, 2, decisions)
-        decisions["interp3"] = random.choice(_INTERP_MODES)
-        out = F.interpolate(out, size=lr_size, mode=decisions["interp3"])
-        out = filter2D(out, sinc_kernel)
-    trace.keep("jpeg_sinc2", out)
-    return out
 
 
 def sharpen(usm_sharpener: USMSharp, gt: torch.Tensor) -> torch.Tensor:
@@ -296,7 +143,7 @@ def degrade_batch(
         raise ValueError(f"Unknown degradation mode {mode!r}; use one of {MODES}.")
     if gt.ndim != 4:
         raise ValueError(f"gt must be (B, C, H, W), got shape {tuple(gt.shape)}.")
-    trace = _Trace(keep_stages, decisions={"mode": mode})
+    trace = Trace(keep_stages, decisions={"mode": mode})
     trace.keep("hr", gt)
     if mode == "bicubic":
         # The evaluation's LR is bicubic of the plain HR, so the matched protocol uses it too
@@ -308,9 +155,9 @@ def degrade_batch(
     trace.keep("hr_usm", gt_usm)
     check_pipeline_options(options)
     lr_size = (gt.shape[2] // scale, gt.shape[3] // scale)
-    out = _first_degradation(gt_usm, kernel1, options, jpeger, trace)
-    out = _second_degradation(out, kernel2, options, lr_size, trace)
-    out = _final_resize_sinc_jpeg(out, sinc_kernel, options, jpeger, lr_size, trace)
+    out = first_degradation(gt_usm, kernel1, options, jpeger, trace)
+    out = second_degradation(out, kernel2, options, lr_size, trace)
+    out = final_resize_sinc_jpeg(out, sinc_kernel, options, jpeger, lr_size, trace)
     lr = quantize(out)
     trace.keep("lr", lr)
     return Degraded(lr=lr, gt_usm=gt_usm, decisions=trace.decisions, stages=trace.stages)

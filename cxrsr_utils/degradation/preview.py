@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from cxrsr_utils.core.layout import StudyLayout
-from cxrsr_utils.core.params import DegradationParams
+from cxrsr_utils.core.params_data import DegradationParams
 from cxrsr_utils.degradation import pairs as pair_images
 from cxrsr_utils.degradation.options import degradation_options
 from cxrsr_utils.degradation.pipeline import MODES, Degraded, batch_to_gray, degrade, gray_to_batch

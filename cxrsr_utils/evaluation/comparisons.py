@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from cxrsr_utils.core.layout import EVAL_CONDITIONS
-from cxrsr_utils.core.params import EvaluateParams, Params
+from cxrsr_utils.core.params import Params
+from cxrsr_utils.core.params_networks import EvaluateParams
 from cxrsr_utils.evaluation.steps import (
     EVAL_SPLITS,
     Method,

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cxrsr_utils.core.device import torch_device
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 from cxrsr_utils.core.params import Params
-from cxrsr_utils.core.repro import torch_device
 from cxrsr_utils.evaluation import variant_cards
 from cxrsr_utils.external import sources
 from cxrsr_utils.images import radiographs

@@ -1,11 +1,11 @@
 """The basicsr option dict of a fine-tuning run, built from :class:`FinetuneParams`.
 
-:func:`build_options` turns a :class:`~cxrsr_utils.core.params.FinetuneParams` (whose defaults are
-the paper's protocol; they live there and nowhere else) plus where the data and outputs are
-into the option dict that basicsr's dataset, model, losses and schedulers read, with realesrgan's
-values for everything the study does not vary. :func:`options_digest` names a recipe
-independently of paths and process layout (a fine-tune folder's identity);
-:func:`torchrun_command` runs the same options on several GPUs or CPU processes.
+:func:`build_options` turns a :class:`~cxrsr_utils.core.params_networks.FinetuneParams` (whose
+defaults are the paper's protocol; they live there and nowhere else) plus where the data and outputs
+are into the option dict that basicsr's dataset, model, losses and schedulers read, with
+realesrgan's values for everything the study does not vary. :func:`options_digest` names a recipe
+independently of paths and process layout (a fine-tune folder's identity); :func:`torchrun_command`
+runs the same options on several GPUs or CPU processes.
 
 Offline, the discriminator (RealESRGAN_x4plus_netD) and VGG19 cannot be fetched. The
 parameters say what replaces them: ``discriminator_init="scratch"`` trains the discriminator
@@ -29,8 +29,8 @@ import yaml
 
 from cxrsr_utils.core import cpu
 from cxrsr_utils.core.atomic import write_text
-from cxrsr_utils.core.params import FinetuneParams
-from cxrsr_utils.core.repro import torch_device
+from cxrsr_utils.core.device import torch_device
+from cxrsr_utils.core.params_networks import FinetuneParams
 from cxrsr_utils.degradation import options as degrade_options
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune.speed import SPEED_OPTION, speed_options

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from cxrsr_utils.core.params import SPEED_SWITCHES, FinetuneParams, SpeedSwitch
+from cxrsr_utils.core.params_networks import SPEED_SWITCHES, FinetuneParams, SpeedSwitch
 
 SPEED_OPTION = "speed"  # the key under opt["cxrsr"]
 _INPUTS = ("lq", "gt", "gt_usm")  # what feed_data hands the step

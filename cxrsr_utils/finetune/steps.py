@@ -243,7 +243,7 @@ def validation_references(params: Any, work: Layout) -> pd.DataFrame:
     """Validation PSNR (dB) of bicubic, Lanczos and the pretrained x4plus (every variant's
     start) on the same validation pairs, scored as the variants are; saved as
     ``03_validation_references``."""
-    from cxrsr_utils.core.repro import torch_device
+    from cxrsr_utils.core.device import torch_device
 
     scores = reference_psnr(profile_validation(params, work), torch_device(params.device))
     table = pd.DataFrame({"method": list(scores), "val_psnr": list(scores.values())})

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cxrsr_utils.data_prep.steps import KERMANY_CLASSES
+from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,8 +12,9 @@ from typing import Any
 
 from cxrsr_utils.core import cpu
 from cxrsr_utils.core.atomic import write_text
-from cxrsr_utils.core.params import PROJECT_ROOT, Params, Paths
-from cxrsr_utils.core.repro import torch_device
+from cxrsr_utils.core.device import torch_device
+from cxrsr_utils.core.layout import PROJECT_ROOT, Paths
+from cxrsr_utils.core.params import Params
 from cxrsr_utils.external import sources
 
 PACKAGES = (
