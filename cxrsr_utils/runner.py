@@ -28,8 +28,9 @@ import pandas as pd
 
 from cxrsr_utils.core.atomic import atomic_path
 from cxrsr_utils.core.errors import CxrsrError
-from cxrsr_utils.core.layout import PROJECT_ROOT, Paths
+from cxrsr_utils.core.layout import Paths
 from cxrsr_utils.core.params import ParamsError, load_params, parse_set
+from cxrsr_utils.core.project import PROJECT_ROOT
 from cxrsr_utils.reporting import provenance, reference
 from cxrsr_utils.study_options import (
     EXIT_FAILED,

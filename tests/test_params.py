@@ -107,8 +107,8 @@ def test_profile_name_cannot_escape_the_params_folder():
 
 
 def test_a_key_given_twice_is_refused(tmp_path):
-    from cxrsr_utils.core.layout import PARAMS_DIR
     from cxrsr_utils.core.params import parse_set
+    from cxrsr_utils.core.project import PARAMS_DIR
 
     text = (PARAMS_DIR / "quick.yaml").read_text() + "\nseed: 1\nseed: 2\n"
     (tmp_path / "dup.yaml").write_text(text)
@@ -137,7 +137,7 @@ def test_nih_split_shares_and_validation_side():
 def test_the_project_root_is_found_from_an_installed_package(tmp_path, monkeypatch):
     """`pip install .` puts the package in site-packages: the study then finds its checkout
     from the working folder (the notebooks run in notebooks/), or from $CXRSR_ROOT."""
-    from cxrsr_utils.core.layout import find_project_root
+    from cxrsr_utils.core.project import find_project_root
 
     checkout = tmp_path / "cxrsr"
     for folder in ("params", "notebooks", "cxrsr_utils"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cxrsr_utils.core.layout import PROJECT_ROOT
+from cxrsr_utils.core.project import PROJECT_ROOT
 from cxrsr_utils.reporting import reference
 from cxrsr_utils.reporting.files import save_table
 

@@ -57,7 +57,7 @@ def test_set_parsing():
 def test_reports_write_paths_inside_the_project_relative_to_it(tmp_path):
     import json
 
-    from cxrsr_utils.core.layout import PROJECT_ROOT
+    from cxrsr_utils.core.project import PROJECT_ROOT
     from cxrsr_utils.reporting import provenance
 
     inside = PROJECT_ROOT / "work" / "quick" / "finetune" / "paper" / "generator.pth"
@@ -108,8 +108,9 @@ def test_a_run_writes_only_git_ignored_files(monkeypatch):
     """`make study` must leave the checkout clean: every folder a run writes is ignored."""
     import subprocess
 
-    from cxrsr_utils.core.layout import PROJECT_ROOT, Paths
+    from cxrsr_utils.core.layout import Paths
     from cxrsr_utils.core.params import load_params
+    from cxrsr_utils.core.project import PROJECT_ROOT
 
     if not (PROJECT_ROOT / ".git").exists():
         pytest.skip("not a git checkout")
@@ -151,7 +152,7 @@ def test_a_run_is_compared_with_the_committed_reference(tmp_path, monkeypatch):
 def test_mirror_paths_are_recorded_relative_to_the_project(tmp_path, monkeypatch):
     import os
 
-    from cxrsr_utils.core.layout import PROJECT_ROOT
+    from cxrsr_utils.core.project import PROJECT_ROOT
     from cxrsr_utils.reporting import provenance
 
     mirror = tmp_path / "mirror"

@@ -12,8 +12,8 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
 from cxrsr_utils.classification import steps as classify_steps
-from cxrsr_utils.core.layout import PROJECT_ROOT
 from cxrsr_utils.core.params import load_params
+from cxrsr_utils.core.project import PROJECT_ROOT
 from cxrsr_utils.evaluation import comparisons as sr_comparisons
 from cxrsr_utils.evaluation import summaries as sr_summaries
 from cxrsr_utils.reporting import files as report

@@ -1,8 +1,7 @@
 """Where the study keeps its files: the project's folders, and one object for the folder of a
 run, ``work/<profile>/``.
 
-The project root (:data:`PROJECT_ROOT`, found by :func:`find_project_root`) holds the profiles
-(:data:`PARAMS_DIR`) and every run's folder.
+Run folders are made under the project root (:data:`cxrsr_utils.core.project.PROJECT_ROOT`).
 
 Every hand-off between notebooks goes through a file whose place is named here once:
 
@@ -30,40 +29,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cxrsr_utils.core.project import PROJECT_ROOT
+
 if TYPE_CHECKING:
     from cxrsr_utils.core.params import Params
 
-ENV_ROOT = "CXRSR_ROOT"
 ENV_OUTPUT_ROOT = "CXRSR_OUTPUT_ROOT"
-
-
-def is_checkout(folder: Path) -> bool:
-    """Whether ``folder`` is a study checkout: it holds the profiles and the notebooks."""
-    return (folder / "params").is_dir() and (folder / "notebooks").is_dir()
-
-
-def find_project_root(package: Path | None = None, cwd: Path | None = None) -> Path:
-    """The study checkout whose profiles, notebooks and ``work/`` the study uses.
-
-    ``$CXRSR_ROOT`` if set; else the folder above the package when that is a checkout (an
-    editable install, or the package imported from the checkout); else the nearest checkout at
-    or above the working folder (``pip install .`` copies only the package into
-    site-packages, and the notebooks run from the checkout's ``notebooks/``). Installed
-    without any checkout (``cxrsr upscale`` alone) it is the folder above the package.
-    """
-    env = os.environ.get(ENV_ROOT)
-    if env:
-        return Path(env).expanduser().resolve()
-    # This file is cxrsr_utils/core/layout.py: the package is two folders up.
-    above_package = (package or Path(__file__).resolve().parents[1]).parent
-    if is_checkout(above_package):
-        return above_package
-    here = (cwd or Path.cwd()).resolve()
-    return next((f for f in (here, *here.parents) if is_checkout(f)), above_package)
-
-
-PROJECT_ROOT = find_project_root()
-PARAMS_DIR = PROJECT_ROOT / "params"
 
 
 DATA_MANIFEST_FILE = "data_manifest.csv"

@@ -20,7 +20,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from cxrsr_utils.core.layout import PARAMS_DIR
 from cxrsr_utils.core.params_base import StrictSection
 from cxrsr_utils.core.params_data import (
     DegradationParams,
@@ -35,6 +34,7 @@ from cxrsr_utils.core.params_networks import (
     EvaluateParams,
     FinetuneParams,
 )
+from cxrsr_utils.core.project import PARAMS_DIR
 
 PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 

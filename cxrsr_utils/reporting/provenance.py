@@ -13,8 +13,9 @@ from typing import Any
 from cxrsr_utils.core import cpu
 from cxrsr_utils.core.atomic import write_text
 from cxrsr_utils.core.device import torch_device
-from cxrsr_utils.core.layout import PROJECT_ROOT, Paths
+from cxrsr_utils.core.layout import Paths
 from cxrsr_utils.core.params import Params
+from cxrsr_utils.core.project import PROJECT_ROOT
 from cxrsr_utils.external import sources
 
 PACKAGES = (

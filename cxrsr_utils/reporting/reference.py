@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from cxrsr_utils.core.atomic import atomic_path
-from cxrsr_utils.core.layout import DATA_MANIFEST_FILE, PROJECT_ROOT
+from cxrsr_utils.core.layout import DATA_MANIFEST_FILE
+from cxrsr_utils.core.project import PROJECT_ROOT
 
 
 @dataclass(frozen=True)

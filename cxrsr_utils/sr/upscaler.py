@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxrsr_utils.core.layout import GENERATOR_FILE, PROJECT_ROOT, StudyLayout
+from cxrsr_utils.core.layout import GENERATOR_FILE, StudyLayout
+from cxrsr_utils.core.project import PROJECT_ROOT
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.images.radiograph import Radiograph
 from cxrsr_utils.sr import infer
