@@ -14,7 +14,7 @@ from cxrsr_utils.evaluation import summaries as sr_summaries
 from cxrsr_utils.reporting import figures as plots
 from cxrsr_utils.sr import infer
 from cxrsr_utils.sr.upscaler import load_model
-from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats import significance
 
 NETWORKS = ["pretrained", "finetuned:l1", "finetuned:paper"]
 METHODS = ["bicubic", "lanczos", *NETWORKS]
@@ -103,13 +103,13 @@ def test_paired_table_primary_row_and_holm_column():
     part = per_image[(per_image.dataset == "nih") & (per_image.condition == "bicubic")]
     a = part[part.method == "finetuned:paper"].psnr.to_numpy()
     b = part[part.method == "lanczos"].psnr.to_numpy()
-    direct = stats.paired_test(a, b, n_resamples=200, seed=5)
+    direct = significance.paired_test(a, b, n_resamples=200, seed=5)
     assert row.mean_diff == round(direct["mean_diff"], 2)
     assert row.p_value == float(f"{direct['p_value']:.3g}") and row.p_holm == row.p_value
     assert row.a_differs_from_paper == "no VGG19 perceptual loss"
     # Holm over the secondary family only
     sec = paired[paired.role == "secondary"]
-    np.testing.assert_allclose(sec.p_holm, stats.holm(sec.p_value.to_numpy()), rtol=0.01)
+    np.testing.assert_allclose(sec.p_holm, significance.holm(sec.p_value.to_numpy()), rtol=0.01)
     assert (sec.p_holm >= sec.p_value).all()
     assert (paired.significant == (paired.p_holm <= 0.05)).all()
     with pytest.raises(ValueError, match="exactly one primary"):

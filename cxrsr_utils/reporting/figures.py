@@ -285,15 +285,14 @@ def roc_curves(
 
     Points from ``sklearn.metrics.roc_curve`` at every distinct probability
     (``drop_intermediate=False``: collinear points kept); the AUC in the legend is
-    :func:`cxrsr_utils.stats.inference.roc_auc`, the one in the tables. With ``panel_column`` (e.g.
-    the
-    LR condition), one panel per value of it, the rows where it is empty (the original form)
-    drawn in every panel.
+    :func:`cxrsr_utils.stats.classifier_scores.roc_auc`, the one in the tables. With
+    ``panel_column`` (e.g. the LR condition), one panel per value of it, the rows where it is
+    empty (the original form) drawn in every panel.
     """
     import pandas as pd
     from sklearn.metrics import roc_curve
 
-    from cxrsr_utils.stats.inference import roc_auc
+    from cxrsr_utils.stats.classifier_scores import roc_auc
 
     if panel_column is None:
         panels = {"": predictions}
