@@ -11,7 +11,7 @@ from cxrsr_utils.core.params import load_params
 from cxrsr_utils.evaluation import comparisons as sr_comparisons
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.evaluation import summaries as sr_summaries
-from cxrsr_utils.reporting import figures as plots
+from cxrsr_utils.reporting import metric_figures
 from cxrsr_utils.sr import infer
 from cxrsr_utils.sr.upscaler import load_model
 from cxrsr_utils.stats import significance
@@ -184,7 +184,7 @@ def test_differences_to_lanczos_are_per_image_and_paired():
 def test_paired_figure_joins_each_image_and_has_units():
     per_image = evaluate.with_labels(_scores(n_images=4))
     diffs = sr_comparisons.differences_to(per_image, "lanczos", "psnr")
-    fig = plots.paired_differences(per_image, diffs, note="variant lacks: x")
+    fig = metric_figures.paired_differences(per_image, diffs, note="variant lacks: x")
     assert len(fig.axes) == 2 * 4  # distributions | differences, per data set and condition
     left, right = fig.axes[0], fig.axes[1]
     assert left.get_xlabel() == "PSNR (dB)"
@@ -193,7 +193,7 @@ def test_paired_figure_joins_each_image_and_has_units():
     n_methods = len(METHODS) - 1
     assert len(right.lines) == 4 + n_methods + 1  # + the zero line
     assert evaluate.DATASET_LABELS["kermany"] in left.get_title()
-    dist = plots.metric_distributions(per_image, metrics=("psnr", "ssim"), note="x")
+    dist = metric_figures.metric_distributions(per_image, metrics=("psnr", "ssim"), note="x")
     assert [ax.get_xlabel() for ax in dist.axes[::4]] == ["PSNR (dB)", "SSIM (unitless, 0-1)"]
     assert len(dist.axes) == 2 * 4
 

@@ -399,8 +399,8 @@ def sample_predictions(
     image_size: int,
     per_class: int = 3,
 ) -> list[list[tuple[str, np.ndarray]]]:
-    """The paper's Fig 9 (:func:`cxrsr_utils.reporting.figures.prediction_grid`): the first
-    ``per_class``
+    """The paper's Fig 9
+    (:func:`cxrsr_utils.reporting.classifier_figures.prediction_grid`): the first ``per_class``
     predicted images of each class (NORMAL first), one row per form of ``shown`` that was
     classified, each tile (the image at the classifier's input size) titled with its true
     class and its out-of-fold prediction
