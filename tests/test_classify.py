@@ -17,7 +17,7 @@ from cxrsr_utils.classification import network as classifier
 from cxrsr_utils.classification import training as classifier_training
 from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
 from cxrsr_utils.images import radiographs
-from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats import classifier_scores, rounding
 
 TINY = 96  # smallest sizes still pass five conv+pool stages (>= 94); keeps CPU tests fast
 
@@ -325,14 +325,14 @@ def test_summarize_forms_on_hand_made_predictions() -> None:
     assert (ref["tn"], ref["fp"], ref["fn"], ref["tp"]) == (3, 1, 0, 4)
     assert (sr["tn"], sr["fp"], sr["fn"], sr["tp"]) == (1, 3, 1, 3)
     assert sr["sensitivity"] == 3 / 4 and sr["specificity"] == 1 / 4
-    assert ref["auc"] == pytest.approx(stats.roc_auc(labels, [0.1] * 3 + [0.9] * 5))
+    assert ref["auc"] == pytest.approx(classifier_scores.roc_auc(labels, [0.1] * 3 + [0.9] * 5))
     # Discordant: sr wrong where original right on img1, img2, img7; never the reverse.
     assert (sr["only_reference_correct"], sr["only_form_correct"]) == (3, 0)
     assert sr["mcnemar_p"] == pytest.approx(scipy_stats.binomtest(3, 3, 0.5).pvalue)
     assert np.isnan(ref["mcnemar_p"])
     assert ref["accuracy_low"] <= 7 / 8 <= ref["accuracy_high"]
     assert ref["loss"] == pytest.approx(-np.mean(np.log([0.9] * 7 + [0.1])))
-    rounded = stats.round_table(summary.reset_index(), 2)
+    rounded = rounding.round_table(summary.reset_index(), 2)
     assert rounded.loc[1, "accuracy"] == 0.5 and rounded.loc[0, "loss"] == round(ref["loss"], 2)
     with pytest.raises(ValueError, match="reference form 'hr'"):
         classify.summarize_forms(table, reference_form="hr")

@@ -21,8 +21,7 @@ from cxrsr_utils.data_prep import steps as data
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.external import sources
 from cxrsr_utils.images import radiographs
-from cxrsr_utils.reporting import figures as plots
-from cxrsr_utils.reporting import provenance
+from cxrsr_utils.reporting import classifier_figures, provenance
 from cxrsr_utils.sr import infer
 
 TINY = 96  # the classifier's smallest input side
@@ -158,7 +157,7 @@ def test_classifier_for_trains_one_model_per_split(tmp_path, monkeypatch, cv: bo
     assert folds.chosen_epoch.tolist() == [2] * len(tested)
     assert folds.epochs_run.tolist() == [3] * len(tested)
     assert "every fold" in clf.origin if cv else "fold 0 only" in clf.origin
-    fig = plots.fold_training_curves(clf.history)
+    fig = classifier_figures.fold_training_curves(clf.history)
     assert [ax.get_xlabel() for ax in fig.axes] == ["epoch", "epoch"]
     labels = fig.axes[1].get_legend_handles_labels()[1]
     assert "test fold 0: validation (fold 1)" in labels
@@ -339,13 +338,13 @@ def test_classify_forms_saves_out_of_fold_tables_with_the_forms(tmp_path) -> Non
     np.testing.assert_array_equal(rows[0][0][1], images.x[0])
     np.testing.assert_allclose(rows[2][1][1], images.x[1] * 0.9, atol=1e-6)
     assert first.image.iloc[0] == images.table.image[0]
-    fig = plots.prediction_grid(rows)
+    fig = classifier_figures.prediction_grid(rows)
     assert len(fig.axes) == 3 * 4
-    fig = plots.roc_curves(predictions, panel_column="condition")
+    fig = classifier_figures.roc_curves(predictions, panel_column="condition")
     assert [ax.get_xlabel() for ax in fig.axes] == ["false positive rate (1 - specificity)"]
     assert len(fig.axes[0].get_lines()) == 3 + 1  # every form, and the chance line
-    assert len(plots.confusion_matrices(summary, ncols=2).axes) == 4
-    plots.auc_differences(summary, params.classifier.equivalence_margin)
+    assert len(classifier_figures.confusion_matrices(summary, ncols=2).axes) == 4
+    classifier_figures.auc_differences(summary, params.classifier.equivalence_margin)
 
 
 def test_best_finetuned_form_picks_the_highest_auc_among_variants() -> None:

@@ -16,7 +16,7 @@ from cxrsr_utils.degradation import pipeline as degrade
 from cxrsr_utils.degradation import preview as degrade_preview
 from cxrsr_utils.degradation.options import degradation_options
 from cxrsr_utils.images.radiographs import write_png
-from cxrsr_utils.reporting import figures as plots
+from cxrsr_utils.reporting import metric_figures
 
 
 def test_degradation_table_shows_the_profiles_values() -> None:
@@ -142,6 +142,6 @@ def test_fidelity_summary_and_histograms() -> None:
     assert real["psnr count"] == 20 and real["psnr mean"] == 10.5
     assert real["psnr 5%"] == round(float(np.percentile(psnr, 5)), 3) == 1.95
     assert real["ssim 95%"] == round(float(np.percentile(psnr / 64, 95)), 3) == 0.298
-    fig = plots.fidelity_histograms(fidelity)
+    fig = metric_figures.fidelity_histograms(fidelity)
     assert [ax.get_xlabel() for ax in fig.axes] == ["psnr", "ssim"]
     assert tuple(fig.get_size_inches()) == (9.0, 3.0)

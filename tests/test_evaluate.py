@@ -13,7 +13,7 @@ from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.evaluation import summaries as sr_summaries
 from cxrsr_utils.evaluation import variant_cards
 from cxrsr_utils.images import radiographs
-from cxrsr_utils.reporting import figures as plots
+from cxrsr_utils.reporting import image_figures
 from cxrsr_utils.sr import infer
 from cxrsr_utils.sr.upscaler import load_model
 
@@ -254,7 +254,7 @@ def test_zoom_rows_and_differences_read_the_written_outputs(study):
     with pytest.raises(KeyError):
         evaluate.zoom_row(rows, "nih", "blurred")
     # the figure: the full HR with the box drawn, then each tile cropped to that box
-    fig = plots.zoom_comparison([row], note="finetuned:x lacks against the paper: y")
+    fig = image_figures.zoom_comparison([row], note="finetuned:x lacks against the paper: y")
     full = fig.axes[0]
     (box,) = full.patches
     assert (box.get_x(), box.get_y(), box.get_width()) == (6, 12, 32)  # 0.1, 0.2, 0.5 of 64

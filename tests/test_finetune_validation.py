@@ -301,13 +301,13 @@ def test_resume_keeps_the_validation_curve(train_data: Path, tmp_path: Path) -> 
 
 
 def test_learning_curve_figure_names_its_axes_and_references() -> None:
-    from cxrsr_utils.reporting import figures as plots
+    from cxrsr_utils.reporting import training_figures
 
     curve = pd.DataFrame(
         {"variant": ["paper", "paper", "l1"], "iter": [10, 20, 10], "val_psnr": [30.0, 31.0, 32.0]}
     )
     refs = pd.DataFrame({"method": ["bicubic", "lanczos"], "val_psnr": [29.0, 29.5]})
-    ax = plots.validation_curves(curve, refs).axes[0]
+    ax = training_figures.validation_curves(curve, refs).axes[0]
     assert ax.get_xlabel() == "training iteration" and ax.get_ylabel() == "validation PSNR (dB)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["paper", "l1", "bicubic (29.00 dB)", "Lanczos (29.50 dB)"]
@@ -317,7 +317,7 @@ def test_learning_curve_figure_names_its_axes_and_references() -> None:
         "paper": _log([0.9, 1.0], [0.1, 0.0]),
         "l1": pd.DataFrame({"iter": [1], "l_g_pix": [1]}),
     }
-    fig = plots.discriminator_accuracy(logs)
+    fig = training_figures.discriminator_accuracy(logs)
     assert [a.get_title() for a in fig.axes] == ["paper"]  # only the variant with a D
     assert fig.axes[0].get_ylabel() == "share of patches classified correctly"
 

@@ -10,7 +10,7 @@ import pytest
 
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.sr.upstream import calculate_psnr, calculate_ssim
-from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats import rounding
 from cxrsr_utils.stats.image_metrics import (
     DIGITS,
     compare_methods,
@@ -136,7 +136,7 @@ def test_summary_table(per_image: pd.DataFrame) -> None:
     # A cell's CI does not depend on the other groups in the table.
     alone = summary_table(per_image[per_image.dataset == "nih"], n_resamples=1000)
     pd.testing.assert_frame_equal(alone, table[table.dataset == "nih"].reset_index(drop=True))
-    rounded = stats.round_table(table, DIGITS)
+    rounded = rounding.round_table(table, DIGITS)
     assert (
         rounded[rounded.metric == "psnr"]["mean"] == table[table.metric == "psnr"]["mean"].round(2)
     ).all()
@@ -154,7 +154,7 @@ def test_compare_methods(per_image: pd.DataFrame) -> None:
     assert psnr_rows.mean_diff.between(0.9, 1.1).all()
     assert (psnr_rows.p_value < 0.01).all()
     assert (table[table.metric == "mse"].favours == "esrgan").all()
-    rounded = stats.round_table(table, DIGITS)
+    rounded = rounding.round_table(table, DIGITS)
     assert (rounded.mean_diff == rounded.mean_diff.round(6)).all()
     with pytest.raises(ValueError, match="lack a score"):
         compare_methods(per_image.iloc[1:], "esrgan", "bicubic")

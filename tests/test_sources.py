@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cxrsr_utils.external import sources
-from cxrsr_utils.external.sources import FileSource, SourceError
+from cxrsr_utils.external import registry, sources
+from cxrsr_utils.external.registry import FileSource
+from cxrsr_utils.external.sources import SourceError
 
 PAYLOAD = b"pretend weights " * 4096
 
@@ -63,7 +64,7 @@ def server(tmp_path):
 
 
 def test_registry_has_the_issue_hashes():
-    w = sources.WEIGHTS
+    w = registry.WEIGHTS
     assert w["RealESRGAN_x4plus"].sha256.startswith("4fa0d389")
     assert w["RealESRGAN_x4plus"].size == 67_040_989
     assert w["RealESRNet_x4plus"].sha256.startswith("a820b9bd")
@@ -76,7 +77,7 @@ def test_registry_has_the_issue_hashes():
 
 
 def test_mirror_hit(isolated, monkeypatch):
-    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake("http://127.0.0.1:9/none"))
+    monkeypatch.setitem(registry.WEIGHTS, "fake", _fake("http://127.0.0.1:9/none"))
     target = isolated / "mirror" / "weights" / "fake.pth"
     target.parent.mkdir(parents=True)
     target.write_bytes(PAYLOAD)
@@ -84,7 +85,7 @@ def test_mirror_hit(isolated, monkeypatch):
 
 
 def test_cache_wins_over_mirror(isolated, monkeypatch):
-    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake("http://127.0.0.1:9/none"))
+    monkeypatch.setitem(registry.WEIGHTS, "fake", _fake("http://127.0.0.1:9/none"))
     for base in ("cache", "mirror"):
         (isolated / base / "weights").mkdir(parents=True)
         (isolated / base / "weights" / "fake.pth").write_bytes(PAYLOAD)
@@ -93,7 +94,7 @@ def test_cache_wins_over_mirror(isolated, monkeypatch):
 
 def test_hash_mismatch_names_file_hash_and_url(isolated, monkeypatch):
     fake = _fake("https://example.invalid/fake.pth")
-    monkeypatch.setitem(sources.WEIGHTS, "fake", fake)
+    monkeypatch.setitem(registry.WEIGHTS, "fake", fake)
     bad = isolated / "mirror" / "weights" / "fake.pth"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(PAYLOAD[:-1] + b"X")  # same size, other bytes
@@ -106,7 +107,7 @@ def test_hash_mismatch_names_file_hash_and_url(isolated, monkeypatch):
 def test_stand_ins_only_inside_the_test_switch(isolated, monkeypatch):
     """A file that fails its hash resolves only inside allow_unverified_for_tests(), and is
     reported as UNVERIFIED there; a matching file is verified, one with no hash unpinned."""
-    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake("https://example.invalid/fake.pth"))
+    monkeypatch.setitem(registry.WEIGHTS, "fake", _fake("https://example.invalid/fake.pth"))
     stand_in = isolated / "mirror" / "weights" / "fake.pth"
     stand_in.parent.mkdir(parents=True)
     stand_in.write_bytes(PAYLOAD[:-1] + b"X")
@@ -123,7 +124,7 @@ def test_stand_ins_only_inside_the_test_switch(isolated, monkeypatch):
 
 def test_missing_file_offline(isolated, monkeypatch):
     fake = _fake(f"http://127.0.0.1:{_closed_port()}/fake.pth")
-    monkeypatch.setitem(sources.WEIGHTS, "fake", fake)
+    monkeypatch.setitem(registry.WEIGHTS, "fake", fake)
     with pytest.raises(SourceError) as err:
         sources.resolve("fake")
     msg = str(err.value)
@@ -132,7 +133,7 @@ def test_missing_file_offline(isolated, monkeypatch):
 
 
 def test_download_off(isolated, monkeypatch):
-    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake("http://127.0.0.1:9/x"))
+    monkeypatch.setitem(registry.WEIGHTS, "fake", _fake("http://127.0.0.1:9/x"))
     with pytest.raises(SourceError, match="downloading is off"):
         sources.resolve("fake", download=False)
 
@@ -140,7 +141,7 @@ def test_download_off(isolated, monkeypatch):
 def test_atomic_download_into_the_cache(isolated, monkeypatch, server):
     www, base = server
     (www / "fake.pth").write_bytes(PAYLOAD)
-    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake(f"{base}/fake.pth"))
+    monkeypatch.setitem(registry.WEIGHTS, "fake", _fake(f"{base}/fake.pth"))
     path = sources.resolve("fake")
     assert path == isolated / "cache" / "weights" / "fake.pth"
     assert path.read_bytes() == PAYLOAD
@@ -150,7 +151,7 @@ def test_atomic_download_into_the_cache(isolated, monkeypatch, server):
 def test_download_with_wrong_bytes_leaves_nothing(isolated, monkeypatch, server):
     www, base = server
     (www / "fake.pth").write_bytes(PAYLOAD[:-10])  # truncated on the server
-    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake(f"{base}/fake.pth"))
+    monkeypatch.setitem(registry.WEIGHTS, "fake", _fake(f"{base}/fake.pth"))
     with pytest.raises(SourceError, match="does not match"):
         sources.resolve("fake")
     assert list((isolated / "cache" / "weights").iterdir()) == []
@@ -187,7 +188,7 @@ def test_dataset_with_wrong_layout(tmp_path):
 def test_missing_mirror_folder_is_said_before_falling_through(tmp_path, monkeypatch):
     monkeypatch.setenv("CXRSR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CXRSR_MIRROR", str(tmp_path / "no-such-mirror"))
-    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake("http://127.0.0.1:9/x"))
+    monkeypatch.setitem(registry.WEIGHTS, "fake", _fake("http://127.0.0.1:9/x"))
     with pytest.warns(UserWarning, match="no-such-mirror does not exist"):
         with pytest.raises(SourceError):
             sources.resolve("fake", download=False)
@@ -199,7 +200,7 @@ def test_a_killed_download_leftover_is_cleaned(isolated, monkeypatch, server):
 
     www, base = server
     (www / "fake.pth").write_bytes(PAYLOAD)
-    monkeypatch.setitem(sources.WEIGHTS, "fake", _fake(f"{base}/fake.pth"))
+    monkeypatch.setitem(registry.WEIGHTS, "fake", _fake(f"{base}/fake.pth"))
     weights = isolated / "cache" / "weights"
     weights.mkdir(parents=True)
     stale = weights / ".fake.pth.killed99.part"

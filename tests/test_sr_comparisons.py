@@ -11,10 +11,10 @@ from cxrsr_utils.core.params import load_params
 from cxrsr_utils.evaluation import comparisons as sr_comparisons
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.evaluation import summaries as sr_summaries
-from cxrsr_utils.reporting import figures as plots
+from cxrsr_utils.reporting import metric_figures
 from cxrsr_utils.sr import infer
 from cxrsr_utils.sr.upscaler import load_model
-from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats import significance
 
 NETWORKS = ["pretrained", "finetuned:l1", "finetuned:paper"]
 METHODS = ["bicubic", "lanczos", *NETWORKS]
@@ -103,13 +103,13 @@ def test_paired_table_primary_row_and_holm_column():
     part = per_image[(per_image.dataset == "nih") & (per_image.condition == "bicubic")]
     a = part[part.method == "finetuned:paper"].psnr.to_numpy()
     b = part[part.method == "lanczos"].psnr.to_numpy()
-    direct = stats.paired_test(a, b, n_resamples=200, seed=5)
+    direct = significance.paired_test(a, b, n_resamples=200, seed=5)
     assert row.mean_diff == round(direct["mean_diff"], 2)
     assert row.p_value == float(f"{direct['p_value']:.3g}") and row.p_holm == row.p_value
     assert row.a_differs_from_paper == "no VGG19 perceptual loss"
     # Holm over the secondary family only
     sec = paired[paired.role == "secondary"]
-    np.testing.assert_allclose(sec.p_holm, stats.holm(sec.p_value.to_numpy()), rtol=0.01)
+    np.testing.assert_allclose(sec.p_holm, significance.holm(sec.p_value.to_numpy()), rtol=0.01)
     assert (sec.p_holm >= sec.p_value).all()
     assert (paired.significant == (paired.p_holm <= 0.05)).all()
     with pytest.raises(ValueError, match="exactly one primary"):
@@ -184,7 +184,7 @@ def test_differences_to_lanczos_are_per_image_and_paired():
 def test_paired_figure_joins_each_image_and_has_units():
     per_image = evaluate.with_labels(_scores(n_images=4))
     diffs = sr_comparisons.differences_to(per_image, "lanczos", "psnr")
-    fig = plots.paired_differences(per_image, diffs, note="variant lacks: x")
+    fig = metric_figures.paired_differences(per_image, diffs, note="variant lacks: x")
     assert len(fig.axes) == 2 * 4  # distributions | differences, per data set and condition
     left, right = fig.axes[0], fig.axes[1]
     assert left.get_xlabel() == "PSNR (dB)"
@@ -193,7 +193,7 @@ def test_paired_figure_joins_each_image_and_has_units():
     n_methods = len(METHODS) - 1
     assert len(right.lines) == 4 + n_methods + 1  # + the zero line
     assert evaluate.DATASET_LABELS["kermany"] in left.get_title()
-    dist = plots.metric_distributions(per_image, metrics=("psnr", "ssim"), note="x")
+    dist = metric_figures.metric_distributions(per_image, metrics=("psnr", "ssim"), note="x")
     assert [ax.get_xlabel() for ax in dist.axes[::4]] == ["PSNR (dB)", "SSIM (unitless, 0-1)"]
     assert len(dist.axes) == 2 * 4
 

@@ -18,21 +18,20 @@ from cxrsr_utils.evaluation import comparisons as sr_comparisons
 from cxrsr_utils.evaluation import summaries as sr_summaries
 from cxrsr_utils.reporting import files as report
 from cxrsr_utils.stats import image_metrics as metrics
-from cxrsr_utils.stats.inference import (
+from cxrsr_utils.stats.bootstrap import (
     auc_difference_replicates,
-    binary_cross_entropy,
     bootstrap_auc_difference,
     bootstrap_classification_ci,
     bootstrap_mean_ci,
-    confusion_matrix,
-    holm,
-    mcnemar_exact,
-    paired_test,
-    roc_auc,
-    round_table,
-    sensitivity_specificity,
-    tost_bootstrap,
 )
+from cxrsr_utils.stats.classifier_scores import (
+    binary_cross_entropy,
+    confusion_matrix,
+    roc_auc,
+    sensitivity_specificity,
+)
+from cxrsr_utils.stats.rounding import round_table
+from cxrsr_utils.stats.significance import holm, mcnemar_exact, paired_test, tost_bootstrap
 
 # -- per-image values: bootstrap of the mean, paired test -------------------------------------
 

@@ -2,7 +2,7 @@
 
 :func:`best_finetuned_form` picks the fine-tuned variant's SR form with the highest AUC,
 :func:`fig9_forms` the forms the figure shows, and :func:`sample_predictions` the tiles of
-:func:`cxrsr_utils.reporting.figures.prediction_grid`.
+:func:`cxrsr_utils.reporting.classifier_figures.prediction_grid`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def sample_predictions(
     image_size: int,
     per_class: int = 3,
 ) -> list[list[tuple[str, np.ndarray]]]:
-    """The paper's Fig 9 (:func:`cxrsr_utils.reporting.figures.prediction_grid`): the first
+    """The paper's Fig 9
+    (:func:`cxrsr_utils.reporting.classifier_figures.prediction_grid`): the first
     ``per_class`` predicted images of each class (NORMAL first), one row per form of ``shown``
     that was classified, each tile (the image at the classifier's input size) titled with its
     true class and its out-of-fold prediction

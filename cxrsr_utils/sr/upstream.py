@@ -1,4 +1,4 @@
-"""The one door to basicsr and realesrgan.
+"""The way into basicsr and realesrgan: the import shim they need, and the names the study shares.
 
 basicsr 1.4.2 (the last release) does ``import torchvision.transforms.functional_tensor``
 in ``basicsr/data/degradations.py``. torchvision 0.17 renamed that private module to
@@ -6,9 +6,16 @@ in ``basicsr/data/degradations.py``. torchvision 0.17 renamed that private modul
 importing basicsr (and realesrgan, which imports basicsr) fails with ModuleNotFoundError.
 
 This module registers the old name as an alias of the new one *before* basicsr is imported,
-then re-exports everything the study uses from basicsr/realesrgan. Every other module of
-cxrsr_utils imports those names from here, never from basicsr directly, so the shim is
-applied exactly once and in exactly one place. Site-packages are never edited.
+then re-exports the basicsr/realesrgan names the study shares (networks, degradations, metrics,
+``RealESRGANer``); other modules take those names from here. The shim is applied in this one
+place, the first time this module is imported. Site-packages are never edited.
+
+Modules that need more of basicsr's internals import them from basicsr directly, after
+importing this module first for the shim: the fine-tuning modules (``cxrsr_utils/finetune/``
+``model.py``, ``loop.py`` and ``logs.py``: basicsr's model registry and training models, data
+loaders, samplers and loggers) import it in an import block of its own (``# isort: split``,
+so no sorting can move it below basicsr); the tests and benchmarks that drive basicsr
+themselves import it, or a module that does, before basicsr.
 """
 
 from __future__ import annotations

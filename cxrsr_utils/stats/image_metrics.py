@@ -13,7 +13,8 @@ Over images, from the per-image long table (one row per data set, image and meth
 "method" is how an SR output was made: bicubic, pretrained, finetuned:<variant>, ...):
 :func:`summary_table` (mean with a bootstrap CI per method and metric) and
 :func:`compare_methods` (method A vs B on the same images). The statistics themselves live in
-:mod:`cxrsr_utils.stats.inference`; print the tables with ``stats.round_table(table, DIGITS)``.
+:mod:`cxrsr_utils.stats.bootstrap` and :mod:`cxrsr_utils.stats.significance`; print the tables
+with :func:`cxrsr_utils.stats.rounding.round_table` ``(table, DIGITS)``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import pandas as pd
 from skimage.metrics import structural_similarity
 
 from cxrsr_utils.images import radiographs
-from cxrsr_utils.stats import inference as stats
+from cxrsr_utils.stats import bootstrap, significance
 
 # Which direction is better, per metric column of the per-image table.
 HIGHER_IS_BETTER: dict[str, bool] = {"psnr": True, "ssim": True, "mse": False, "lr_psnr": True}
 METRICS: tuple[str, ...] = ("psnr", "ssim", "mse", "lr_psnr")
-# Decimals per metric for stats.round_table: 0.01 dB, 1e-4 SSIM, 1e-6 MSE on [0, 1] images.
+# Decimals per metric for stats.rounding.round_table: 0.01 dB, 1e-4 SSIM, 1e-6 MSE on [0, 1] images.
 DIGITS: dict[str, int] = {"psnr": 2, "lr_psnr": 2, "ssim": 4, "mse": 6}
 
 
@@ -203,7 +204,7 @@ def summary_table(
     for keys, group in per_image.groupby(by, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
         for metric in metrics:
-            ci = stats.bootstrap_mean_ci(
+            ci = bootstrap.bootstrap_mean_ci(
                 group[metric].to_numpy(),
                 confidence=confidence,
                 n_resamples=n_resamples,
@@ -225,7 +226,7 @@ def compare_methods(
     n_resamples: int = 10_000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """:func:`stats.paired_test` of ``method_a`` vs ``method_b`` per ``by`` group and metric.
+    """:func:`significance.paired_test` of ``method_a`` vs ``method_b`` per ``by`` group and metric.
 
     ``favours`` follows each metric's direction (:data:`HIGHER_IS_BETTER`; unknown metrics
     count as higher-is-better). Images are paired on ``[*by, image_column]``; an image scored
@@ -253,7 +254,7 @@ def compare_methods(
     for group_keys, group in wide.groupby(level=by, sort=True) if by else [((), wide)]:
         group_keys = group_keys if isinstance(group_keys, tuple) else (group_keys,)
         for metric in metrics:
-            row = stats.paired_test(
+            row = significance.paired_test(
                 group[(metric, method_a)].to_numpy(),
                 group[(metric, method_b)].to_numpy(),
                 metric=metric,
