@@ -16,9 +16,9 @@ import torch
 from cxrsr_utils.core.layout import StudyLayout
 from cxrsr_utils.finetune import steps as T
 from cxrsr_utils.finetune import validation as finetune_validation
+from cxrsr_utils.finetune.identity import options_digest
 from cxrsr_utils.finetune.logs import discriminator_verdict
 from cxrsr_utils.finetune.model import discriminator_accuracy, discriminator_step_outputs
-from cxrsr_utils.finetune.options import options_digest
 from cxrsr_utils.finetune.records import LACKS, chosen_variant, differs_from_paper
 from cxrsr_utils.finetune.validation import validation_options
 from cxrsr_utils.images.radiographs import read_radiograph

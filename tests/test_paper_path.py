@@ -31,7 +31,7 @@ from cxrsr_utils.core.params import load_params
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune import steps as T
 from cxrsr_utils.finetune.logs import GAN_LOG_KEYS
-from cxrsr_utils.finetune.options import PERCEPTUAL_LAYERS
+from cxrsr_utils.finetune.option_sections import PERCEPTUAL_LAYERS
 from cxrsr_utils.finetune.records import LACKS
 from cxrsr_utils.sr.networks import (
     X4PLUS_DISCRIMINATOR,

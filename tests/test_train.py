@@ -20,16 +20,13 @@ from cxrsr_utils.core.params import FinetuneParams, load_params
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune import options as finetune_options
 from cxrsr_utils.finetune import steps as T
+from cxrsr_utils.finetune.identity import options_digest
 from cxrsr_utils.finetune.logs import CSV_BASE_COLUMNS, GAN_LOG_KEYS
-from cxrsr_utils.finetune.options import (
-    build_options,
-    distributed_options,
-    iterations_for_epochs,
-    options_digest,
-    read_options,
-)
+from cxrsr_utils.finetune.option_files import read_options
+from cxrsr_utils.finetune.options import build_options, iterations_for_epochs
 from cxrsr_utils.finetune.records import TrainResult
 from cxrsr_utils.finetune.start_weights import TrainingSources
+from cxrsr_utils.finetune.torchrun import distributed_options
 from cxrsr_utils.images.radiographs import read_radiograph, resize
 from cxrsr_utils.sr.networks import (
     X4PLUS_GENERATOR,

@@ -27,13 +27,8 @@ import pandas as pd
 
 from cxrsr_utils.core.layout import EVAL_CONDITIONS
 from cxrsr_utils.core.params import EvaluateParams, Params
-from cxrsr_utils.evaluation.steps import (
-    EVAL_SPLITS,
-    Method,
-    condition_label,
-    dataset_label,
-    method_rank,
-)
+from cxrsr_utils.evaluation.labels import EVAL_SPLITS, condition_label, dataset_label
+from cxrsr_utils.evaluation.methods import Method, method_rank
 from cxrsr_utils.stats import image_metrics as metrics
 from cxrsr_utils.stats import inference as stats
 

@@ -11,13 +11,13 @@ import pandas as pd
 
 from cxrsr_utils.core.layout import EVAL_CONDITIONS
 from cxrsr_utils.core.params import Params
-from cxrsr_utils.evaluation.steps import (
+from cxrsr_utils.evaluation.labels import (
     DATASET_LABELS,
     EVAL_SPLITS,
     condition_label,
     dataset_label,
-    method_rank,
 )
+from cxrsr_utils.evaluation.methods import method_rank
 from cxrsr_utils.stats import image_metrics as metrics
 
 # The groups every summary is taken over.
@@ -79,7 +79,7 @@ def wide_summary(
     digits: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """One row per data set, condition and method, one ``mean [ci_low, ci_high]`` column per
-    metric, and (given ``gaps``, :func:`cxrsr_utils.evaluation.steps.paper_gaps`) what each method
+    metric, and (given ``gaps``, :func:`cxrsr_utils.evaluation.methods.paper_gaps`) what each method
     lacks against the paper."""
     digits = {**metrics.DIGITS, **(digits or {})}
     table = summary.copy()

@@ -25,7 +25,6 @@ import pandas as pd
 import torch
 
 from cxrsr_utils.core import stamps
-from cxrsr_utils.core.atomic import write_text
 from cxrsr_utils.core.layout import StudyLayout
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune.speed import SPEED_OPTION
@@ -35,8 +34,6 @@ from cxrsr_utils.sr.networks import save_torch
 
 if TYPE_CHECKING:
     from cxrsr_utils.finetune.logs import DiscriminatorVerdict
-
-RUN_IDENTITY = "run_identity.json"
 
 
 @dataclass(frozen=True)
@@ -236,22 +233,6 @@ def finished(card_path: Path, generator_path: Path, identity: Mapping[str, Any])
     )
 
 
-def check_identity(
-    path: Path, identity: Mapping[str, Any], has_checkpoints: bool, rank: int
-) -> None:
-    """Refuse to resume checkpoints of a different recipe, data or params."""
-    if has_checkpoints and path.is_file():
-        stored = json.loads(path.read_text())
-        if stored != dict(identity):
-            diff = [k for k in identity if stored.get(k) != identity[k]]
-            raise RuntimeError(
-                f"{path.parent} holds checkpoints of a different run ({', '.join(diff)} differ). "
-                "Delete that folder to start over, or give this run another experiments_root."
-            )
-    elif rank == 0:
-        write_text(path, json.dumps(dict(identity), indent=1))
-
-
 def exported_network(model: Any) -> torch.nn.Module:
     """The generator a run exports and validates: the EMA generator (the bare generator when
     ``ema_decay`` is 0)."""
@@ -282,8 +263,24 @@ def export(
     save_torch(chosen_weights(choice, exported_network(model)), generator_path)
     log = loss_log(Path(opt["path"]["experiments_root"]))
     verdict = discriminator_verdict(log) if opt["cxrsr"]["loss"] == "gan" else None
+    card = _card(opt, identity, choice, verdict, log, generator_path, start_iter)
+    provenance.write_json(card_path, card)
+    log_choice(choice, logger)
+    logger.info(f"Saved the EMA generator to {generator_path} and the model card to {card_path}.")
+
+
+def _card(
+    opt: Mapping[str, Any],
+    identity: Mapping[str, Any],
+    choice: Choice,
+    verdict: DiscriminatorVerdict | None,
+    log: pd.DataFrame,
+    generator_path: Path,
+    start_iter: int,
+) -> dict[str, Any]:
+    """The model card of a run of ``opt`` that exports ``choice``'s generator."""
     cx = opt["cxrsr"]
-    card = {
+    return {
         "model": opt["name"],
         "architecture": opt["network_g"],
         "variant": cx["variant"],
@@ -291,13 +288,7 @@ def export(
         "loss": cx["loss"],
         "perceptual": "perceptual_opt" in opt["train"],
         "differs_from_paper": differs_from_paper(opt, verdict),
-        "discriminator": None
-        if verdict is None
-        else {
-            "verdict": verdict.text,
-            "at_chance": verdict.at_chance,
-            "balanced_accuracy": verdict.balanced_accuracy,
-        },
+        "discriminator": _discriminator_record(verdict),
         "validation": choice.card(),
         **identity,
         "iterations": int(opt["train"]["total_iter"]),
@@ -314,26 +305,43 @@ def export(
         "seconds_per_iter": float(log["time_s"].mean()) if len(log) else None,
         "sources": cx["sources"],
         "training_data": {"n_images": cx["n_images"], "meta_info_sha256": cx["meta_info_sha256"]},
-        "generator": {
-            "path": str(generator_path),
-            "sha256": sources.sha256_file(generator_path),
-            "param_key": "params_ema",
-            "weights": (
-                "EMA of the generator (decay ema_decay)"
-                if opt["train"]["ema_decay"] > 0
-                else "generator (no EMA)"
-            )
-            + f" at iteration {choice.iteration} ({choice.rule})",
-            "iteration": choice.iteration,
-        },
+        "generator": _generator_record(opt, choice, generator_path),
         "resumed_from": start_iter or None,
-        "software": {
-            "torch": torch.__version__,
-            "basicsr": importlib.metadata.version("basicsr"),
-            "realesrgan": importlib.metadata.version("realesrgan"),
-            "cxrsr": importlib.metadata.version("cxrsr"),
-        },
+        "software": _software(),
     }
-    provenance.write_json(card_path, card)
-    log_choice(choice, logger)
-    logger.info(f"Saved the EMA generator to {generator_path} and the model card to {card_path}.")
+
+
+def _discriminator_record(verdict: DiscriminatorVerdict | None) -> dict[str, Any] | None:
+    """``card["discriminator"]``: did it learn (None without a discriminator)."""
+    if verdict is None:
+        return None
+    return {
+        "verdict": verdict.text,
+        "at_chance": verdict.at_chance,
+        "balanced_accuracy": verdict.balanced_accuracy,
+    }
+
+
+def _generator_record(
+    opt: Mapping[str, Any], choice: Choice, generator_path: Path
+) -> dict[str, Any]:
+    """``card["generator"]``: the exported file, its hash, and which weights it holds."""
+    ema = opt["train"]["ema_decay"] > 0
+    weights = "EMA of the generator (decay ema_decay)" if ema else "generator (no EMA)"
+    return {
+        "path": str(generator_path),
+        "sha256": sources.sha256_file(generator_path),
+        "param_key": "params_ema",
+        "weights": weights + f" at iteration {choice.iteration} ({choice.rule})",
+        "iteration": choice.iteration,
+    }
+
+
+def _software() -> dict[str, str]:
+    """The versions of the training stack (``card["software"]``)."""
+    return {
+        "torch": torch.__version__,
+        "basicsr": importlib.metadata.version("basicsr"),
+        "realesrgan": importlib.metadata.version("realesrgan"),
+        "cxrsr": importlib.metadata.version("cxrsr"),
+    }

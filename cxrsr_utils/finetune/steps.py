@@ -3,12 +3,17 @@
 The fine-tuning goes through realesrgan/basicsr's own training pieces; its parts are:
 
 - :mod:`cxrsr_utils.finetune.start_weights`  the initial weights a run needs (or what replaces them)
-- :mod:`cxrsr_utils.finetune.options`  basicsr's option dict from ``params.finetune``,
-  its digest, the torchrun command
+- :mod:`cxrsr_utils.finetune.options`  basicsr's option dict from ``params.finetune``
+  (its sections: :mod:`~cxrsr_utils.finetune.option_sections`; as a file:
+  :mod:`~cxrsr_utils.finetune.option_files`)
+- :mod:`cxrsr_utils.finetune.identity` the recipe's digest and the run identity
+- :mod:`cxrsr_utils.finetune.torchrun` several processes: their options, the torchrun command
 - :mod:`cxrsr_utils.finetune.model`    the training model (realesrgan's, device-agnostic)
 - :mod:`cxrsr_utils.finetune.loop`     :func:`train`: run, resume, checkpoint
+  (resuming inside an epoch: :mod:`~cxrsr_utils.finetune.resume`; processes:
+  :mod:`~cxrsr_utils.finetune.processes`)
 - :mod:`cxrsr_utils.finetune.logs`     train.log, TensorBoard, the loss CSV
-- :mod:`cxrsr_utils.finetune.records`  model card, run identity, results
+- :mod:`cxrsr_utils.finetune.records`  model card, results, the 2x2 design
 
 - :mod:`cxrsr_utils.finetune.validation`  validation during training, the checkpoint choice
 
@@ -36,7 +41,8 @@ import pandas as pd
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 from cxrsr_utils.finetune.logs import discriminator_verdict, loss_log
 from cxrsr_utils.finetune.loop import train
-from cxrsr_utils.finetune.options import build_options, read_options, torchrun_command
+from cxrsr_utils.finetune.option_files import read_options
+from cxrsr_utils.finetune.options import build_options
 from cxrsr_utils.finetune.records import (
     TrainResult,
     check_design,
@@ -45,6 +51,7 @@ from cxrsr_utils.finetune.records import (
     runs_table,
     sources_table,
 )
+from cxrsr_utils.finetune.torchrun import torchrun_command
 from cxrsr_utils.finetune.validation import (
     INFER_KEYS,
     log_table,
