@@ -9,10 +9,14 @@ import pytest
 
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout
 from cxrsr_utils.core.params import load_params
-from cxrsr_utils.evaluation import labels, paper_fig10, variant_cards, zoom
+from cxrsr_utils.core.vocabulary import finetuned_method
+from cxrsr_utils.evaluation import labels, paper_fig10, zoom
 from cxrsr_utils.evaluation import methods as eval_methods
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.evaluation import summaries as sr_summaries
+from cxrsr_utils.finetune.inference_settings import evaluate_infer_options
+from cxrsr_utils.finetune.model_card import chosen_variant, recorded_paper_gaps
+from cxrsr_utils.finetune.paper_gaps import NOT_RECORDED
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.reporting import figures as plots
 from cxrsr_utils.sr import infer
@@ -162,7 +166,7 @@ def test_outputs_are_written_in_chunks_and_only_where_missing(study, tmp_path):
 
 
 def test_infer_options_follow_the_profile():
-    mirror, quick = (eval_methods.infer_options(load_params(p)) for p in ("mirror", "quick"))
+    mirror, quick = (evaluate_infer_options(load_params(p)) for p in ("mirror", "quick"))
     assert (mirror.batch_size, mirror.channels_last, mirror.pre_pad) == (4, True, 0)
     assert (quick.batch_size, quick.channels_last, quick.precision) == (1, False, "fp32")
     assert not mirror.progress and mirror.device == "cpu"
@@ -277,11 +281,11 @@ def test_methods_table_says_what_each_variant_lacks(tmp_path):
     )
     tuned = [
         eval_methods.Method(
-            f"finetuned:{v}",
+            finetuned_method(v),
             "network",
             load_model("bicubic", options),
             "x",
-            differs_from_paper=variant_cards.differs_from_paper(layout, v),
+            paper_gaps=recorded_paper_gaps(layout, v),
         )
         for v in ("paper", "old", "full")
     ]
@@ -297,7 +301,7 @@ def test_methods_table_says_what_each_variant_lacks(tmp_path):
     assert table.differs_from_paper.tolist() == [
         "not fine-tuned",
         "no VGG19 perceptual loss; no netD",
-        variant_cards.NOT_RECORDED,
+        NOT_RECORDED,
         "nothing (the paper's protocol)",
         "",
     ]
@@ -307,7 +311,7 @@ def test_methods_table_says_what_each_variant_lacks(tmp_path):
     note = eval_methods.paper_gaps_note([bicubic, *tuned])
     assert note.splitlines() == [
         "finetuned:paper lacks against the paper: no VGG19 perceptual loss; no netD",
-        f"finetuned:old lacks against the paper: {variant_cards.NOT_RECORDED}",
+        f"finetuned:old lacks against the paper: {NOT_RECORDED}",
         "finetuned:full lacks against the paper: nothing (the paper's protocol)",
     ]
 
@@ -317,12 +321,12 @@ def test_chosen_variant_is_the_best_on_validation(tmp_path):
     for variant, psnr in (("paper", 30.1), ("l1", 31.5), ("matched_l1", 31.5)):
         _card(layout, variant, {"validation": {"chosen_by": "best_val", "psnr": psnr}})
         layout.generator(variant).write_bytes(b"x")
-    assert variant_cards.chosen_variant(layout) == "l1"  # a tie goes to the first name
-    assert variant_cards.chosen_variant(tmp_path) == "l1"
+    assert chosen_variant(layout) == "l1"  # a tie goes to the first name
+    assert chosen_variant(tmp_path) == "l1"
     _card(layout, "l1", {"model": "no validation record"})  # not a candidate any more
-    assert variant_cards.chosen_variant(layout) == "matched_l1"
+    assert chosen_variant(layout) == "matched_l1"
     with pytest.raises(ValueError, match="run notebook 03"):
-        variant_cards.chosen_variant(tmp_path / "empty")
+        chosen_variant(tmp_path / "empty")
 
 
 def test_dataset_labels_say_what_the_hr_is_and_keep_unknown_names() -> None:

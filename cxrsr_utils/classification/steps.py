@@ -36,6 +36,7 @@ from cxrsr_utils.classification.images import ImagesLike, load_images, take_imag
 from cxrsr_utils.classification.network import load_classifier
 from cxrsr_utils.core.layout import EVAL_CONDITIONS
 from cxrsr_utils.core.params import Params, Paths
+from cxrsr_utils.core.vocabulary import FINETUNED_PREFIX
 from cxrsr_utils.data_prep import steps as data
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.external import sources
@@ -384,7 +385,7 @@ def best_finetuned_form(summary: pd.DataFrame) -> str | None:
     """The SR form of a fine-tuned variant with the highest AUC (ties: the first in name
     order), or None when no fine-tuned variant was classified (``summary`` with the
     :func:`forms_table` columns)."""
-    tuned = summary[(summary.kind == "SR") & summary.method.str.startswith("finetuned:")]
+    tuned = summary[(summary.kind == "SR") & summary.method.str.startswith(FINETUNED_PREFIX)]
     if tuned.empty:
         return None
     return str(tuned.sort_values(["auc", "form"], ascending=[False, True]).iloc[0].form)

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from cxrsr_utils.core.layout import StudyLayout, as_layout
-from cxrsr_utils.core.params import Params
-from cxrsr_utils.core.repro import torch_device
-from cxrsr_utils.evaluation import variant_cards
+from cxrsr_utils.core.vocabulary import finetuned_method, is_finetuned
 from cxrsr_utils.external import sources
+from cxrsr_utils.finetune.model_card import recorded_paper_gaps
+from cxrsr_utils.finetune.paper_gaps import describe_paper_gaps
 from cxrsr_utils.sr import infer
 from cxrsr_utils.sr import networks as models
 from cxrsr_utils.sr.upscaler import BASELINES, Model, load_model
@@ -37,9 +37,9 @@ class Method:
     source: str
     sha256: str = ""
     note: str = ""
-    # A fine-tuned variant's model-card record of what it lacks against the paper (None: the
-    # card does not say); empty for the methods that are not fine-tuned here.
-    differs_from_paper: tuple[str, ...] | None = ()
+    # A fine-tuned variant's paper gaps as its model card records them (None: it has no card);
+    # empty for the methods that are not fine-tuned here.
+    paper_gaps: tuple[str, ...] | None = ()
 
     def upscale(self, image: np.ndarray) -> np.ndarray:
         """The SR of a gray float image in [0, 1], as ``cxrsr_utils.upscale`` computes it."""
@@ -50,43 +50,28 @@ class Method:
         return self.model.upscale_floats(images)
 
     @property
-    def paper_gaps(self) -> str:
+    def paper_gaps_text(self) -> str:
         """What the method lacks against the paper, in words (tables' and figures' notes)."""
-        if not self.name.startswith("finetuned:"):
+        if not is_finetuned(self.name):
             return "not fine-tuned"
-        return variant_cards.describe_gaps(self.differs_from_paper)
+        return describe_paper_gaps(self.paper_gaps)
 
     def describe(self) -> dict[str, str]:
+        """The method as the methods table and the run's sources file record it."""
         return {
             "method": self.name,
             "kind": self.kind,
             "source": self.source,
             "sha256": self.sha256,
             "note": self.note,
-            "differs_from_paper": self.paper_gaps,
+            "differs_from_paper": self.paper_gaps_text,
         }
 
 
 def method_rank(name: str) -> tuple[int, str]:
     """Display order: baselines, the pretrained model, other pretrained networks, fine-tuned."""
     fixed = {"bicubic": 0, "lanczos": 1, "pretrained": 2}
-    return (fixed.get(name, 4 if name.startswith("finetuned:") else 3), name)
-
-
-def infer_options(params: Params) -> infer.InferOptions:
-    """``params.evaluate``'s inference settings on ``params.device``: how notebook 04 runs
-    every network."""
-    ev = params.evaluate
-    return infer.InferOptions(
-        tile=ev.tile,
-        tile_pad=ev.tile_pad,
-        pre_pad=ev.pre_pad,
-        batch_size=ev.batch_size,
-        precision=ev.precision,
-        channels_last=ev.channels_last,
-        device=torch_device(params.device),
-        progress=False,
-    )
+    return (fixed.get(name, 4 if is_finetuned(name) else 3), name)
 
 
 def available_methods(
@@ -118,9 +103,9 @@ def available_methods(
     generators = layout.finetuned_generators()
     for variant, path in generators.items():
         tuned = load_model(path, options)
-        gaps = variant_cards.differs_from_paper(layout, variant)
+        gaps = recorded_paper_gaps(layout, variant)
         methods.append(
-            Method(f"finetuned:{variant}", "network", tuned, str(path), tuned.sha256, "", gaps)
+            Method(finetuned_method(variant), "network", tuned, str(path), tuned.sha256, "", gaps)
         )
     if not generators:
         skipped.append("no fine-tuned generator under work/finetune/ (run notebook 03)")
@@ -159,17 +144,17 @@ def methods_table(methods: list[Method], skipped: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def paper_gaps(methods: Sequence[Method]) -> dict[str, str]:
-    """{method: what it lacks against the paper} (:attr:`Method.paper_gaps`)."""
-    return {m.name: m.paper_gaps for m in methods}
+def paper_gaps_by_method(methods: Sequence[Method]) -> dict[str, str]:
+    """{method: what it lacks against the paper, in words} (:attr:`Method.paper_gaps_text`)."""
+    return {m.name: m.paper_gaps_text for m in methods}
 
 
 def paper_gaps_note(methods: Sequence[Method]) -> str:
     """One line per fine-tuned variant saying what it lacks against the paper (the note every
     figure of notebook 04 carries)."""
     lines = [
-        f"{m.name} lacks against the paper: {m.paper_gaps}"
+        f"{m.name} lacks against the paper: {m.paper_gaps_text}"
         for m in methods
-        if m.name.startswith("finetuned:")
+        if is_finetuned(m.name)
     ]
     return "\n".join(lines)

@@ -52,7 +52,7 @@ def paper_table(
                         "Between Original & LR": a,
                         "Between SR & LR": b,
                         "Improvement (%)": (b - a) / a * 100,
-                        "differs_from_paper": method.paper_gaps,
+                        "differs_from_paper": method.paper_gaps_text,
                     }
                 )
     return pd.DataFrame(rows)

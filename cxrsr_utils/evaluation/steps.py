@@ -33,6 +33,7 @@ from cxrsr_utils.core.params import Params
 from cxrsr_utils.evaluation import methods as evaluation_methods
 from cxrsr_utils.evaluation.labels import EVAL_SPLITS
 from cxrsr_utils.evaluation.methods import Method
+from cxrsr_utils.finetune.inference_settings import evaluate_infer_options
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.stats import image_metrics as metrics
 
@@ -90,9 +91,9 @@ def eval_pairs(
 
 def study_methods(params: Params, work: StudyLayout | Path) -> tuple[list[Method], list[str]]:
     """The methods notebooks 04 and 05 compare, run with the profile's inference settings
-    (:func:`~cxrsr_utils.evaluation.methods.infer_options`; see
+    (:func:`~cxrsr_utils.finetune.inference_settings.evaluate_infer_options`; see
     :func:`~cxrsr_utils.evaluation.methods.available_methods`)."""
-    options = evaluation_methods.infer_options(params)
+    options = evaluate_infer_options(params)
     return evaluation_methods.available_methods(
         work, options, include_general_v3=params.evaluate.include_general_v3
     )

@@ -1,14 +1,13 @@
-"""What a fine-tuning run is and leaves: its identity, its exported model, its result.
+"""What a fine-tuning run leaves: its exported model and card, its result, the 2x2 design.
 
-A run is identified by the SHA-256 of its recipe
-(:func:`cxrsr_utils.finetune.options.options_digest`) with the hashes of the study's params and
-data manifest. Checkpoints carry that identity (``run_identity.json``) so a different recipe
-is never resumed from them; the export writes the EMA generator (the one the validation rule
-chose, :mod:`cxrsr_utils.finetune.validation`) and a model card holding it, and the card is the
-run's "done" stamp (:mod:`cxrsr_utils.core.stamps`): a run whose card and generator match is not
-trained again. The card also says what the variant lacks against the paper's protocol
-(:func:`differs_from_paper`), its validation curve and choice, and its seconds per iteration;
-:func:`chosen_variant` picks the variant a study reports first, on validation alone.
+The export writes the EMA generator (the one the validation rule chose,
+:mod:`cxrsr_utils.finetune.validation`) and a model card holding the run's identity
+(:mod:`cxrsr_utils.finetune.identity`); the card is the run's "done" stamp
+(:mod:`cxrsr_utils.core.stamps`): a run whose card and generator match is not trained again.
+The card also says what the variant lacks against the paper's protocol
+(:mod:`cxrsr_utils.finetune.paper_gaps`), its validation curve and choice, and its seconds per
+iteration; cards are read, and the variant chosen on validation picked, in
+:mod:`cxrsr_utils.finetune.model_card`.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ import pandas as pd
 import torch
 
 from cxrsr_utils.core import stamps
-from cxrsr_utils.core.layout import StudyLayout
 from cxrsr_utils.external import sources
+from cxrsr_utils.finetune.paper_gaps import paper_gaps
 from cxrsr_utils.finetune.speed import SPEED_OPTION
 from cxrsr_utils.finetune.validation import Choice, chosen_weights, log_choice
 from cxrsr_utils.reporting import provenance
@@ -116,70 +115,6 @@ def card_summary(card_path: Path) -> dict[str, Any]:
         return {}
     card = json.loads(Path(card_path).read_text())
     return {k: card.get(k) for k in ("seconds_per_iter", "validation")}
-
-
-# What each difference from the paper's protocol is called in the cards, tables and figures.
-LACKS = {
-    "degradation": "bicubic-matched LR instead of the two-stage degradation",
-    "gan": "no GAN loss (L1 only, no discriminator)",
-    "netd": "discriminator from scratch (no pretrained netD)",
-    "chance": "discriminator stayed at chance (it did not learn)",
-    "vgg19": "no VGG19 perceptual loss",
-    "generator": "generator from scratch (no pretrained RealESRGAN_x4plus)",
-    "fp16": "x4plus start from fp16-rounded weights (ncnn conversion, not the official .pth)",
-}
-
-
-def differs_from_paper(opt: Mapping[str, Any], verdict: DiscriminatorVerdict | None) -> list[str]:
-    """What a run lacks against the paper's protocol (the two-stage degradation, L1 +
-    VGG19 perceptual + GAN losses, the pretrained x4plus generator and netD), in the words of
-    :data:`LACKS`; empty for none. ``verdict`` (:func:`discriminator_verdict` of its loss log)
-    adds that the discriminator stayed at chance."""
-    cx, src = opt["cxrsr"], opt["cxrsr"]["sources"]
-    lacks = []
-    if cx["degradation"] != "realesrgan":
-        lacks.append(LACKS["degradation"])
-    if cx["loss"] != "gan":
-        lacks.append(LACKS["gan"])
-    else:
-        if not src.get("discriminator"):
-            lacks.append(LACKS["netd"])
-        if verdict is not None and verdict.at_chance:
-            lacks.append(LACKS["chance"])
-    if "perceptual_opt" not in opt["train"]:
-        lacks.append(LACKS["vgg19"])
-    generator = src.get("generator")
-    if not generator:
-        lacks.append(LACKS["generator"])
-    elif generator.get("fp16_rounded"):
-        lacks.append(LACKS["fp16"])
-    return lacks
-
-
-def model_cards(layout: StudyLayout) -> dict[str, dict[str, Any]]:
-    """The model card of every variant with an exported generator in the run, by name."""
-    return {
-        variant: json.loads(layout.model_card(variant).read_text())
-        for variant in layout.finetuned_generators()
-        if layout.model_card(variant).is_file()
-    }
-
-
-def chosen_variant(layout: StudyLayout) -> str:
-    """The variant whose exported generator has the highest validation PSNR (ties: the first by
-    name): the study's "variant chosen on validation". Reads only the model cards, so nothing
-    of the test split enters the choice."""
-    scored = {
-        variant: card["validation"]["psnr"]
-        for variant, card in sorted(model_cards(layout).items())
-        if (card.get("validation") or {}).get("psnr") is not None
-    }
-    if not scored:
-        raise ValueError(
-            f"No variant under {layout.finetune} has a validation PSNR in its model card; run "
-            "notebook 03 with validation pairs (notebook 01 writes them)."
-        )
-    return max(scored, key=lambda v: scored[v])  # max keeps the first of equal values
 
 
 def design_table(cards: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
@@ -287,7 +222,7 @@ def _card(
         "degradation": cx["degradation"],
         "loss": cx["loss"],
         "perceptual": "perceptual_opt" in opt["train"],
-        "differs_from_paper": differs_from_paper(opt, verdict),
+        "differs_from_paper": paper_gaps(opt, verdict),
         "discriminator": _discriminator_record(verdict),
         "validation": choice.card(),
         **identity,

@@ -14,6 +14,8 @@ The fine-tuning goes through realesrgan/basicsr's own training pieces; its parts
   :mod:`~cxrsr_utils.finetune.processes`)
 - :mod:`cxrsr_utils.finetune.logs`     train.log, TensorBoard, the loss CSV
 - :mod:`cxrsr_utils.finetune.records`  model card, results, the 2x2 design
+- :mod:`cxrsr_utils.finetune.model_card`  reading the cards, the variant chosen on validation
+- :mod:`cxrsr_utils.finetune.paper_gaps`  what a variant lacks against the paper
 
 - :mod:`cxrsr_utils.finetune.validation`  validation during training, the checkpoint choice
 
@@ -39,25 +41,21 @@ from typing import Any
 import pandas as pd
 
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
+from cxrsr_utils.finetune.inference_settings import VALIDATION_INFER_KEYS, infer_settings
 from cxrsr_utils.finetune.logs import discriminator_verdict, loss_log
 from cxrsr_utils.finetune.loop import train
+from cxrsr_utils.finetune.model_card import chosen_variant
 from cxrsr_utils.finetune.option_files import read_options
 from cxrsr_utils.finetune.options import build_options
 from cxrsr_utils.finetune.records import (
     TrainResult,
     check_design,
-    chosen_variant,
     design_table,
     runs_table,
     sources_table,
 )
 from cxrsr_utils.finetune.torchrun import torchrun_command
-from cxrsr_utils.finetune.validation import (
-    INFER_KEYS,
-    log_table,
-    reference_psnr,
-    validation_options,
-)
+from cxrsr_utils.finetune.validation import log_table, reference_psnr, validation_options
 from cxrsr_utils.reporting import files as report
 from cxrsr_utils.reporting import provenance
 
@@ -121,13 +119,12 @@ def profile_validation(params: Any, work: Layout) -> dict[str, Any]:
     bicubic LR; the first ``finetune.val_images`` by name, or all), ``finetune.val_freq`` and
     ``finetune.checkpoint``, and notebook 04's inference settings (``params.evaluate``)."""
     layout = as_layout(work)
-    ev = params.evaluate
     return validation_options(
         layout.pair_folder("nih_val", "hr"),
         layout.pair_folder("nih_val", EVAL_CONDITIONS["bicubic"]),
         freq=params.finetune.val_freq,
         checkpoint=params.finetune.checkpoint,
-        infer_options={k: getattr(ev, k) for k in INFER_KEYS},
+        infer_options=infer_settings(params.evaluate, VALIDATION_INFER_KEYS),
         max_images=params.finetune.val_images,
     )
 
