@@ -1,7 +1,9 @@
 """Notebook 04's orchestration: pairs in both conditions, methods, resumable SR outputs, the
 paper's table form, the zoom rows, and what each table and figure says a variant lacks."""
 
+import dataclasses
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,14 @@ from cxrsr_utils.evaluation import methods as eval_methods
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.evaluation import summaries as sr_summaries
 from cxrsr_utils.finetune.inference_settings import evaluate_infer_options
-from cxrsr_utils.finetune.model_card import chosen_variant, recorded_paper_gaps
+from cxrsr_utils.finetune.model_card import (
+    GeneratorRecord,
+    ModelCard,
+    TrainingData,
+    ValidationRecord,
+    chosen_variant,
+    recorded_paper_gaps,
+)
 from cxrsr_utils.finetune.paper_gaps import NOT_RECORDED
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.reporting import figures as plots
@@ -265,16 +274,51 @@ def test_zoom_rows_and_differences_read_the_written_outputs(study):
     assert any("lacks against the paper" in t.get_text() for t in fig.texts)
 
 
-def _card(layout: StudyLayout, variant: str, card: dict) -> None:
+def card_json(variant: str, **changes: Any) -> dict[str, Any]:
+    """A whole model card of ``variant`` as notebook 03 writes one, with ``changes`` (fields of
+    :class:`~cxrsr_utils.finetune.model_card.ModelCard`)."""
+    card = ModelCard(
+        model=f"quick_{variant}",
+        architecture={},
+        variant=variant,
+        degradation="realesrgan",
+        loss="gan",
+        perceptual=False,
+        paper_gaps=(),
+        discriminator=None,
+        validation=ValidationRecord("best_val", 5, 30.0, ((5, 30.0), (10, 29.0))),
+        options_sha256="o" * 64,
+        params_sha256=None,
+        data_manifest_sha256=None,
+        validation_sha256=None,
+        iterations=5,
+        total_iter=10,
+        batch_size=2,
+        gt_size=64,
+        world_size=1,
+        device="cpu",
+        autocast=None,
+        ema_decay=0.9,
+        seconds_per_iter=None,
+        sources={},
+        training_data=TrainingData(4, "m" * 64),
+        generator=GeneratorRecord("generator.pth", "g" * 64, "params_ema", "EMA", 5),
+        resumed_from=None,
+        software={},
+    )
+    return dataclasses.replace(card, **changes).to_json()
+
+
+def _card(layout: StudyLayout, variant: str, **changes: Any) -> None:
     layout.variant_folder(variant).mkdir(parents=True, exist_ok=True)
-    layout.model_card(variant).write_text(json.dumps(card))
+    layout.model_card(variant).write_text(json.dumps(card_json(variant, **changes)))
 
 
 def test_methods_table_says_what_each_variant_lacks(tmp_path):
     layout = StudyLayout(tmp_path)
-    _card(layout, "paper", {"differs_from_paper": ["no VGG19 perceptual loss", "no netD"]})
-    _card(layout, "old", {"model": "a card from before issue 9"})
-    _card(layout, "full", {"differs_from_paper": []})
+    _card(layout, "paper", paper_gaps=("no VGG19 perceptual loss", "no netD"))
+    # "old": a generator with no model card (its gaps are not recorded)
+    _card(layout, "full", paper_gaps=())
     options = infer.InferOptions(progress=False)
     bicubic = eval_methods.Method(
         "bicubic", "resize", load_model("bicubic", options), "radiographs.resize"
@@ -319,11 +363,11 @@ def test_methods_table_says_what_each_variant_lacks(tmp_path):
 def test_chosen_variant_is_the_best_on_validation(tmp_path):
     layout = StudyLayout(tmp_path)
     for variant, psnr in (("paper", 30.1), ("l1", 31.5), ("matched_l1", 31.5)):
-        _card(layout, variant, {"validation": {"chosen_by": "best_val", "psnr": psnr}})
+        _card(layout, variant, validation=ValidationRecord("best_val", 5, psnr, ()))
         layout.generator(variant).write_bytes(b"x")
     assert chosen_variant(layout) == "l1"  # a tie goes to the first name
     assert chosen_variant(tmp_path) == "l1"
-    _card(layout, "l1", {"model": "no validation record"})  # not a candidate any more
+    _card(layout, "l1", validation=ValidationRecord("last", 10, None, ()))  # not validated
     assert chosen_variant(layout) == "matched_l1"
     with pytest.raises(ValueError, match="run notebook 03"):
         chosen_variant(tmp_path / "empty")

@@ -19,12 +19,13 @@ from cxrsr_utils.finetune import validation as finetune_validation
 from cxrsr_utils.finetune.identity import options_digest
 from cxrsr_utils.finetune.logs import discriminator_verdict
 from cxrsr_utils.finetune.model import discriminator_accuracy, discriminator_step_outputs
-from cxrsr_utils.finetune.model_card import chosen_variant
+from cxrsr_utils.finetune.model_card import ValidationRecord, chosen_variant
 from cxrsr_utils.finetune.paper_gaps import PAPER_GAPS, paper_gaps
 from cxrsr_utils.finetune.validation import validation_options
 from cxrsr_utils.images.radiographs import read_radiograph
 from cxrsr_utils.sr import infer
 from cxrsr_utils.stats import image_metrics as metrics
+from tests.test_evaluate import card_json
 from tests.test_train import outputs, tiny_options, write_training_set, write_val_pairs
 
 # -- the discriminator's accuracy ----------------------------------------------------------
@@ -115,8 +116,9 @@ def test_chosen_variant_is_the_best_on_validation(tmp_path: Path) -> None:
     def card(variant: str, psnr: float | None) -> None:
         layout.variant_folder(variant).mkdir(parents=True)
         layout.generator(variant).write_bytes(b"")
-        validation = {"chosen_by": "best_val", "chosen_iter": 5, "psnr": psnr, "curve": []}
-        layout.model_card(variant).write_text(json.dumps({"validation": validation}))
+        validation = ValidationRecord("best_val", 5, psnr, ())
+        card = card_json(variant, validation=validation)
+        layout.model_card(variant).write_text(json.dumps(card))
 
     with pytest.raises(ValueError, match="validation PSNR"):
         chosen_variant(layout)

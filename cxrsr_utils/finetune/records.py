@@ -13,7 +13,6 @@ iteration; cards are read, and the variant chosen on validation picked, in
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -25,6 +24,12 @@ import torch
 
 from cxrsr_utils.core import stamps
 from cxrsr_utils.external import sources
+from cxrsr_utils.finetune.model_card import (
+    DiscriminatorRecord,
+    GeneratorRecord,
+    ModelCard,
+    TrainingData,
+)
 from cxrsr_utils.finetune.paper_gaps import paper_gaps
 from cxrsr_utils.finetune.speed import SPEED_OPTION
 from cxrsr_utils.finetune.validation import Choice, chosen_weights, log_choice
@@ -110,46 +115,45 @@ def runs_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
 
 
 def card_summary(card_path: Path) -> dict[str, Any]:
-    """What :class:`TrainResult` repeats from a finished run's model card ({} without one)."""
+    """What :class:`TrainResult` repeats from a finished run's model card ({} without one):
+    its mean seconds per iteration and its validation record (as the card's JSON holds it)."""
     if not Path(card_path).is_file():
         return {}
-    card = json.loads(Path(card_path).read_text())
-    return {k: card.get(k) for k in ("seconds_per_iter", "validation")}
+    card = ModelCard.read(card_path)
+    return {"seconds_per_iter": card.seconds_per_iter, "validation": card.validation.to_json()}
 
 
-def design_table(cards: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def design_table(cards: Mapping[str, ModelCard]) -> pd.DataFrame:
     """The 2x2 design (degradation x loss), one row per trained variant: its cell, start
-    (generator source and the first 12 hex digits of its SHA-256), iterations, the rule and
-    iteration of its exported generator, and what it lacks against the paper."""
+    (generator source and the first 12 hex digits of its SHA-256), iterations (the run's
+    length), the rule and iteration of its exported generator, and what it lacks against the
+    paper."""
     rows = []
     for variant, card in cards.items():
-        gen = (card.get("sources") or {}).get("generator") or {}
-        val = card.get("validation") or {}
+        gen = card.sources.get("generator") or {}
         rows.append(
             {
                 "variant": variant,
                 "degradation": {"realesrgan": "two-stage (blind)", "bicubic": "bicubic x4"}.get(
-                    card["degradation"], card["degradation"]
+                    card.degradation, card.degradation
                 ),
-                "loss": "L1 + GAN" + (" + VGG19" if card.get("perceptual") else "")
-                if card["loss"] == "gan"
+                "loss": "L1 + GAN" + (" + VGG19" if card.perceptual else "")
+                if card.loss == "gan"
                 else "L1",
                 "start": f"{gen.get('source', 'scratch')} {gen.get('sha256', '')[:12]}".strip(),
-                "iterations": card["total_iter"],
-                "chosen": f"{val.get('chosen_by', 'last')} @ {val.get('chosen_iter', '?')}",
-                "lacks vs paper": "; ".join(card.get("differs_from_paper", [])) or "nothing",
+                "iterations": card.total_iter,
+                "chosen": f"{card.validation.chosen_by} @ {card.validation.chosen_iter}",
+                "lacks vs paper": "; ".join(card.paper_gaps) or "nothing",
             }
         )
     return pd.DataFrame(rows)
 
 
-def check_design(cards: Mapping[str, Mapping[str, Any]]) -> None:
+def check_design(cards: Mapping[str, ModelCard]) -> None:
     """Raise ValueError unless every variant starts from the same generator and trains for the
     same number of iterations (the design compares them at equal budget)."""
-    starts = {
-        v: ((c.get("sources") or {}).get("generator") or {}).get("sha256") for v, c in cards.items()
-    }
-    lengths = {v: c["total_iter"] for v, c in cards.items()}
+    starts = {v: (c.sources.get("generator") or {}).get("sha256") for v, c in cards.items()}
+    lengths = {v: c.total_iter for v, c in cards.items()}
     if len(set(starts.values())) > 1 or len(set(lengths.values())) > 1:
         raise ValueError(
             f"The variants do not share one start and length: starts {starts}, "
@@ -158,14 +162,17 @@ def check_design(cards: Mapping[str, Mapping[str, Any]]) -> None:
 
 
 def finished(card_path: Path, generator_path: Path, identity: Mapping[str, Any]) -> bool:
-    """Is the run already done: its generator and model card exist, the card holds this
-    identity and all its iterations, and the generator is the one the card names?"""
-    card = stamps.done(card_path, identity, generator_path)
-    return (
-        card is not None
-        and card.get("iterations") == card.get("total_iter")
-        and card.get("generator", {}).get("sha256") == sources.sha256_file(generator_path)
-    )
+    """Is the run already done: its generator and model card (of this version) exist, the card
+    holds this identity, and the generator is the one the card names? (The identity's
+    options_sha256 covers the run's length, ``train.total_iter``.)"""
+    stored = stamps.done(card_path, identity, generator_path)
+    if stored is None:
+        return False
+    try:
+        card = ModelCard.from_json(stored)
+    except (ValueError, TypeError, KeyError):
+        return False  # a card of an older version: train again, which rewrites it
+    return card.generator.sha256 == sources.sha256_file(generator_path)
 
 
 def exported_network(model: Any) -> torch.nn.Module:
@@ -199,7 +206,7 @@ def export(
     log = loss_log(Path(opt["path"]["experiments_root"]))
     verdict = discriminator_verdict(log) if opt["cxrsr"]["loss"] == "gan" else None
     card = _card(opt, identity, choice, verdict, log, generator_path, start_iter)
-    provenance.write_json(card_path, card)
+    provenance.write_json(card_path, card.to_json())
     log_choice(choice, logger)
     logger.info(f"Saved the EMA generator to {generator_path} and the model card to {card_path}.")
 
@@ -212,64 +219,63 @@ def _card(
     log: pd.DataFrame,
     generator_path: Path,
     start_iter: int,
-) -> dict[str, Any]:
+) -> ModelCard:
     """The model card of a run of ``opt`` that exports ``choice``'s generator."""
     cx = opt["cxrsr"]
-    return {
-        "model": opt["name"],
-        "architecture": opt["network_g"],
-        "variant": cx["variant"],
-        "degradation": cx["degradation"],
-        "loss": cx["loss"],
-        "perceptual": "perceptual_opt" in opt["train"],
-        "differs_from_paper": paper_gaps(opt, verdict),
-        "discriminator": _discriminator_record(verdict),
-        "validation": choice.card(),
-        **identity,
-        "iterations": int(opt["train"]["total_iter"]),
-        "total_iter": int(opt["train"]["total_iter"]),
-        "batch_size": cx["batch_size"],
-        "gt_size": opt["gt_size"],
-        "world_size": opt["world_size"],
-        "device": cx["device"],
-        "autocast": cx.get("autocast"),
-        # The speed switches that were on (a card of a run with none stays as it was).
-        **({SPEED_OPTION: cx[SPEED_OPTION]} if cx.get(SPEED_OPTION) else {}),
-        "ema_decay": opt["train"]["ema_decay"],
+    return ModelCard(
+        model=opt["name"],
+        architecture=opt["network_g"],
+        variant=cx["variant"],
+        degradation=cx["degradation"],
+        loss=cx["loss"],
+        perceptual="perceptual_opt" in opt["train"],
+        paper_gaps=tuple(paper_gaps(opt, verdict)),
+        discriminator=_discriminator_record(verdict),
+        validation=choice.record(),
+        options_sha256=identity["options_sha256"],
+        params_sha256=identity["params_sha256"],
+        data_manifest_sha256=identity["data_manifest_sha256"],
+        validation_sha256=identity["validation_sha256"],
+        iterations=choice.iteration,  # the exported generator's (the rule's choice)
+        total_iter=int(opt["train"]["total_iter"]),
+        batch_size=cx["batch_size"],
+        gt_size=opt["gt_size"],
+        world_size=opt["world_size"],
+        device=cx["device"],
+        autocast=cx.get("autocast"),
+        ema_decay=opt["train"]["ema_decay"],
         # Over every iteration of the loss log (a resumed run's too; D warm-up included).
-        "seconds_per_iter": float(log["time_s"].mean()) if len(log) else None,
-        "sources": cx["sources"],
-        "training_data": {"n_images": cx["n_images"], "meta_info_sha256": cx["meta_info_sha256"]},
-        "generator": _generator_record(opt, choice, generator_path),
-        "resumed_from": start_iter or None,
-        "software": _software(),
-    }
+        seconds_per_iter=float(log["time_s"].mean()) if len(log) else None,
+        sources=cx["sources"],
+        training_data=TrainingData(cx["n_images"], cx["meta_info_sha256"]),
+        generator=_generator_record(opt, choice, generator_path),
+        resumed_from=start_iter or None,
+        software=_software(),
+        # The speed switches that were on (a card of a run with none has no such key).
+        speed=cx[SPEED_OPTION] if cx.get(SPEED_OPTION) else None,
+    )
 
 
-def _discriminator_record(verdict: DiscriminatorVerdict | None) -> dict[str, Any] | None:
-    """``card["discriminator"]``: did it learn (None without a discriminator)."""
+def _discriminator_record(verdict: DiscriminatorVerdict | None) -> DiscriminatorRecord | None:
+    """``card.discriminator``: did it learn (None without a discriminator)."""
     if verdict is None:
         return None
-    return {
-        "verdict": verdict.text,
-        "at_chance": verdict.at_chance,
-        "balanced_accuracy": verdict.balanced_accuracy,
-    }
+    return DiscriminatorRecord(verdict.text, verdict.at_chance, verdict.balanced_accuracy)
 
 
 def _generator_record(
     opt: Mapping[str, Any], choice: Choice, generator_path: Path
-) -> dict[str, Any]:
-    """``card["generator"]``: the exported file, its hash, and which weights it holds."""
+) -> GeneratorRecord:
+    """``card.generator``: the exported file, its hash, and which weights it holds."""
     ema = opt["train"]["ema_decay"] > 0
     weights = "EMA of the generator (decay ema_decay)" if ema else "generator (no EMA)"
-    return {
-        "path": str(generator_path),
-        "sha256": sources.sha256_file(generator_path),
-        "param_key": "params_ema",
-        "weights": weights + f" at iteration {choice.iteration} ({choice.rule})",
-        "iteration": choice.iteration,
-    }
+    return GeneratorRecord(
+        path=str(generator_path),
+        sha256=sources.sha256_file(generator_path),
+        param_key="params_ema",
+        weights=weights + f" at iteration {choice.iteration} ({choice.rule})",
+        iteration=choice.iteration,
+    )
 
 
 def _software() -> dict[str, str]:

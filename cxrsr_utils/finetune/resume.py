@@ -61,6 +61,7 @@ class ResumableSampler(EnlargedSampler):
 
 
 def derived_seed(seed: int, rank: int, start_iter: int) -> int:
+    """The seed process ``rank`` starts from at ``start_iter`` (fresh seeds on a resume)."""
     if start_iter == 0:
         return seed + rank  # basicsr's convention for a fresh run
     digest = hashlib.sha256(f"{seed}/{rank}/{start_iter}".encode()).digest()

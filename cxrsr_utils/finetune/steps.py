@@ -31,7 +31,6 @@ a profile, in the run's :class:`~cxrsr_utils.core.layout.StudyLayout`), :func:`s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -44,7 +43,7 @@ from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 from cxrsr_utils.finetune.inference_settings import VALIDATION_INFER_KEYS, infer_settings
 from cxrsr_utils.finetune.logs import discriminator_verdict, loss_log
 from cxrsr_utils.finetune.loop import train
-from cxrsr_utils.finetune.model_card import chosen_variant
+from cxrsr_utils.finetune.model_card import ModelCard, chosen_variant
 from cxrsr_utils.finetune.option_files import read_options
 from cxrsr_utils.finetune.options import build_options
 from cxrsr_utils.finetune.records import (
@@ -175,8 +174,8 @@ def save_model_cards(results: Mapping[str, TrainResult], work: Layout) -> list[P
     for variant, r in results.items():
         if r.model_card_path is None:
             raise ValueError(f"Variant {variant!r} has no model card: its training did not finish.")
-        card = json.loads(Path(r.model_card_path).read_text())
-        copies.append(provenance.write_json(folder / f"{variant}.json", card))
+        card = ModelCard.read(r.model_card_path)
+        copies.append(provenance.write_json(folder / f"{variant}.json", card.to_json()))
     return copies
 
 
@@ -191,12 +190,12 @@ def save_loss_logs(results: Mapping[str, TrainResult], work: Layout) -> dict[str
     return logs
 
 
-def _cards(results: Mapping[str, TrainResult]) -> dict[str, dict[str, Any]]:
+def _cards(results: Mapping[str, TrainResult]) -> dict[str, ModelCard]:
     cards = {}
     for variant, r in results.items():
         if r.model_card_path is None:
             raise ValueError(f"Variant {variant!r} has no model card: its training did not finish.")
-        cards[variant] = json.loads(Path(r.model_card_path).read_text())
+        cards[variant] = ModelCard.read(r.model_card_path)
     return cards
 
 

@@ -43,6 +43,7 @@ from cxrsr_utils.core.atomic import atomic_path
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune import checkpoints
 from cxrsr_utils.finetune.inference_settings import VALIDATION_INFER_KEYS, infer_options
+from cxrsr_utils.finetune.model_card import ValidationRecord
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.sr import infer
 from cxrsr_utils.stats import image_metrics as metrics
@@ -247,15 +248,11 @@ class Choice:
     weights: Path | None
     curve: tuple[tuple[int, float], ...] = ()
 
-    def card(self) -> dict[str, Any]:
-        """``model_card["validation"]``: the rule, the chosen iteration, its validation PSNR
-        (dB; None when not validated) and the whole curve ``[[iter, psnr], ...]``."""
-        return {
-            "chosen_by": self.rule,
-            "chosen_iter": self.iteration,
-            "psnr": self.psnr,
-            "curve": [[int(i), float(p)] for i, p in self.curve],
-        }
+    def record(self) -> ValidationRecord:
+        """The model card's validation record: the rule, the chosen iteration, its validation
+        PSNR (dB; None when not validated) and the whole curve."""
+        curve = tuple((int(i), float(p)) for i, p in self.curve)
+        return ValidationRecord(self.rule, self.iteration, self.psnr, curve)
 
 
 class Validator:
