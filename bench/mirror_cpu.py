@@ -96,13 +96,13 @@ def unit_times() -> dict[str, Any]:
 
     from cxrsr_utils.classification import network as classifier
     from cxrsr_utils.core.params import load_params
-    from cxrsr_utils.evaluation import steps as evaluate
+    from cxrsr_utils.finetune.inference_settings import evaluate_infer_options
     from cxrsr_utils.sr import infer
     from cxrsr_utils.sr import networks as models
 
     params = load_params(PROFILE)
     batch = params.evaluate.batch_size
-    options = evaluate.infer_options(params)
+    options = evaluate_infer_options(params)
     net, _ = models.load_pretrained_generator()
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {"precision": options.precision}

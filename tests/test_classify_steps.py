@@ -18,6 +18,7 @@ from cxrsr_utils.classification.steps import Form
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, Paths
 from cxrsr_utils.core.params import load_params
 from cxrsr_utils.data_prep import steps as data
+from cxrsr_utils.evaluation import methods as eval_methods
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.external import sources
 from cxrsr_utils.images import radiographs
@@ -263,10 +264,10 @@ def test_load_forms_makes_every_form_per_condition(tmp_path, monkeypatch) -> Non
     params, paths = _prepared_run(tmp_path)
     images = kermany_images.load_kermany(params, paths)
     networks = [
-        evaluate.Method("pretrained", "network", _Upscale(), "stand-in", "ab" * 32),  # type: ignore[arg-type]
-        evaluate.Method("finetuned:l1", "network", _Upscale(), "stand-in", "cd" * 32),  # type: ignore[arg-type]
+        eval_methods.Method("pretrained", "network", _Upscale(), "stand-in", "ab" * 32),  # type: ignore[arg-type]
+        eval_methods.Method("finetuned:l1", "network", _Upscale(), "stand-in", "cd" * 32),  # type: ignore[arg-type]
     ]
-    resize = evaluate.Method("bicubic", "resize", _Upscale(), "stand-in")  # type: ignore[arg-type]
+    resize = eval_methods.Method("bicubic", "resize", _Upscale(), "stand-in")  # type: ignore[arg-type]
     monkeypatch.setattr(evaluate, "study_methods", lambda p, w: ([resize, *networks], []))
     forms = classify_steps.load_forms(params, paths, images)
     assert [f.name for f in forms] == [

@@ -1,7 +1,9 @@
 """Notebook 04's orchestration: pairs in both conditions, methods, resumable SR outputs, the
 paper's table form, the zoom rows, and what each table and figure says a variant lacks."""
 
+import dataclasses
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -9,9 +11,21 @@ import pytest
 
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout
 from cxrsr_utils.core.params import load_params
+from cxrsr_utils.core.vocabulary import finetuned_method
+from cxrsr_utils.evaluation import labels, paper_fig10, zoom
+from cxrsr_utils.evaluation import methods as eval_methods
 from cxrsr_utils.evaluation import steps as evaluate
 from cxrsr_utils.evaluation import summaries as sr_summaries
-from cxrsr_utils.evaluation import variant_cards
+from cxrsr_utils.finetune.inference_settings import evaluate_infer_options
+from cxrsr_utils.finetune.model_card import (
+    GeneratorRecord,
+    ModelCard,
+    TrainingData,
+    ValidationRecord,
+    chosen_variant,
+    recorded_paper_gaps,
+)
+from cxrsr_utils.finetune.paper_gaps import NOT_RECORDED
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.reporting import image_figures
 from cxrsr_utils.sr import infer
@@ -96,7 +110,7 @@ def test_a_missing_degraded_lr_is_an_error(tmp_path):
 def test_methods_run_score_and_resume_in_both_conditions(study):
     work, pairs = study
     options = infer.InferOptions(progress=False)
-    methods, skipped = evaluate.available_methods(work, options, include_general_v3=True)
+    methods, skipped = eval_methods.available_methods(work, options, include_general_v3=True)
     names = [m.name for m in methods]
     assert names[:3] == ["bicubic", "lanczos", "pretrained"]
     assert any("notebook 03" in s for s in skipped)
@@ -135,7 +149,7 @@ def test_outputs_are_written_in_chunks_and_only_where_missing(study, tmp_path):
     one-at-a-time path exactly, and a resumed run writes only what is missing."""
     _, pairs = study
     model = load_model("pretrained", infer.InferOptions(progress=False, batch_size=4))
-    method = evaluate.Method("pretrained", "network", model, "test", model.sha256)
+    method = eval_methods.Method("pretrained", "network", model, "test", model.sha256)
     one, batched = tmp_path / "one", tmp_path / "batched"
     assert evaluate.write_missing_outputs(pairs, method, one, chunk=1) == len(pairs)
     assert evaluate.write_missing_outputs(pairs, method, batched) == len(pairs)
@@ -161,7 +175,7 @@ def test_outputs_are_written_in_chunks_and_only_where_missing(study, tmp_path):
 
 
 def test_infer_options_follow_the_profile():
-    mirror, quick = (evaluate.infer_options(load_params(p)) for p in ("mirror", "quick"))
+    mirror, quick = (evaluate_infer_options(load_params(p)) for p in ("mirror", "quick"))
     assert (mirror.batch_size, mirror.channels_last, mirror.pre_pad) == (4, True, 0)
     assert (quick.batch_size, quick.channels_last, quick.precision) == (1, False, "fp32")
     assert not mirror.progress and mirror.device == "cpu"
@@ -178,9 +192,9 @@ def test_finetuned_generators_are_found(tmp_path):
 def test_paper_table_form(study):
     work, pairs = study
     options = infer.InferOptions(progress=False)
-    methods, _ = evaluate.available_methods(work, options, include_general_v3=False)
+    methods, _ = eval_methods.available_methods(work, options, include_general_v3=False)
     evaluate.run_methods(pairs, methods, work)
-    table = evaluate.paper_table(pairs, work, methods[:1])
+    table = paper_fig10.paper_table(pairs, work, methods[:1])
     # SR by bicubic *is* the bicubic-upscaled LR: "Between SR & LR" is zero MSE
     mse = table[table.metric == "MSE"]
     assert np.allclose(mse["Between SR & LR"], 0, atol=1e-5)
@@ -199,7 +213,7 @@ def test_study_methods_use_the_profiles_inference_settings(study, monkeypatch):
         seen.update(work=work_dir, options=options, general=include_general_v3)
         return [], []
 
-    monkeypatch.setattr(evaluate, "available_methods", spy)
+    monkeypatch.setattr(eval_methods, "available_methods", spy)
     params = load_params(
         "quick",
         {"evaluate.tile": 32, "evaluate.precision": "bf16", "evaluate.include_general_v3": False},
@@ -222,23 +236,21 @@ def test_zoom_rows_and_differences_read_the_written_outputs(study):
     work, pairs = study
     options = infer.InferOptions(progress=False)
     baselines = [
-        evaluate.Method(name, "resize", load_model(name, options), source=name)
+        eval_methods.Method(name, "resize", load_model(name, options), source=name)
         for name in ("bicubic", "lanczos")
     ]
     evaluate.run_methods(pairs, baselines, work)
     params = load_params("quick", {"evaluate.zoom_boxes.nih": [0.1, 0.2, 0.5]})
-    rows = evaluate.zoom_rows(pairs, baselines, work, params)
+    rows = zoom.zoom_rows(pairs, baselines, work, params)
     assert [(r.dataset, r.condition) for r in rows] == [
         (d, c) for d in ("kermany", "nih") for c in sorted(EVAL_CONDITIONS)
     ]
-    row = evaluate.zoom_row(rows, "nih", "degraded")
+    row = zoom.zoom_row(rows, "nih", "degraded")
     assert row.box == (0.1, 0.2, 0.5)
-    assert (
-        evaluate.zoom_row(rows, "kermany", "bicubic").box == params.evaluate.zoom_boxes["kermany"]
-    )
+    assert zoom.zoom_row(rows, "kermany", "bicubic").box == params.evaluate.zoom_boxes["kermany"]
     first = pairs[(pairs.dataset == "nih") & (pairs.condition == "degraded")].iloc[0]
-    assert row.title.endswith(first.image) and evaluate.CONDITION_LABELS["degraded"] in row.title
-    assert evaluate.DATASET_LABELS["nih"] in row.title
+    assert row.title.endswith(first.image) and labels.CONDITION_LABELS["degraded"] in row.title
+    assert labels.DATASET_LABELS["nih"] in row.title
     assert [t for t, _ in row.tiles] == ["LR (nearest)", "bicubic", "lanczos", "HR"]
     hr = radiographs.read_radiograph(first.hr).as_float()
     lr = radiographs.read_radiograph(first.lr).as_float()  # the degraded LR
@@ -248,11 +260,11 @@ def test_zoom_rows_and_differences_read_the_written_outputs(study):
     ).as_float()
     np.testing.assert_array_equal(row.tiles[1][1], sr)
     np.testing.assert_array_equal(row.tiles[-1][1], hr)
-    diffs = evaluate.zoom_differences(row)
+    diffs = zoom.zoom_differences(row)
     assert [t for t, _ in diffs] == ["bicubic", "lanczos"]
     np.testing.assert_allclose(diffs[0][1], np.abs(sr - hr), atol=1e-6)
     with pytest.raises(KeyError):
-        evaluate.zoom_row(rows, "nih", "blurred")
+        zoom.zoom_row(rows, "nih", "blurred")
     # the figure: the full HR with the box drawn, then each tile cropped to that box
     fig = image_figures.zoom_comparison([row], note="finetuned:x lacks against the paper: y")
     full = fig.axes[0]
@@ -262,31 +274,66 @@ def test_zoom_rows_and_differences_read_the_written_outputs(study):
     assert any("lacks against the paper" in t.get_text() for t in fig.texts)
 
 
-def _card(layout: StudyLayout, variant: str, card: dict) -> None:
+def card_json(variant: str, **changes: Any) -> dict[str, Any]:
+    """A whole model card of ``variant`` as notebook 03 writes one, with ``changes`` (fields of
+    :class:`~cxrsr_utils.finetune.model_card.ModelCard`)."""
+    card = ModelCard(
+        model=f"quick_{variant}",
+        architecture={},
+        variant=variant,
+        degradation="realesrgan",
+        loss="gan",
+        perceptual=False,
+        paper_gaps=(),
+        discriminator=None,
+        validation=ValidationRecord("best_val", 5, 30.0, ((5, 30.0), (10, 29.0))),
+        options_sha256="o" * 64,
+        params_sha256=None,
+        data_manifest_sha256=None,
+        validation_sha256=None,
+        iterations=5,
+        total_iter=10,
+        batch_size=2,
+        gt_size=64,
+        world_size=1,
+        device="cpu",
+        autocast=None,
+        ema_decay=0.9,
+        seconds_per_iter=None,
+        sources={},
+        training_data=TrainingData(4, "m" * 64),
+        generator=GeneratorRecord("generator.pth", "g" * 64, "params_ema", "EMA", 5),
+        resumed_from=None,
+        software={},
+    )
+    return dataclasses.replace(card, **changes).to_json()
+
+
+def _card(layout: StudyLayout, variant: str, **changes: Any) -> None:
     layout.variant_folder(variant).mkdir(parents=True, exist_ok=True)
-    layout.model_card(variant).write_text(json.dumps(card))
+    layout.model_card(variant).write_text(json.dumps(card_json(variant, **changes)))
 
 
 def test_methods_table_says_what_each_variant_lacks(tmp_path):
     layout = StudyLayout(tmp_path)
-    _card(layout, "paper", {"differs_from_paper": ["no VGG19 perceptual loss", "no netD"]})
-    _card(layout, "old", {"model": "a card from before issue 9"})
-    _card(layout, "full", {"differs_from_paper": []})
+    _card(layout, "paper", paper_gaps=("no VGG19 perceptual loss", "no netD"))
+    # "old": a generator with no model card (its gaps are not recorded)
+    _card(layout, "full", paper_gaps=())
     options = infer.InferOptions(progress=False)
-    bicubic = evaluate.Method(
+    bicubic = eval_methods.Method(
         "bicubic", "resize", load_model("bicubic", options), "radiographs.resize"
     )
     tuned = [
-        evaluate.Method(
-            f"finetuned:{v}",
+        eval_methods.Method(
+            finetuned_method(v),
             "network",
             load_model("bicubic", options),
             "x",
-            differs_from_paper=variant_cards.differs_from_paper(layout, v),
+            paper_gaps=recorded_paper_gaps(layout, v),
         )
         for v in ("paper", "old", "full")
     ]
-    table = evaluate.methods_table([bicubic, *tuned], ["realesr-general-x4v3: not offline"])
+    table = eval_methods.methods_table([bicubic, *tuned], ["realesr-general-x4v3: not offline"])
     assert list(table.columns) == [
         "method",
         "kind",
@@ -298,17 +345,17 @@ def test_methods_table_says_what_each_variant_lacks(tmp_path):
     assert table.differs_from_paper.tolist() == [
         "not fine-tuned",
         "no VGG19 perceptual loss; no netD",
-        variant_cards.NOT_RECORDED,
+        NOT_RECORDED,
         "nothing (the paper's protocol)",
         "",
     ]
     assert table.iloc[-1].kind == "not evaluated"
     assert table.iloc[-1].note == "realesr-general-x4v3: not offline"
-    assert evaluate.source_record([bicubic]) == {"method:bicubic": bicubic.describe()}
-    note = evaluate.paper_gaps_note([bicubic, *tuned])
+    assert eval_methods.source_record([bicubic]) == {"method:bicubic": bicubic.describe()}
+    note = eval_methods.paper_gaps_note([bicubic, *tuned])
     assert note.splitlines() == [
         "finetuned:paper lacks against the paper: no VGG19 perceptual loss; no netD",
-        f"finetuned:old lacks against the paper: {variant_cards.NOT_RECORDED}",
+        f"finetuned:old lacks against the paper: {NOT_RECORDED}",
         "finetuned:full lacks against the paper: nothing (the paper's protocol)",
     ]
 
@@ -316,14 +363,14 @@ def test_methods_table_says_what_each_variant_lacks(tmp_path):
 def test_chosen_variant_is_the_best_on_validation(tmp_path):
     layout = StudyLayout(tmp_path)
     for variant, psnr in (("paper", 30.1), ("l1", 31.5), ("matched_l1", 31.5)):
-        _card(layout, variant, {"validation": {"chosen_by": "best_val", "psnr": psnr}})
+        _card(layout, variant, validation=ValidationRecord("best_val", 5, psnr, ()))
         layout.generator(variant).write_bytes(b"x")
-    assert variant_cards.chosen_variant(layout) == "l1"  # a tie goes to the first name
-    assert variant_cards.chosen_variant(tmp_path) == "l1"
-    _card(layout, "l1", {"model": "no validation record"})  # not a candidate any more
-    assert variant_cards.chosen_variant(layout) == "matched_l1"
+    assert chosen_variant(layout) == "l1"  # a tie goes to the first name
+    assert chosen_variant(tmp_path) == "l1"
+    _card(layout, "l1", validation=ValidationRecord("last", 10, None, ()))  # not validated
+    assert chosen_variant(layout) == "matched_l1"
     with pytest.raises(ValueError, match="run notebook 03"):
-        variant_cards.chosen_variant(tmp_path / "empty")
+        chosen_variant(tmp_path / "empty")
 
 
 def test_dataset_labels_say_what_the_hr_is_and_keep_unknown_names() -> None:
@@ -334,15 +381,15 @@ def test_dataset_labels_say_what_the_hr_is_and_keep_unknown_names() -> None:
             "psnr": [1.0, 2.0, 3.0],
         }
     )
-    labelled = evaluate.with_labels(table)
+    labelled = labels.with_labels(table)
     assert labelled["dataset"].tolist() == [
         "NIH held-out test (HR: native-pixel centre crop)",
         "Kermany, unseen (HR: whole image resampled)",
         "other",
     ]
     assert labelled["condition"].tolist()[:2] == [
-        evaluate.CONDITION_LABELS["bicubic"],
-        evaluate.CONDITION_LABELS["degraded"],
+        labels.CONDITION_LABELS["bicubic"],
+        labels.CONDITION_LABELS["degraded"],
     ]
     assert labelled["psnr"].tolist() == [1.0, 2.0, 3.0] and table["dataset"][0] == "nih"
 

@@ -16,8 +16,8 @@ import torch
 from cxrsr_utils.core.params_networks import FinetuneParams
 from cxrsr_utils.finetune import checkpoints  # noqa: F401  (basicsr shim, our model)
 from cxrsr_utils.finetune import steps as T
+from cxrsr_utils.finetune.identity import options_digest
 from cxrsr_utils.finetune.logs import GAN_LOG_KEYS
-from cxrsr_utils.finetune.options import options_digest
 from cxrsr_utils.finetune.speed import SPEED_OPTION, speed_options
 from tests.test_train import (  # noqa: F401  (train_data: fixture)
     outputs,

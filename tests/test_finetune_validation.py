@@ -16,14 +16,16 @@ import torch
 from cxrsr_utils.core.layout import StudyLayout
 from cxrsr_utils.finetune import steps as T
 from cxrsr_utils.finetune import validation as finetune_validation
+from cxrsr_utils.finetune.identity import options_digest
 from cxrsr_utils.finetune.logs import discriminator_verdict
 from cxrsr_utils.finetune.model import discriminator_accuracy, discriminator_step_outputs
-from cxrsr_utils.finetune.options import options_digest
-from cxrsr_utils.finetune.records import LACKS, chosen_variant, differs_from_paper
+from cxrsr_utils.finetune.model_card import ValidationRecord, chosen_variant
+from cxrsr_utils.finetune.paper_gaps import PAPER_GAPS, paper_gaps
 from cxrsr_utils.finetune.validation import validation_options
 from cxrsr_utils.images.radiographs import read_radiograph
 from cxrsr_utils.sr import infer
 from cxrsr_utils.stats import image_metrics as metrics
+from tests.test_evaluate import card_json
 from tests.test_train import outputs, tiny_options, write_training_set, write_val_pairs
 
 # -- the discriminator's accuracy ----------------------------------------------------------
@@ -86,26 +88,26 @@ def _opt(degradation: str, loss: str, **sources: Any) -> dict[str, Any]:
     }
 
 
-def test_differs_from_paper_names_what_each_cell_lacks() -> None:
+def test_paper_gaps_name_what_each_cell_lacks() -> None:
     netd = {"discriminator": {"source": "RealESRGAN_x4plus_netD"}}
-    assert differs_from_paper(_opt("realesrgan", "gan", **netd), None) == []
+    assert paper_gaps(_opt("realesrgan", "gan", **netd), None) == []
     learned = discriminator_verdict(_log([0.9], [0.9]))
     at_chance = discriminator_verdict(_log([1.0], [0.0]))
-    assert differs_from_paper(_opt("realesrgan", "gan", **netd), learned) == []
-    assert differs_from_paper(_opt("realesrgan", "gan", **netd), at_chance) == [LACKS["chance"]]
-    assert differs_from_paper(_opt("bicubic", "gan"), None) == [
-        LACKS["degradation"],
-        LACKS["netd"],
+    assert paper_gaps(_opt("realesrgan", "gan", **netd), learned) == []
+    assert paper_gaps(_opt("realesrgan", "gan", **netd), at_chance) == [PAPER_GAPS["chance"]]
+    assert paper_gaps(_opt("bicubic", "gan"), None) == [
+        PAPER_GAPS["degradation"],
+        PAPER_GAPS["netd"],
     ]
-    assert differs_from_paper(_opt("realesrgan", "l1"), None) == [LACKS["gan"], LACKS["vgg19"]]
+    assert paper_gaps(_opt("realesrgan", "l1"), None) == [PAPER_GAPS["gan"], PAPER_GAPS["vgg19"]]
     ncnn = {"generator": {"source": "RealESRGAN_x4plus_ncnn", "fp16_rounded": True}}
-    assert differs_from_paper(_opt("bicubic", "l1", **ncnn), None) == [
-        LACKS["degradation"],
-        LACKS["gan"],
-        LACKS["vgg19"],
-        LACKS["fp16"],
+    assert paper_gaps(_opt("bicubic", "l1", **ncnn), None) == [
+        PAPER_GAPS["degradation"],
+        PAPER_GAPS["gan"],
+        PAPER_GAPS["vgg19"],
+        PAPER_GAPS["fp16"],
     ]
-    assert LACKS["generator"] in differs_from_paper(_opt("bicubic", "l1", generator=None), None)
+    assert PAPER_GAPS["generator"] in paper_gaps(_opt("bicubic", "l1", generator=None), None)
 
 
 def test_chosen_variant_is_the_best_on_validation(tmp_path: Path) -> None:
@@ -114,8 +116,9 @@ def test_chosen_variant_is_the_best_on_validation(tmp_path: Path) -> None:
     def card(variant: str, psnr: float | None) -> None:
         layout.variant_folder(variant).mkdir(parents=True)
         layout.generator(variant).write_bytes(b"")
-        validation = {"chosen_by": "best_val", "chosen_iter": 5, "psnr": psnr, "curve": []}
-        layout.model_card(variant).write_text(json.dumps({"validation": validation}))
+        validation = ValidationRecord("best_val", 5, psnr, ())
+        card = card_json(variant, validation=validation)
+        layout.model_card(variant).write_text(json.dumps(card))
 
     with pytest.raises(ValueError, match="validation PSNR"):
         chosen_variant(layout)
@@ -189,9 +192,9 @@ def test_exported_generator_is_the_one_the_rule_chooses(
     assert card["validation_sha256"] == finetune_validation.validation_digest(opt)
     # Tiny networks from scratch, no perceptual loss, from-scratch netD, the blind degradation.
     lacks = card["differs_from_paper"]
-    assert {LACKS["netd"], LACKS["vgg19"], LACKS["generator"]} <= set(lacks)
-    assert LACKS["degradation"] not in lacks
-    assert (LACKS["chance"] in lacks) == card["discriminator"]["at_chance"]
+    assert {PAPER_GAPS["netd"], PAPER_GAPS["vgg19"], PAPER_GAPS["generator"]} <= set(lacks)
+    assert PAPER_GAPS["degradation"] not in lacks
+    assert (PAPER_GAPS["chance"] in lacks) == card["discriminator"]["at_chance"]
     assert not (tmp_path / "exp" / "best_val").exists()  # removed once exported
     log = finetune_validation.log_table(tmp_path / "exp")
     assert log["iter"].tolist() == [1, 2, 3, 4, 5] and log["val_psnr"].tolist()[1] == 12.0
@@ -250,7 +253,7 @@ def test_a_validation_point_scores_like_notebook_04(tmp_path: Path) -> None:
     net.scale = 4  # type: ignore[assignment]
     pairs = finetune_validation.load_pairs(settings)
     got = finetune_validation.network_psnr(
-        net, pairs, finetune_validation.infer_options(settings, "cpu")
+        net, pairs, finetune_validation.validation_infer_options(settings, "cpu")
     )
     expected = []
     for name in names:

@@ -99,7 +99,7 @@ def test_paper_profile_notebooks_run_on_stand_ins(
     cards = paths.reports / "model_cards"
     for variant in ("paper", "matched", "l1", "matched_l1"):
         card = json.loads((cards / f"{variant}.json").read_text())
-        assert card["iterations"] == 2 and card["ema_decay"] == 0.999
+        assert card["total_iter"] == 2 and card["ema_decay"] == 0.999
         if variant in ("paper", "matched"):  # the GAN variants use both stand-ins
             assert card["sources"]["vgg19"]["note"].startswith("UNVERIFIED")
             assert card["sources"]["discriminator"]["source"] == "RealESRGAN_x4plus_netD"

@@ -31,8 +31,8 @@ from cxrsr_utils.core.params import load_params
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune import steps as T
 from cxrsr_utils.finetune.logs import GAN_LOG_KEYS
-from cxrsr_utils.finetune.options import PERCEPTUAL_LAYERS
-from cxrsr_utils.finetune.records import LACKS
+from cxrsr_utils.finetune.option_sections import PERCEPTUAL_LAYERS
+from cxrsr_utils.finetune.paper_gaps import PAPER_GAPS
 from cxrsr_utils.sr.networks import (
     X4PLUS_DISCRIMINATOR,
     X4PLUS_GENERATOR,
@@ -163,7 +163,7 @@ def test_paper_training_resumes_exactly_and_exports(
     # Every part of the paper's protocol is there: only the offline x4plus start (the ncnn
     # conversion, unless the official .pth is cached) and, in 4 iterations, a discriminator
     # at chance can be named.
-    assert set(card["differs_from_paper"]) <= {LACKS["fp16"], LACKS["chance"]}
+    assert set(card["differs_from_paper"]) <= {PAPER_GAPS["fp16"], PAPER_GAPS["chance"]}
     assert [i for i, _ in card["validation"]["curve"]] == [2, 4]
 
 

@@ -9,7 +9,8 @@ import pytest
 from cxrsr_utils.core.layout import EVAL_CONDITIONS
 from cxrsr_utils.core.params import load_params
 from cxrsr_utils.evaluation import comparisons as sr_comparisons
-from cxrsr_utils.evaluation import steps as evaluate
+from cxrsr_utils.evaluation import labels
+from cxrsr_utils.evaluation import methods as eval_methods
 from cxrsr_utils.evaluation import summaries as sr_summaries
 from cxrsr_utils.reporting import metric_figures
 from cxrsr_utils.sr import infer
@@ -23,7 +24,7 @@ METHODS = ["bicubic", "lanczos", *NETWORKS]
 def _methods(names=METHODS):
     model = load_model("bicubic", infer.InferOptions(progress=False))
     return [
-        evaluate.Method(n, "resize" if n in ("bicubic", "lanczos") else "network", model, "x")
+        eval_methods.Method(n, "resize" if n in ("bicubic", "lanczos") else "network", model, "x")
         for n in names
     ]
 
@@ -182,7 +183,7 @@ def test_differences_to_lanczos_are_per_image_and_paired():
 
 
 def test_paired_figure_joins_each_image_and_has_units():
-    per_image = evaluate.with_labels(_scores(n_images=4))
+    per_image = labels.with_labels(_scores(n_images=4))
     diffs = sr_comparisons.differences_to(per_image, "lanczos", "psnr")
     fig = metric_figures.paired_differences(per_image, diffs, note="variant lacks: x")
     assert len(fig.axes) == 2 * 4  # distributions | differences, per data set and condition
@@ -192,7 +193,7 @@ def test_paired_figure_joins_each_image_and_has_units():
     # one line per image across the methods, one mean bar per method
     n_methods = len(METHODS) - 1
     assert len(right.lines) == 4 + n_methods + 1  # + the zero line
-    assert evaluate.DATASET_LABELS["kermany"] in left.get_title()
+    assert labels.DATASET_LABELS["kermany"] in left.get_title()
     dist = metric_figures.metric_distributions(per_image, metrics=("psnr", "ssim"), note="x")
     assert [ax.get_xlabel() for ax in dist.axes[::4]] == ["PSNR (dB)", "SSIM (unitless, 0-1)"]
     assert len(dist.axes) == 2 * 4

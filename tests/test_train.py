@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -21,16 +22,14 @@ from cxrsr_utils.core.params_networks import FinetuneParams
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune import options as finetune_options
 from cxrsr_utils.finetune import steps as T
+from cxrsr_utils.finetune.identity import options_digest
 from cxrsr_utils.finetune.logs import CSV_BASE_COLUMNS, GAN_LOG_KEYS
-from cxrsr_utils.finetune.options import (
-    build_options,
-    distributed_options,
-    iterations_for_epochs,
-    options_digest,
-    read_options,
-)
+from cxrsr_utils.finetune.model_card import GeneratorRecord
+from cxrsr_utils.finetune.option_files import read_options
+from cxrsr_utils.finetune.options import build_options, iterations_for_epochs
 from cxrsr_utils.finetune.records import TrainResult
 from cxrsr_utils.finetune.start_weights import TrainingSources
+from cxrsr_utils.finetune.torchrun import distributed_options
 from cxrsr_utils.images.radiographs import read_radiograph, resize
 from cxrsr_utils.sr.networks import (
     X4PLUS_GENERATOR,
@@ -38,6 +37,7 @@ from cxrsr_utils.sr.networks import (
     load_generator_file,
     pretrained_generator_state,
 )
+from tests.test_evaluate import card_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_G = {
@@ -308,7 +308,7 @@ def test_resume_after_interruption_is_exact(train_data: Path, tmp_path: Path) ->
     assert T.loss_log(straight_root / "exp")[losses].equals(T.loss_log(broken_root / "exp")[losses])
     assert not list((broken_root / "exp" / "training_states").iterdir())  # pruned when done
     card = json.loads(outputs(broken_root)["model_card_path"].read_text())
-    assert card["iterations"] == 5 and card["resumed_from"] == 2
+    assert card["iterations"] == card["total_iter"] == 5 and card["resumed_from"] == 2
     assert card["options_sha256"] == options_digest(opt) == straight.options_sha256
     assert card["sources"]["notes"]["discriminator"].startswith("trained from scratch")
 
@@ -377,7 +377,9 @@ def test_two_cpu_processes_with_gloo(train_data: Path, tmp_path: Path) -> None:
         checkpoint="best_val",
     )
     _, card = run_two_gloo_processes(train_data, tmp_path, validation=validation)
-    assert card["world_size"] == 2 and card["iterations"] == 3
+    assert card["world_size"] == 2 and card["total_iter"] == 3
+    # The card names the exported generator's iteration, the one best_val chose.
+    assert card["iterations"] == card["validation"]["chosen_iter"] == card["generator"]["iteration"]
     assert list(T.loss_log(tmp_path / "exp")["iter"]) == [1, 2, 3]
     # Rank 0 validated at iterations 2 and 3 while rank 1 waited.
     assert [i for i, _ in card["validation"]["curve"]] == [2, 3]
@@ -608,7 +610,8 @@ def test_train_variants_trains_each_variant_in_the_profiles_order(
 def test_model_cards_and_loss_logs_are_saved_into_the_runs_reports(tmp_path: Path) -> None:
     layout = StudyLayout(tmp_path / "run")
     card = tmp_path / "card.json"
-    card.write_text(json.dumps({"generator": {"path": str(ROOT / "work" / "g.pth")}}))
+    generator = GeneratorRecord(str(ROOT / "work" / "g.pth"), "g" * 64, "params_ema", "EMA", 5)
+    card.write_text(json.dumps(card_json("paper", generator=generator)))
     experiments = tmp_path / "exp"
     experiments.mkdir()
     log = "iter,epoch,l_pix\n1,0,0.5\n2,0,0.25\n"
@@ -618,7 +621,8 @@ def test_model_cards_and_loss_logs_are_saved_into_the_runs_reports(tmp_path: Pat
     [copy] = T.save_model_cards(results, layout)
     assert copy == layout.model_cards / "paper.json"
     # Paths inside the project are written relative to it, so reports read the same anywhere.
-    assert json.loads(copy.read_text()) == {"generator": {"path": "work/g.pth"}}
+    portable = dataclasses.replace(generator, path="work/g.pth")
+    assert json.loads(copy.read_text()) == card_json("paper", generator=portable)
 
     logs = T.save_loss_logs(results, layout)
     assert list(logs) == ["paper"] and logs["paper"]["l_pix"].tolist() == [0.5, 0.25]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from cxrsr_utils.classification.images import take_images, to_batch
 from cxrsr_utils.classification.steps import Form
-from cxrsr_utils.core.vocabulary import KERMANY_CLASSES
+from cxrsr_utils.core.vocabulary import FINETUNED_PREFIX, KERMANY_CLASSES
 
 
 def fig9_forms(summary: pd.DataFrame) -> list[str]:
@@ -32,7 +32,7 @@ def best_finetuned_form(summary: pd.DataFrame) -> str | None:
     """The SR form of a fine-tuned variant with the highest AUC (ties: the first in name
     order), or None when no fine-tuned variant was classified (``summary`` with the
     :func:`forms_table` columns)."""
-    tuned = summary[(summary.kind == "SR") & summary.method.str.startswith("finetuned:")]
+    tuned = summary[(summary.kind == "SR") & summary.method.str.startswith(FINETUNED_PREFIX)]
     if tuned.empty:
         return None
     return str(tuned.sort_values(["auc", "form"], ascending=[False, True]).iloc[0].form)

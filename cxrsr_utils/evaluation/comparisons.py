@@ -1,8 +1,7 @@
 """Notebook 04's statistics plan and its paired tests, declared before any result.
 
 The plan (:func:`declared_plan`) follows from the profile (``params.evaluate``) and the variant
-chosen on validation (:func:`cxrsr_utils.evaluation.variant_cards.chosen_variant`), never from a
-test
+chosen on validation (:func:`cxrsr_utils.finetune.model_card.chosen_variant`), never from a test
 score:
 
 - **primary**: the chosen variant against ``primary_baseline`` (Lanczos) in
@@ -28,13 +27,9 @@ import pandas as pd
 from cxrsr_utils.core.layout import EVAL_CONDITIONS
 from cxrsr_utils.core.params import Params
 from cxrsr_utils.core.params_networks import EvaluateParams
-from cxrsr_utils.evaluation.steps import (
-    EVAL_SPLITS,
-    Method,
-    condition_label,
-    dataset_label,
-    method_rank,
-)
+from cxrsr_utils.core.vocabulary import finetuned_method
+from cxrsr_utils.evaluation.labels import EVAL_SPLITS, condition_label, dataset_label
+from cxrsr_utils.evaluation.methods import Method, method_rank
 from cxrsr_utils.stats import image_metrics as metrics
 from cxrsr_utils.stats import rounding, significance
 
@@ -83,7 +78,7 @@ def declared_plan(ev: EvaluateParams, methods: Sequence[Method], chosen: str) ->
     compared with itself, and the primary row is not repeated). Columns :data:`PLAN_COLUMNS`.
     """
     networks = sorted((m.name for m in methods if m.kind == "network"), key=method_rank)
-    primary_method = f"finetuned:{chosen}"
+    primary_method = finetuned_method(chosen)
     if primary_method not in networks:
         raise ValueError(f"The chosen variant {chosen!r} is not among the methods {networks}.")
     primary = (

@@ -1,6 +1,7 @@
 """Notebook 04's summaries of the per-image scores: what each data set is, the mean of every
-metric with its bootstrap CI per data set x condition x method, the reader's wide table and
-the one-sentence headline. The tests between methods are :mod:`cxrsr_utils.evaluation.comparisons`.
+metric with its bootstrap CI per data set x condition x method (and rounded, as saved), the
+reader's wide table and the one-sentence headline. The tests between methods are
+:mod:`cxrsr_utils.evaluation.comparisons`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import pandas as pd
 
 from cxrsr_utils.core.layout import EVAL_CONDITIONS
 from cxrsr_utils.core.params import Params
-from cxrsr_utils.evaluation.steps import (
+from cxrsr_utils.evaluation.labels import (
     DATASET_LABELS,
     EVAL_SPLITS,
     condition_label,
     dataset_label,
-    method_rank,
 )
+from cxrsr_utils.evaluation.methods import method_rank
 from cxrsr_utils.stats import image_metrics as metrics
+from cxrsr_utils.stats import rounding
 
 # The groups every summary is taken over.
 SUMMARY_BY = ("dataset", "condition", "method")
@@ -73,14 +75,19 @@ def summary(per_image: pd.DataFrame, params: Params) -> pd.DataFrame:
     )
 
 
+def rounded(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summary`'s table rounded as the study's tables are (``04_summary``)."""
+    return rounding.round_table(summary, metrics.DIGITS)
+
+
 def wide_summary(
     summary: pd.DataFrame,
     gaps: Mapping[str, str] | None = None,
     digits: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """One row per data set, condition and method, one ``mean [ci_low, ci_high]`` column per
-    metric, and (given ``gaps``, :func:`cxrsr_utils.evaluation.steps.paper_gaps`) what each method
-    lacks against the paper."""
+    metric, and (given ``gaps``, :func:`cxrsr_utils.evaluation.methods.paper_gaps_by_method`)
+    what each method lacks against the paper."""
     digits = {**metrics.DIGITS, **(digits or {})}
     table = summary.copy()
     table["value"] = [

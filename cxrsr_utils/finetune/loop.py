@@ -10,7 +10,7 @@ off-GPU or outside realesrgan's checkout:
   ``./experiments``; ``realesrgan/train.py`` takes site-packages as its root folder and
   ``train_pipeline`` reads ``sys.argv``: here the paths come from the options.
 - basicsr's ``init_dist`` forces NCCL and divides by the GPU count:
-  :func:`_init_distributed` picks gloo on CPU.
+  :func:`cxrsr_utils.finetune.processes.init_distributed` picks gloo on CPU.
 - Resume falls back past checkpoints that do not load (:mod:`cxrsr_utils.finetune.checkpoints`), and
   continues exactly (position in the epoch, RNG states, training-pair pool) in one process.
 
@@ -25,49 +25,34 @@ from cxrsr_utils.sr import upstream as sr_backend  # noqa: F401  (the basicsr im
 
 # isort: split
 
-import contextlib
 import copy
-import hashlib
-import io
 import logging
 import os
-import resource
 import shutil
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from basicsr.data import build_dataloader, build_dataset
-from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
 from basicsr.utils import set_random_seed
-from basicsr.utils.dist_util import get_dist_info
-from basicsr.utils.misc import check_resume
 
 from cxrsr_utils.core.repro import set_rng_state
-from cxrsr_utils.finetune import checkpoints
+from cxrsr_utils.finetune import checkpoints, processes, resume
+from cxrsr_utils.finetune.identity import RUN_IDENTITY, check_identity, run_identity
 from cxrsr_utils.finetune.logs import LOSS_CSV, IterationLogs, basicsr_logging, iteration_logs
 from cxrsr_utils.finetune.model import CxrRealESRGANModel
-from cxrsr_utils.finetune.options import options_digest
 from cxrsr_utils.finetune.records import (
-    RUN_IDENTITY,
     TrainResult,
     card_summary,
-    check_identity,
     export,
     exported_network,
     finished,
 )
-from cxrsr_utils.finetune.validation import (
-    VALIDATION_OPTION,
-    Validator,
-    validation_digest,
-    validation_due,
-)
+from cxrsr_utils.finetune.validation import VALIDATION_OPTION, Validator, validation_due
 
 
 def train(
@@ -103,11 +88,11 @@ def train(
     ``stop_after`` stops after that iteration without writing outputs, as an interruption
     would. Writes ``loss_log.csv``, ``train.log`` and TensorBoard events (``tb_logger/``)
     under the experiments folder. Several processes: see
-    :func:`cxrsr_utils.finetune.options.torchrun_command`.
+    :func:`cxrsr_utils.finetune.torchrun.torchrun_command`.
     """
     t0 = time.time()
     options = copy.deepcopy(dict(opt))
-    created_group = _init_distributed(options)
+    created_group = processes.init_distributed(options)
     try:
         return _train(
             options,
@@ -164,7 +149,7 @@ class _Run:
             sources=self.opt["cxrsr"]["sources"],
             seconds=time.time() - self.t0,
             seconds_per_iter=train_seconds / n_iters if n_iters else None,
-            peak_rss_mb=_peak_rss_mb(),
+            peak_rss_mb=processes.peak_rss_mb(),
             iter_seconds=summary.get("seconds_per_iter"),
             validation=summary.get("validation"),
         )
@@ -196,13 +181,7 @@ def _train(
     stop_after: int | None,
     t0: float,
 ) -> TrainResult:
-    identity = {
-        "options_sha256": options_digest(opt),
-        "params_sha256": params_hash,
-        "data_manifest_sha256": data_hash,
-        # Which pairs and rule choose the exported generator (None: not validated).
-        "validation_sha256": validation_digest(opt),
-    }
+    identity = run_identity(opt, params_hash, data_hash)
     run = _Run(opt, generator_path, card_path, identity, t0)
     if finished(card_path, generator_path, identity):
         return run.result(True, run.total, run.total, 0, 0.0)
@@ -213,13 +192,13 @@ def _train(
         )
     _prepare_folders(run)
     with basicsr_logging(run.root / "train.log", run.rank) as logger:
-        state = _load_resume_state(opt, logger)
+        state = resume.load_resume_state(opt, logger)
         start_iter = int(state["iter"]) if state else 0
         if start_iter == 0 and run.rank == 0:
             # A fresh start: events of an earlier, finished run would mix into the curves.
             shutil.rmtree(opt["path"]["tb_logger"], ignore_errors=True)
-        set_random_seed(_derived_seed(opt["manual_seed"], run.rank, start_iter))
-        sampler, loader = _data_loader(opt)
+        set_random_seed(resume.derived_seed(opt["manual_seed"], run.rank, start_iter))
+        sampler, loader = resume.data_loader(opt)
         model = build_model(opt)
         progress = _Progress(start_iter, start_iter, int(state["epoch"]) if state else 0)
         pending_rng = _resume(model, state, progress, len(loader), logger)
@@ -240,7 +219,7 @@ def _train(
             if validator:
                 validator.finish()
             (run.root / RUN_IDENTITY).unlink(missing_ok=True)
-        _barrier(opt)
+        processes.barrier(opt)
         logger.info(f"Training finished at iteration {progress.it}.")
     return progress.result(run, True)
 
@@ -265,34 +244,11 @@ def _prepare_folders(run: _Run) -> None:
     for key in ("experiments_root", "models", "training_states", "tb_logger"):
         if run.rank == 0:
             Path(opt["path"][key]).mkdir(parents=True, exist_ok=True)
-    _barrier(opt)
+    processes.barrier(opt)
     check_identity(
         run.root / RUN_IDENTITY, run.identity, bool(checkpoints.iterations(opt)), run.rank
     )
-    _barrier(opt)
-
-
-def _data_loader(opt: dict[str, Any]) -> tuple[_ResumableSampler, Any]:
-    """basicsr's dataset and data loader, with a sampler that can resume inside an epoch."""
-    dataset_opt = opt["datasets"]["train"]
-    world, rank = opt["world_size"], opt["rank"]
-    train_set = build_dataset(dataset_opt)
-    sampler = _ResumableSampler(train_set, world, rank, dataset_opt["dataset_enlarge_ratio"])
-    loader = build_dataloader(
-        train_set,
-        dataset_opt,
-        num_gpu=opt["num_gpu"],
-        dist=opt["dist"],
-        sampler=sampler,
-        seed=opt["manual_seed"],
-    )
-    if len(loader) == 0:
-        raise ValueError(
-            f"{len(train_set)} images give no full batch of "
-            f"{dataset_opt['batch_size_per_gpu']} per process over {world} "
-            "processes; add images or raise dataset_enlarge_ratio."
-        )
-    return sampler, loader
+    processes.barrier(opt)
 
 
 def _resume(
@@ -322,7 +278,7 @@ def _loop(
     run: _Run,
     model: CxrRealESRGANModel,
     loader: Any,
-    sampler: _ResumableSampler,
+    sampler: resume.ResumableSampler,
     progress: _Progress,
     pending_rng: dict[str, Any] | None,
     stop: int,
@@ -360,16 +316,37 @@ def _step(
     validator: Validator | None,
 ) -> None:
     """One iteration: optimise, log, validate and write a checkpoint when they are due."""
-    opt = run.opt
     progress.it += 1
     progress.epoch_batches += 1
     it = progress.it
-    _update_learning_rate(model, it, opt["train"].get("warmup_iter", -1))
+    _update_learning_rate(model, it, run.opt["train"].get("warmup_iter", -1))
     model.feed_data(batch)
     model.optimize_parameters(it)
     iter_time = time.perf_counter() - tic
     progress.n_iters += 1
     progress.train_seconds += iter_time
+    _log_iteration(run, model, progress, iter_time, data_time, logs)
+    if validation_due(run.opt, it, run.total):
+        # Before the checkpoint, so a checkpoint always carries the points up to its iteration
+        # (and names a best-generator file that exists). Rank 0 validates, the others wait.
+        if validator is not None:
+            validator.validate(exported_network(model), it, progress.train_seconds)
+            model.validation_state = validator.state.to_dict()
+        processes.barrier(run.opt)
+    if it % run.opt["logger"]["save_checkpoint_freq"] == 0 or it == run.total:
+        _checkpoint(run, model, progress, validator)
+
+
+def _log_iteration(
+    run: _Run,
+    model: CxrRealESRGANModel,
+    progress: _Progress,
+    iter_time: float,
+    data_time: float,
+    logs: IterationLogs,
+) -> None:
+    """The iteration's row of the loss CSV, and basicsr's message every ``print_freq``."""
+    it = progress.it
     losses = model.get_current_log()
     lr_g = model.optimizers[0].param_groups[0]["lr"]
     lr_d = model.optimizers[1].param_groups[0]["lr"] if model.uses_gan else None
@@ -386,7 +363,7 @@ def _step(
                 **losses,
             }
         )
-    if it % opt["logger"]["print_freq"] == 0:
+    if it % run.opt["logger"]["print_freq"] == 0:
         logs.messages(
             {
                 "epoch": progress.epoch,
@@ -397,84 +374,20 @@ def _step(
                 **losses,
             }
         )
-    if validation_due(opt, it, run.total):
-        # Before the checkpoint, so a checkpoint always carries the points up to its iteration
-        # (and names a best-generator file that exists). Rank 0 validates, the others wait.
+
+
+def _checkpoint(
+    run: _Run, model: CxrRealESRGANModel, progress: _Progress, validator: Validator | None
+) -> None:
+    """Write the checkpoint of this iteration, then drop the older one (and stale best files)."""
+    model.loop_state = {"epoch_batches": progress.epoch_batches}
+    # Every file is written through a temporary file that must load back
+    # (CheckpointError otherwise), so the older one can go after.
+    model.save(progress.epoch, progress.it)
+    if run.rank == 0:
+        checkpoints.prune(run.opt, keep=progress.it)
         if validator is not None:
-            validator.validate(exported_network(model), it, progress.train_seconds)
-            model.validation_state = validator.state.to_dict()
-        _barrier(opt)
-    if it % opt["logger"]["save_checkpoint_freq"] == 0 or it == run.total:
-        model.loop_state = {"epoch_batches": progress.epoch_batches}
-        # Every file is written through a temporary file that must load back
-        # (CheckpointError otherwise), so the older one can go after.
-        model.save(progress.epoch, it)
-        if run.rank == 0:
-            checkpoints.prune(opt, keep=it)
-            if validator is not None:
-                validator.prune()
-
-
-def _init_distributed(opt: dict[str, Any]) -> bool:
-    """Join the process group when launched by torchrun; True when this call created it."""
-    import torch.distributed as dist
-
-    created = False
-    if opt.get("launcher", "none") == "none":
-        opt["dist"] = False
-    else:
-        if opt["launcher"] != "pytorch":
-            raise ValueError(f"Unsupported launcher {opt['launcher']!r}; use torchrun (pytorch).")
-        if "RANK" not in os.environ:
-            raise RuntimeError(
-                "These options are for several processes (launcher: pytorch); run "
-                "them with the command from torchrun_command()."
-            )
-        if not dist.is_initialized():
-            cuda = opt["num_gpu"] > 0
-            backend = (opt.get("dist_params") or {}).get("backend") or ("nccl" if cuda else "gloo")
-            if cuda:
-                # basicsr uses RANK % device_count; LOCAL_RANK is right on several nodes too.
-                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-            dist.init_process_group(backend=backend)
-            created = True
-        opt["dist"] = True
-    opt["rank"], opt["world_size"] = get_dist_info()
-    return created
-
-
-class _ResumableSampler(EnlargedSampler):
-    """basicsr's EnlargedSampler that can skip the samples an interrupted epoch already used."""
-
-    skip = 0
-
-    def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())
-        skip, self.skip = self.skip, 0
-        return iter(indices[skip:])
-
-
-def _derived_seed(seed: int, rank: int, start_iter: int) -> int:
-    if start_iter == 0:
-        return seed + rank  # basicsr's convention for a fresh run
-    digest = hashlib.sha256(f"{seed}/{rank}/{start_iter}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-def _load_resume_state(opt: dict[str, Any], logger: logging.Logger) -> dict[str, Any] | None:
-    """The newest checkpoint whose files all load (see :func:`checkpoints.newest_loadable`),
-    with basicsr's resume paths set in ``opt``; None for a fresh start."""
-    found = checkpoints.newest_loadable(opt, logger)
-    if found is None:
-        return None
-    path, state = found
-    opt["path"]["resume_state"] = str(path)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):  # check_resume print()s what it changes
-        check_resume(opt, state["iter"])
-    for line in out.getvalue().splitlines():
-        logger.info(line)
-    return state
+            validator.prune()
 
 
 def _update_learning_rate(model: CxrRealESRGANModel, it: int, warmup_iter: int) -> None:
@@ -483,14 +396,3 @@ def _update_learning_rate(model: CxrRealESRGANModel, it: int, warmup_iter: int) 
         # does not step yet; torch warns about that ordering when the scheduler steps.
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
         model.update_learning_rate(it, warmup_iter=warmup_iter)
-
-
-def _barrier(opt: Mapping[str, Any]) -> None:
-    if opt["dist"]:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -1,20 +1,18 @@
-"""What a fine-tuning run is and leaves: its identity, its exported model, its result.
+"""What a fine-tuning run leaves: its exported model and card, its result, the 2x2 design.
 
-A run is identified by the SHA-256 of its recipe
-(:func:`cxrsr_utils.finetune.options.options_digest`) with the hashes of the study's params and
-data manifest. Checkpoints carry that identity (``run_identity.json``) so a different recipe
-is never resumed from them; the export writes the EMA generator (the one the validation rule
-chose, :mod:`cxrsr_utils.finetune.validation`) and a model card holding it, and the card is the
-run's "done" stamp (:mod:`cxrsr_utils.core.stamps`): a run whose card and generator match is not
-trained again. The card also says what the variant lacks against the paper's protocol
-(:func:`differs_from_paper`), its validation curve and choice, and its seconds per iteration;
-:func:`chosen_variant` picks the variant a study reports first, on validation alone.
+The export writes the EMA generator (the one the validation rule chose,
+:mod:`cxrsr_utils.finetune.validation`) and a model card holding the run's identity
+(:mod:`cxrsr_utils.finetune.identity`); the card is the run's "done" stamp
+(:mod:`cxrsr_utils.core.stamps`): a run whose card and generator match is not trained again.
+The card also says what the variant lacks against the paper's protocol
+(:mod:`cxrsr_utils.finetune.paper_gaps`), its validation curve and choice, and its seconds per
+iteration; cards are read, and the variant chosen on validation picked, in
+:mod:`cxrsr_utils.finetune.model_card`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -25,9 +23,14 @@ import pandas as pd
 import torch
 
 from cxrsr_utils.core import stamps
-from cxrsr_utils.core.atomic import write_text
-from cxrsr_utils.core.layout import StudyLayout
 from cxrsr_utils.external import sources
+from cxrsr_utils.finetune.model_card import (
+    DiscriminatorRecord,
+    GeneratorRecord,
+    ModelCard,
+    TrainingData,
+)
+from cxrsr_utils.finetune.paper_gaps import paper_gaps
 from cxrsr_utils.finetune.speed import SPEED_OPTION
 from cxrsr_utils.finetune.validation import Choice, chosen_weights, log_choice
 from cxrsr_utils.reporting import provenance
@@ -35,8 +38,6 @@ from cxrsr_utils.sr.networks import save_torch
 
 if TYPE_CHECKING:
     from cxrsr_utils.finetune.logs import DiscriminatorVerdict
-
-RUN_IDENTITY = "run_identity.json"
 
 
 @dataclass(frozen=True)
@@ -114,110 +115,45 @@ def runs_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
 
 
 def card_summary(card_path: Path) -> dict[str, Any]:
-    """What :class:`TrainResult` repeats from a finished run's model card ({} without one)."""
+    """What :class:`TrainResult` repeats from a finished run's model card ({} without one):
+    its mean seconds per iteration and its validation record (as the card's JSON holds it)."""
     if not Path(card_path).is_file():
         return {}
-    card = json.loads(Path(card_path).read_text())
-    return {k: card.get(k) for k in ("seconds_per_iter", "validation")}
+    card = ModelCard.read(card_path)
+    return {"seconds_per_iter": card.seconds_per_iter, "validation": card.validation.to_json()}
 
 
-# What each difference from the paper's protocol is called in the cards, tables and figures.
-LACKS = {
-    "degradation": "bicubic-matched LR instead of the two-stage degradation",
-    "gan": "no GAN loss (L1 only, no discriminator)",
-    "netd": "discriminator from scratch (no pretrained netD)",
-    "chance": "discriminator stayed at chance (it did not learn)",
-    "vgg19": "no VGG19 perceptual loss",
-    "generator": "generator from scratch (no pretrained RealESRGAN_x4plus)",
-    "fp16": "x4plus start from fp16-rounded weights (ncnn conversion, not the official .pth)",
-}
-
-
-def differs_from_paper(opt: Mapping[str, Any], verdict: DiscriminatorVerdict | None) -> list[str]:
-    """What a run lacks against the paper's protocol (the two-stage degradation, L1 +
-    VGG19 perceptual + GAN losses, the pretrained x4plus generator and netD), in the words of
-    :data:`LACKS`; empty for none. ``verdict`` (:func:`discriminator_verdict` of its loss log)
-    adds that the discriminator stayed at chance."""
-    cx, src = opt["cxrsr"], opt["cxrsr"]["sources"]
-    lacks = []
-    if cx["degradation"] != "realesrgan":
-        lacks.append(LACKS["degradation"])
-    if cx["loss"] != "gan":
-        lacks.append(LACKS["gan"])
-    else:
-        if not src.get("discriminator"):
-            lacks.append(LACKS["netd"])
-        if verdict is not None and verdict.at_chance:
-            lacks.append(LACKS["chance"])
-    if "perceptual_opt" not in opt["train"]:
-        lacks.append(LACKS["vgg19"])
-    generator = src.get("generator")
-    if not generator:
-        lacks.append(LACKS["generator"])
-    elif generator.get("fp16_rounded"):
-        lacks.append(LACKS["fp16"])
-    return lacks
-
-
-def model_cards(layout: StudyLayout) -> dict[str, dict[str, Any]]:
-    """The model card of every variant with an exported generator in the run, by name."""
-    return {
-        variant: json.loads(layout.model_card(variant).read_text())
-        for variant in layout.finetuned_generators()
-        if layout.model_card(variant).is_file()
-    }
-
-
-def chosen_variant(layout: StudyLayout) -> str:
-    """The variant whose exported generator has the highest validation PSNR (ties: the first by
-    name): the study's "variant chosen on validation". Reads only the model cards, so nothing
-    of the test split enters the choice."""
-    scored = {
-        variant: card["validation"]["psnr"]
-        for variant, card in sorted(model_cards(layout).items())
-        if (card.get("validation") or {}).get("psnr") is not None
-    }
-    if not scored:
-        raise ValueError(
-            f"No variant under {layout.finetune} has a validation PSNR in its model card; run "
-            "notebook 03 with validation pairs (notebook 01 writes them)."
-        )
-    return max(scored, key=lambda v: scored[v])  # max keeps the first of equal values
-
-
-def design_table(cards: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def design_table(cards: Mapping[str, ModelCard]) -> pd.DataFrame:
     """The 2x2 design (degradation x loss), one row per trained variant: its cell, start
-    (generator source and the first 12 hex digits of its SHA-256), iterations, the rule and
-    iteration of its exported generator, and what it lacks against the paper."""
+    (generator source and the first 12 hex digits of its SHA-256), iterations (the run's
+    length), the rule and iteration of its exported generator, and what it lacks against the
+    paper."""
     rows = []
     for variant, card in cards.items():
-        gen = (card.get("sources") or {}).get("generator") or {}
-        val = card.get("validation") or {}
+        gen = card.sources.get("generator") or {}
         rows.append(
             {
                 "variant": variant,
                 "degradation": {"realesrgan": "two-stage (blind)", "bicubic": "bicubic x4"}.get(
-                    card["degradation"], card["degradation"]
+                    card.degradation, card.degradation
                 ),
-                "loss": "L1 + GAN" + (" + VGG19" if card.get("perceptual") else "")
-                if card["loss"] == "gan"
+                "loss": "L1 + GAN" + (" + VGG19" if card.perceptual else "")
+                if card.loss == "gan"
                 else "L1",
                 "start": f"{gen.get('source', 'scratch')} {gen.get('sha256', '')[:12]}".strip(),
-                "iterations": card["total_iter"],
-                "chosen": f"{val.get('chosen_by', 'last')} @ {val.get('chosen_iter', '?')}",
-                "lacks vs paper": "; ".join(card.get("differs_from_paper", [])) or "nothing",
+                "iterations": card.total_iter,
+                "chosen": f"{card.validation.chosen_by} @ {card.validation.chosen_iter}",
+                "lacks vs paper": "; ".join(card.paper_gaps) or "nothing",
             }
         )
     return pd.DataFrame(rows)
 
 
-def check_design(cards: Mapping[str, Mapping[str, Any]]) -> None:
+def check_design(cards: Mapping[str, ModelCard]) -> None:
     """Raise ValueError unless every variant starts from the same generator and trains for the
     same number of iterations (the design compares them at equal budget)."""
-    starts = {
-        v: ((c.get("sources") or {}).get("generator") or {}).get("sha256") for v, c in cards.items()
-    }
-    lengths = {v: c["total_iter"] for v, c in cards.items()}
+    starts = {v: (c.sources.get("generator") or {}).get("sha256") for v, c in cards.items()}
+    lengths = {v: c.total_iter for v, c in cards.items()}
     if len(set(starts.values())) > 1 or len(set(lengths.values())) > 1:
         raise ValueError(
             f"The variants do not share one start and length: starts {starts}, "
@@ -226,30 +162,17 @@ def check_design(cards: Mapping[str, Mapping[str, Any]]) -> None:
 
 
 def finished(card_path: Path, generator_path: Path, identity: Mapping[str, Any]) -> bool:
-    """Is the run already done: its generator and model card exist, the card holds this
-    identity and all its iterations, and the generator is the one the card names?"""
-    card = stamps.done(card_path, identity, generator_path)
-    return (
-        card is not None
-        and card.get("iterations") == card.get("total_iter")
-        and card.get("generator", {}).get("sha256") == sources.sha256_file(generator_path)
-    )
-
-
-def check_identity(
-    path: Path, identity: Mapping[str, Any], has_checkpoints: bool, rank: int
-) -> None:
-    """Refuse to resume checkpoints of a different recipe, data or params."""
-    if has_checkpoints and path.is_file():
-        stored = json.loads(path.read_text())
-        if stored != dict(identity):
-            diff = [k for k in identity if stored.get(k) != identity[k]]
-            raise RuntimeError(
-                f"{path.parent} holds checkpoints of a different run ({', '.join(diff)} differ). "
-                "Delete that folder to start over, or give this run another experiments_root."
-            )
-    elif rank == 0:
-        write_text(path, json.dumps(dict(identity), indent=1))
+    """Is the run already done: its generator and model card (of this version) exist, the card
+    holds this identity, and the generator is the one the card names? (The identity's
+    options_sha256 covers the run's length, ``train.total_iter``.)"""
+    stored = stamps.done(card_path, identity, generator_path)
+    if stored is None:
+        return False
+    try:
+        card = ModelCard.from_json(stored)
+    except (ValueError, TypeError, KeyError):
+        return False  # a card of an older version: train again, which rewrites it
+    return card.generator.sha256 == sources.sha256_file(generator_path)
 
 
 def exported_network(model: Any) -> torch.nn.Module:
@@ -282,58 +205,84 @@ def export(
     save_torch(chosen_weights(choice, exported_network(model)), generator_path)
     log = loss_log(Path(opt["path"]["experiments_root"]))
     verdict = discriminator_verdict(log) if opt["cxrsr"]["loss"] == "gan" else None
-    cx = opt["cxrsr"]
-    card = {
-        "model": opt["name"],
-        "architecture": opt["network_g"],
-        "variant": cx["variant"],
-        "degradation": cx["degradation"],
-        "loss": cx["loss"],
-        "perceptual": "perceptual_opt" in opt["train"],
-        "differs_from_paper": differs_from_paper(opt, verdict),
-        "discriminator": None
-        if verdict is None
-        else {
-            "verdict": verdict.text,
-            "at_chance": verdict.at_chance,
-            "balanced_accuracy": verdict.balanced_accuracy,
-        },
-        "validation": choice.card(),
-        **identity,
-        "iterations": int(opt["train"]["total_iter"]),
-        "total_iter": int(opt["train"]["total_iter"]),
-        "batch_size": cx["batch_size"],
-        "gt_size": opt["gt_size"],
-        "world_size": opt["world_size"],
-        "device": cx["device"],
-        "autocast": cx.get("autocast"),
-        # The speed switches that were on (a card of a run with none stays as it was).
-        **({SPEED_OPTION: cx[SPEED_OPTION]} if cx.get(SPEED_OPTION) else {}),
-        "ema_decay": opt["train"]["ema_decay"],
-        # Over every iteration of the loss log (a resumed run's too; D warm-up included).
-        "seconds_per_iter": float(log["time_s"].mean()) if len(log) else None,
-        "sources": cx["sources"],
-        "training_data": {"n_images": cx["n_images"], "meta_info_sha256": cx["meta_info_sha256"]},
-        "generator": {
-            "path": str(generator_path),
-            "sha256": sources.sha256_file(generator_path),
-            "param_key": "params_ema",
-            "weights": (
-                "EMA of the generator (decay ema_decay)"
-                if opt["train"]["ema_decay"] > 0
-                else "generator (no EMA)"
-            )
-            + f" at iteration {choice.iteration} ({choice.rule})",
-            "iteration": choice.iteration,
-        },
-        "resumed_from": start_iter or None,
-        "software": {
-            "torch": torch.__version__,
-            "basicsr": importlib.metadata.version("basicsr"),
-            "realesrgan": importlib.metadata.version("realesrgan"),
-            "cxrsr": importlib.metadata.version("cxrsr"),
-        },
-    }
-    provenance.write_json(card_path, card)
+    card = _card(opt, identity, choice, verdict, log, generator_path, start_iter)
+    provenance.write_json(card_path, card.to_json())
     log_choice(choice, logger)
     logger.info(f"Saved the EMA generator to {generator_path} and the model card to {card_path}.")
+
+
+def _card(
+    opt: Mapping[str, Any],
+    identity: Mapping[str, Any],
+    choice: Choice,
+    verdict: DiscriminatorVerdict | None,
+    log: pd.DataFrame,
+    generator_path: Path,
+    start_iter: int,
+) -> ModelCard:
+    """The model card of a run of ``opt`` that exports ``choice``'s generator."""
+    cx = opt["cxrsr"]
+    return ModelCard(
+        model=opt["name"],
+        architecture=opt["network_g"],
+        variant=cx["variant"],
+        degradation=cx["degradation"],
+        loss=cx["loss"],
+        perceptual="perceptual_opt" in opt["train"],
+        paper_gaps=tuple(paper_gaps(opt, verdict)),
+        discriminator=_discriminator_record(verdict),
+        validation=choice.record(),
+        options_sha256=identity["options_sha256"],
+        params_sha256=identity["params_sha256"],
+        data_manifest_sha256=identity["data_manifest_sha256"],
+        validation_sha256=identity["validation_sha256"],
+        iterations=choice.iteration,  # the exported generator's (the rule's choice)
+        total_iter=int(opt["train"]["total_iter"]),
+        batch_size=cx["batch_size"],
+        gt_size=opt["gt_size"],
+        world_size=opt["world_size"],
+        device=cx["device"],
+        autocast=cx.get("autocast"),
+        ema_decay=opt["train"]["ema_decay"],
+        # Over every iteration of the loss log (a resumed run's too; D warm-up included).
+        seconds_per_iter=float(log["time_s"].mean()) if len(log) else None,
+        sources=cx["sources"],
+        training_data=TrainingData(cx["n_images"], cx["meta_info_sha256"]),
+        generator=_generator_record(opt, choice, generator_path),
+        resumed_from=start_iter or None,
+        software=_software(),
+        # The speed switches that were on (a card of a run with none has no such key).
+        speed=cx[SPEED_OPTION] if cx.get(SPEED_OPTION) else None,
+    )
+
+
+def _discriminator_record(verdict: DiscriminatorVerdict | None) -> DiscriminatorRecord | None:
+    """``card.discriminator``: did it learn (None without a discriminator)."""
+    if verdict is None:
+        return None
+    return DiscriminatorRecord(verdict.text, verdict.at_chance, verdict.balanced_accuracy)
+
+
+def _generator_record(
+    opt: Mapping[str, Any], choice: Choice, generator_path: Path
+) -> GeneratorRecord:
+    """``card.generator``: the exported file, its hash, and which weights it holds."""
+    ema = opt["train"]["ema_decay"] > 0
+    weights = "EMA of the generator (decay ema_decay)" if ema else "generator (no EMA)"
+    return GeneratorRecord(
+        path=str(generator_path),
+        sha256=sources.sha256_file(generator_path),
+        param_key="params_ema",
+        weights=weights + f" at iteration {choice.iteration} ({choice.rule})",
+        iteration=choice.iteration,
+    )
+
+
+def _software() -> dict[str, str]:
+    """The versions of the training stack (``card["software"]``)."""
+    return {
+        "torch": torch.__version__,
+        "basicsr": importlib.metadata.version("basicsr"),
+        "realesrgan": importlib.metadata.version("realesrgan"),
+        "cxrsr": importlib.metadata.version("cxrsr"),
+    }

@@ -3,12 +3,19 @@
 The fine-tuning goes through realesrgan/basicsr's own training pieces; its parts are:
 
 - :mod:`cxrsr_utils.finetune.start_weights`  the initial weights a run needs (or what replaces them)
-- :mod:`cxrsr_utils.finetune.options`  basicsr's option dict from ``params.finetune``,
-  its digest, the torchrun command
+- :mod:`cxrsr_utils.finetune.options`  basicsr's option dict from ``params.finetune``
+  (its sections: :mod:`~cxrsr_utils.finetune.option_sections`; as a file:
+  :mod:`~cxrsr_utils.finetune.option_files`)
+- :mod:`cxrsr_utils.finetune.identity` the recipe's digest and the run identity
+- :mod:`cxrsr_utils.finetune.torchrun` several processes: their options, the torchrun command
 - :mod:`cxrsr_utils.finetune.model`    the training model (realesrgan's, device-agnostic)
 - :mod:`cxrsr_utils.finetune.loop`     :func:`train`: run, resume, checkpoint
+  (resuming inside an epoch: :mod:`~cxrsr_utils.finetune.resume`; processes:
+  :mod:`~cxrsr_utils.finetune.processes`)
 - :mod:`cxrsr_utils.finetune.logs`     train.log, TensorBoard, the loss CSV
-- :mod:`cxrsr_utils.finetune.records`  model card, run identity, results
+- :mod:`cxrsr_utils.finetune.records`  model card, results, the 2x2 design
+- :mod:`cxrsr_utils.finetune.model_card`  reading the cards, the variant chosen on validation
+- :mod:`cxrsr_utils.finetune.paper_gaps`  what a variant lacks against the paper
 
 - :mod:`cxrsr_utils.finetune.validation`  validation during training, the checkpoint choice
 
@@ -24,7 +31,6 @@ a profile, in the run's :class:`~cxrsr_utils.core.layout.StudyLayout`), :func:`s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -34,23 +40,21 @@ from typing import Any
 import pandas as pd
 
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
+from cxrsr_utils.finetune.inference_settings import VALIDATION_INFER_KEYS, infer_settings
 from cxrsr_utils.finetune.logs import discriminator_verdict, loss_log
 from cxrsr_utils.finetune.loop import train
-from cxrsr_utils.finetune.options import build_options, read_options, torchrun_command
+from cxrsr_utils.finetune.model_card import ModelCard, chosen_variant
+from cxrsr_utils.finetune.option_files import read_options
+from cxrsr_utils.finetune.options import build_options
 from cxrsr_utils.finetune.records import (
     TrainResult,
     check_design,
-    chosen_variant,
     design_table,
     runs_table,
     sources_table,
 )
-from cxrsr_utils.finetune.validation import (
-    INFER_KEYS,
-    log_table,
-    reference_psnr,
-    validation_options,
-)
+from cxrsr_utils.finetune.torchrun import torchrun_command
+from cxrsr_utils.finetune.validation import log_table, reference_psnr, validation_options
 from cxrsr_utils.reporting import files as report
 from cxrsr_utils.reporting import provenance
 
@@ -114,13 +118,12 @@ def profile_validation(params: Any, work: Layout) -> dict[str, Any]:
     bicubic LR; the first ``finetune.val_images`` by name, or all), ``finetune.val_freq`` and
     ``finetune.checkpoint``, and notebook 04's inference settings (``params.evaluate``)."""
     layout = as_layout(work)
-    ev = params.evaluate
     return validation_options(
         layout.pair_folder("nih_val", "hr"),
         layout.pair_folder("nih_val", EVAL_CONDITIONS["bicubic"]),
         freq=params.finetune.val_freq,
         checkpoint=params.finetune.checkpoint,
-        infer_options={k: getattr(ev, k) for k in INFER_KEYS},
+        infer_options=infer_settings(params.evaluate, VALIDATION_INFER_KEYS),
         max_images=params.finetune.val_images,
     )
 
@@ -171,8 +174,8 @@ def save_model_cards(results: Mapping[str, TrainResult], work: Layout) -> list[P
     for variant, r in results.items():
         if r.model_card_path is None:
             raise ValueError(f"Variant {variant!r} has no model card: its training did not finish.")
-        card = json.loads(Path(r.model_card_path).read_text())
-        copies.append(provenance.write_json(folder / f"{variant}.json", card))
+        card = ModelCard.read(r.model_card_path)
+        copies.append(provenance.write_json(folder / f"{variant}.json", card.to_json()))
     return copies
 
 
@@ -187,12 +190,12 @@ def save_loss_logs(results: Mapping[str, TrainResult], work: Layout) -> dict[str
     return logs
 
 
-def _cards(results: Mapping[str, TrainResult]) -> dict[str, dict[str, Any]]:
+def _cards(results: Mapping[str, TrainResult]) -> dict[str, ModelCard]:
     cards = {}
     for variant, r in results.items():
         if r.model_card_path is None:
             raise ValueError(f"Variant {variant!r} has no model card: its training did not finish.")
-        cards[variant] = json.loads(Path(r.model_card_path).read_text())
+        cards[variant] = ModelCard.read(r.model_card_path)
     return cards
 
 

@@ -42,6 +42,8 @@ import torch
 from cxrsr_utils.core.atomic import atomic_path
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune import checkpoints
+from cxrsr_utils.finetune.inference_settings import VALIDATION_INFER_KEYS, infer_options
+from cxrsr_utils.finetune.model_card import ValidationRecord
 from cxrsr_utils.images import radiographs
 from cxrsr_utils.sr import infer
 from cxrsr_utils.stats import image_metrics as metrics
@@ -51,8 +53,10 @@ VALIDATION_LOG = "validation_log.csv"
 VALIDATION_COLUMNS = ("iter", "val_psnr", "seconds", "elapsed_s")
 BEST_FOLDER = "best_val"
 CHECKPOINT_RULES = ("best_val", "last")
-# The inference settings a validation pass uses (notebook 04's, from params.evaluate).
-INFER_KEYS = ("tile", "tile_pad", "pre_pad", "batch_size", "precision")
+# The backend of a validation pass: torch, not the CPU's fastest, because the weights change
+# at every validation point and converting RRDBNet for OpenVINO (~10 s) costs more than a
+# validation pass saves.
+VALIDATION_BACKEND = "torch"
 
 
 def validation_options(
@@ -69,7 +73,8 @@ def validation_options(
     ``hr_dir`` / ``lr_dir`` hold the validation pairs, one file name in both (gray images);
     ``freq`` is the iterations between validation points, ``checkpoint`` the export rule
     (``best_val`` or ``last``), ``infer_options`` the inference settings (keys of
-    :data:`INFER_KEYS`; :class:`~cxrsr_utils.sr.infer.InferOptions`' defaults otherwise);
+    :data:`~cxrsr_utils.finetune.inference_settings.VALIDATION_INFER_KEYS`;
+    :class:`~cxrsr_utils.sr.infer.InferOptions`' defaults otherwise);
     ``max_images`` keeps the first pairs by name (None: all). The pairs are listed and hashed
     now (names and SHA-256 of every file), so the run's identity
     says which validation images chose its checkpoint.
@@ -93,7 +98,7 @@ def validation_options(
         "lr": str(lr),
         "images": images,
         "pairs_sha256": digest.hexdigest(),
-        "infer": {k: chosen.get(k, getattr(defaults, k)) for k in INFER_KEYS},
+        "infer": {k: chosen.get(k, getattr(defaults, k)) for k in VALIDATION_INFER_KEYS},
     }
 
 
@@ -173,11 +178,10 @@ def mean_psnr(upscale: Any, pairs: Sequence[ValidationPair]) -> float:
     return float(np.mean([pair_psnr(upscale, p) for p in pairs]))
 
 
-def infer_options(settings: Mapping[str, Any], device: str) -> infer.InferOptions:
-    """The :class:`~cxrsr_utils.sr.infer.InferOptions` of a validation pass on ``device``."""
-    # torch, not the CPU's fastest backend: the weights change at every validation point, and
-    # converting RRDBNet for OpenVINO (~10 s) costs more than a validation pass saves.
-    return infer.InferOptions(**settings["infer"], device=device, progress=False, backend="torch")
+def validation_infer_options(settings: Mapping[str, Any], device: str) -> infer.InferOptions:
+    """The :class:`~cxrsr_utils.sr.infer.InferOptions` of a validation pass on ``device``:
+    the settings' ``infer`` values, on :data:`VALIDATION_BACKEND`."""
+    return infer_options(settings["infer"], device, backend=VALIDATION_BACKEND)
 
 
 def network_psnr(
@@ -203,7 +207,7 @@ def reference_psnr(
     from cxrsr_utils.sr.upscaler import load_model
 
     pairs = load_pairs(settings)
-    options = infer_options(settings, device)
+    options = validation_infer_options(settings, device)
     return {m: mean_psnr(load_model(m, options).upscale_float, pairs) for m in methods}
 
 
@@ -244,15 +248,11 @@ class Choice:
     weights: Path | None
     curve: tuple[tuple[int, float], ...] = ()
 
-    def card(self) -> dict[str, Any]:
-        """``model_card["validation"]``: the rule, the chosen iteration, its validation PSNR
-        (dB; None when not validated) and the whole curve ``[[iter, psnr], ...]``."""
-        return {
-            "chosen_by": self.rule,
-            "chosen_iter": self.iteration,
-            "psnr": self.psnr,
-            "curve": [[int(i), float(p)] for i, p in self.curve],
-        }
+    def record(self) -> ValidationRecord:
+        """The model card's validation record: the rule, the chosen iteration, its validation
+        PSNR (dB; None when not validated) and the whole curve."""
+        curve = tuple((int(i), float(p)) for i, p in self.curve)
+        return ValidationRecord(self.rule, self.iteration, self.psnr, curve)
 
 
 class Validator:
@@ -262,7 +262,7 @@ class Validator:
         self.settings = dict(settings)
         self.root = root
         self.rule = settings["checkpoint"]
-        self.options = infer_options(settings, device)
+        self.options = validation_infer_options(settings, device)
         self.pairs = load_pairs(settings)
         self.state = ValidationState()
 

@@ -35,7 +35,7 @@ def add_note(fig: plt.Figure, note: str | None) -> None:
 
 
 class ZoomRowLike(Protocol):
-    """One image of :func:`zoom_comparison` (:class:`cxrsr_utils.evaluation.steps.ZoomRow`)."""
+    """One image of :func:`zoom_comparison` (:class:`cxrsr_utils.evaluation.zoom.ZoomRow`)."""
 
     @property
     def title(self) -> str: ...
