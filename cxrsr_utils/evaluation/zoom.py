@@ -22,7 +22,8 @@ from cxrsr_utils.stats import image_metrics as metrics
 class ZoomRow:
     """One row of the paper's Fig 8
     (:func:`cxrsr_utils.reporting.image_figures.zoom_comparison`): one image in one condition,
-    its tiles (LR nearest-neighbour enlarged, each method's SR, HR; gray floats in [0, 1]) and the box that is zoomed, as fractions of the image."""
+    its tiles (LR nearest-neighbour enlarged, each method's SR, HR; gray floats in [0, 1]) and
+    the box that is zoomed, as fractions of the image."""
 
     dataset: str
     condition: str
