@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
+from cxrsr_utils.core.errors import CxrsrError
 from cxrsr_utils.study_options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -173,9 +174,10 @@ def _audit_threshold(text: str) -> float:
 
 def _deidentifier(args: argparse.Namespace) -> Deidentifier | None:
     from cxrsr_utils.images import deidentify
+    from cxrsr_utils.upscaling.batch import UsageError
 
     if (args.retain_uids or args.retain_dates) and not args.anonymize:
-        raise ValueError("--retain-uids and --retain-dates are options of --anonymize; add it.")
+        raise UsageError("--retain-uids and --retain-dates are options of --anonymize; add it.")
     if not args.anonymize:
         return None
     return deidentify.Deidentifier(retain_uids=args.retain_uids, retain_dates=args.retain_dates)
@@ -187,7 +189,9 @@ def upscale_command(args: argparse.Namespace) -> int:
 
     try:
         model, deidentifier = _upscale_setup(args)
-    except (ValueError, OSError) as exc:
+    # The study's own errors (a bad option, model name or output folder) and a file system
+    # that refuses are one line; any other exception is a bug and keeps its traceback.
+    except (CxrsrError, OSError) as exc:
         print(f"cxrsr upscale: {exc}", file=sys.stderr)
         return EXIT_USAGE
     found = batch.collect_inputs(args.inputs)
@@ -232,7 +236,7 @@ def upscale_command(args: argparse.Namespace) -> int:
 
 def _upscale_setup(args: argparse.Namespace) -> tuple[Model, Deidentifier | None]:
     """The model and the de-identifier the arguments ask for, after checking the output
-    folder; a bad argument raises ValueError or OSError (a usage error)."""
+    folder; a bad argument raises a CxrsrError or an OSError (a usage error)."""
     from cxrsr_utils.sr import infer, upscaler
     from cxrsr_utils.upscaling import batch
 

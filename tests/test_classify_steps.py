@@ -15,6 +15,7 @@ from cxrsr_utils.classification import network as classifier
 from cxrsr_utils.classification import steps as classify_steps
 from cxrsr_utils.classification.kermany_images import KermanyImages
 from cxrsr_utils.classification.steps import Form
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, Paths
 from cxrsr_utils.core.params import load_params
 from cxrsr_utils.data_prep import steps as data
@@ -77,7 +78,7 @@ def test_folds_are_checked() -> None:
         classifier_folds.n_folds([0, 1, 0, 1])
     with pytest.raises(ValueError, match=r"0..K-1"):
         classifier_folds.n_folds([0, 1, 3])
-    with pytest.raises(ValueError, match="no fold"):
+    with pytest.raises(MissingStepError, match="no fold"):
         classifier_folds.n_folds(pd.array([0, 1, 2, None], dtype="Int64"))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout
 from cxrsr_utils.core.params import load_params
 from cxrsr_utils.core.vocabulary import finetuned_method
@@ -369,7 +370,7 @@ def test_chosen_variant_is_the_best_on_validation(tmp_path):
     assert chosen_variant(tmp_path) == "l1"
     _card(layout, "l1", validation=ValidationRecord("last", 10, None, ()))  # not validated
     assert chosen_variant(layout) == "matched_l1"
-    with pytest.raises(ValueError, match="run notebook 03"):
+    with pytest.raises(MissingStepError, match="run notebook 03"):
         chosen_variant(tmp_path / "empty")
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cxrsr_utils.core.errors import MissingStepError
+
 __all__: list[str] = [
     "FoldSplit",
     "check_grouped_folds",
@@ -57,7 +59,7 @@ def n_folds(folds: Sequence[int] | np.ndarray) -> int:
     K >= 3 (a training fold besides the test and validation folds)."""
     values = pd.Series(np.asarray(folds))
     if values.isna().any():
-        raise ValueError(
+        raise MissingStepError(
             f"{int(values.isna().sum())} image(s) have no fold; rerun notebook 01 (the data "
             "manifest's Kermany rows need a fold)."
         )

@@ -15,6 +15,7 @@ import pandas as pd
 
 from cxrsr_utils.classification.folds import check_grouped_folds, n_folds
 from cxrsr_utils.classification.images import load_images
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, Paths
 from cxrsr_utils.core.params import Params
 
@@ -53,7 +54,7 @@ def load_kermany(params: Params, paths: Paths) -> KermanyImages:
     manifest = pd.read_csv(paths.data_manifest)
     hr = manifest[(manifest.dataset == "kermany") & (manifest.role == "hr")]
     if hr.empty:
-        raise ValueError("The data manifest has no Kermany images; run notebook 01 first.")
+        raise MissingStepError("The data manifest has no Kermany images; run notebook 01 first.")
     hr_folder = paths.pair_folder("kermany", "hr")
     table = pd.DataFrame(
         {

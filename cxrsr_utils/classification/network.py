@@ -25,6 +25,7 @@ from cxrsr_utils.classification.images import (
     PathLike,
 )
 from cxrsr_utils.core import atomic
+from cxrsr_utils.core.errors import CxrsrError
 
 if TYPE_CHECKING:
     import keras
@@ -43,7 +44,7 @@ CONV_FILTERS: tuple[int, ...] = (16, 32, 64, 128, 128)
 DENSE_UNITS: tuple[int, ...] = (256, 512)
 
 
-class ClassifierLoadError(ValueError):
+class ClassifierLoadError(CxrsrError, ValueError):
     """A model file could not be loaded as the classifier; the message names the file."""
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from cxrsr_utils.core.errors import CxrsrError
 from cxrsr_utils.core.params_base import StrictSection
 from cxrsr_utils.core.params_data import (
     DegradationParams,
@@ -39,7 +40,7 @@ from cxrsr_utils.core.project import PARAMS_DIR
 PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
-class ParamsError(ValueError):
+class ParamsError(CxrsrError, ValueError):
     """A profile or override is invalid; the message says which key and what is allowed."""
 
 

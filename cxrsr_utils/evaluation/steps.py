@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 from cxrsr_utils.core.params import Params
 from cxrsr_utils.evaluation import methods as evaluation_methods
@@ -53,7 +54,7 @@ def eval_pairs(
     """
     layout = as_layout(work)
     if not layout.data.is_dir():
-        raise FileNotFoundError(
+        raise MissingStepError(
             f"{layout.data} is missing: give the run's folder (work/<profile>) or its Paths, "
             "and run notebook 01 first."
         )
@@ -78,11 +79,13 @@ def eval_pairs(
                 }
             )
     if not rows:
-        raise ValueError("The data manifest has no test or cv HR images; run notebook 01 first.")
+        raise MissingStepError(
+            "The data manifest has no test or cv HR images; run notebook 01 first."
+        )
     pairs = pd.DataFrame(rows).sort_values(["dataset", "condition", "image"], ignore_index=True)
     missing = [p for p in pairs["lr"] if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingStepError(
             f"{len(missing)} LR input(s) are missing, e.g. {missing[0]}: run notebook 01 "
             "(it writes the LR of every evaluation condition)."
         )

@@ -36,6 +36,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cxrsr_utils.core.atomic import glob_escape, remove_stale_parts
+from cxrsr_utils.core.errors import CxrsrError
 from cxrsr_utils.external import registry
 
 ENV_CACHE = "CXRSR_CACHE"
@@ -48,7 +49,7 @@ _ALLOW_UNVERIFIED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-class SourceError(RuntimeError):
+class SourceError(CxrsrError, RuntimeError):
     """An external file is missing, unreachable or fails its checksum."""
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from cxrsr_utils.core.atomic import atomic_path
+from cxrsr_utils.core.errors import CxrsrError
 
 _STATE_RE = re.compile(r"(\d+)\.state")
 # Temporary files of atomic_path left by a killed process: ".<name>.<random>.part" (and
@@ -36,7 +37,7 @@ _STATE_RE = re.compile(r"(\d+)\.state")
 _TEMP_RE = re.compile(r"\.(net_[gd]_\d+|\d+)\.(.+\.(pth|state)|(pth|state)\.[^.]+\.part)")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(CxrsrError, RuntimeError):
     """A checkpoint file could not be written or does not load; the message names the file."""
 
 

@@ -10,6 +10,7 @@ that log whether the discriminator learned or stayed at chance.
 
 from __future__ import annotations
 
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.sr import upstream as sr_backend  # noqa: F401  (the basicsr import shim, before basicsr)
 
 # isort: split
@@ -80,7 +81,7 @@ def loss_log(source: str | os.PathLike[str]) -> pd.DataFrame:
     if path.is_dir():
         path = path / LOSS_CSV
     if not path.is_file():
-        raise FileNotFoundError(f"No loss log at {path}; train first.")
+        raise MissingStepError(f"No loss log at {path}; train first.")
     return pd.read_csv(path)
 
 

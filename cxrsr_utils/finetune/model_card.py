@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import StudyLayout, as_layout
 
 
@@ -28,7 +29,7 @@ def _fields(record: Mapping[str, Any], cls: type, optional: tuple[str, ...] = ()
     missing = sorted(names - set(record) - set(optional))
     unknown = sorted(set(record) - names)
     if missing or unknown:
-        raise ValueError(
+        raise MissingStepError(
             f"Not a {cls.__name__} of this version (missing {missing}, unknown {unknown}); "
             "run notebook 03 again to rewrite the model cards."
         )

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from cxrsr_utils.core import stamps
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune.model_card import (
     DiscriminatorRecord,
@@ -170,7 +171,7 @@ def finished(card_path: Path, generator_path: Path, identity: Mapping[str, Any])
         return False
     try:
         card = ModelCard.from_json(stored)
-    except (ValueError, TypeError, KeyError):
+    except (MissingStepError, ValueError, TypeError, KeyError):
         return False  # a card of an older version: train again, which rewrites it
     return card.generator.sha256 == sources.sha256_file(generator_path)
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import pandas as pd
 
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
 from cxrsr_utils.finetune.inference_settings import VALIDATION_INFER_KEYS, infer_settings
 from cxrsr_utils.finetune.logs import discriminator_verdict, loss_log
@@ -96,7 +97,7 @@ def profile_options(params: Any, work: Layout, variant: str) -> dict[str, Any]:
     """
     layout = as_layout(work)
     if not layout.meta_info.is_file():
-        raise FileNotFoundError(
+        raise MissingStepError(
             f"{layout.meta_info} is missing: run notebook 01 (data preparation) first."
         )
     return build_options(

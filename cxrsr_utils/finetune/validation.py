@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from cxrsr_utils.core.atomic import atomic_path
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.external import sources
 from cxrsr_utils.finetune import checkpoints
 from cxrsr_utils.finetune.inference_settings import VALIDATION_INFER_KEYS, infer_options
@@ -105,7 +106,7 @@ def validation_options(
 def pair_names(hr_dir: Path, lr_dir: Path) -> list[str]:
     """The validation pairs' file names (relative, sorted): every HR file must have its LR."""
     if not hr_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingStepError(
             f"No validation pairs at {hr_dir}: run notebook 01 (data preparation), which writes "
             "the NIH validation split."
         )
@@ -115,10 +116,10 @@ def pair_names(hr_dir: Path, lr_dir: Path) -> list[str]:
         if p.is_file() and not p.name.startswith(".")
     )
     if not names:
-        raise FileNotFoundError(f"{hr_dir} holds no validation images; run notebook 01.")
+        raise MissingStepError(f"{hr_dir} holds no validation images; run notebook 01.")
     missing = [n for n in names if not (lr_dir / n).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingStepError(
             f"{len(missing)} validation HR image(s) lack their LR in {lr_dir} "
             f"(first: {missing[0]}); run notebook 01 again."
         )

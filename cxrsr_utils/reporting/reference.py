@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cxrsr_utils.core.atomic import atomic_path
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import DATA_MANIFEST_FILE
 from cxrsr_utils.core.project import PROJECT_ROOT
 
@@ -346,7 +347,7 @@ def publish(
     through a temporary file, so an interrupted publish leaves whole files only.
     """
     if not (run_reports / "run_manifest.json").is_file():
-        raise FileNotFoundError(
+        raise MissingStepError(
             f"{run_reports / 'run_manifest.json'} is missing: run the whole study for "
             f"profile {profile!r} first (make study PROFILE={profile})."
         )

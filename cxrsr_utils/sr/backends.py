@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from cxrsr_utils.core import cpu
+from cxrsr_utils.core.errors import CxrsrError
 
 Backend = Literal["auto", "torch", "openvino"]
 BACKENDS = ("auto", "torch", "openvino")
@@ -63,7 +64,7 @@ _OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 _COMPILED_KEEP = 4  # compiled models kept per process (one per window shape in practice)
 
 
-class BackendError(ValueError):
+class BackendError(CxrsrError, ValueError):
     """A backend that cannot run here; the message says what to do instead."""
 
 

@@ -52,11 +52,17 @@ import torch
 from tqdm.auto import tqdm
 
 from cxrsr_utils.core import cpu
+from cxrsr_utils.core.errors import CxrsrError
 from cxrsr_utils.images.radiographs import Radiograph, resize, to_pixels
 from cxrsr_utils.sr import backends, tiling
 from cxrsr_utils.sr.network_io import GrayReduction, input_channels, net_scale, to_gray
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class InferOptionsError(CxrsrError, ValueError):
+    """An inference option (tile, batch size, precision, device, ...) that cannot be used; the
+    message names the option and what it accepts."""
 
 
 @dataclass(frozen=True)
@@ -93,15 +99,19 @@ class InferOptions:
             value = getattr(self, name)
             # bool is an int in Python: tile=True would silently mean tile 1.
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"InferOptions.{name} must be an integer >= 0, got {value!r}.")
+                raise InferOptionsError(
+                    f"InferOptions.{name} must be an integer >= 0, got {value!r}."
+                )
         if (
             isinstance(self.batch_size, bool)
             or not isinstance(self.batch_size, int)
             or (self.batch_size < 1)
         ):
-            raise ValueError(f"InferOptions.batch_size must be >= 1, got {self.batch_size!r}.")
+            raise InferOptionsError(
+                f"InferOptions.batch_size must be >= 1, got {self.batch_size!r}."
+            )
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(
+            raise InferOptionsError(
                 "InferOptions.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got "
                 f"{self.precision!r}."
             )
@@ -110,10 +120,14 @@ class InferOptions:
         # that emulates it warns (cxrsr_utils.core.cpu).
         object.__setattr__(self, "precision", cpu.resolve_precision(self.precision, self.device))
         if self.gray not in ("mean", "luma"):
-            raise ValueError(f"InferOptions.gray must be 'mean' or 'luma', got {self.gray!r}.")
+            raise InferOptionsError(
+                f"InferOptions.gray must be 'mean' or 'luma', got {self.gray!r}."
+            )
         device_type = torch.device(self.device).type
         if self.precision == "fp16" and device_type == "cpu":
-            raise ValueError("fp16 inference is for GPUs; on CPU use precision='bf16' (or 'fp32').")
+            raise InferOptionsError(
+                "fp16 inference is for GPUs; on CPU use precision='bf16' (or 'fp32')."
+            )
         chosen = backends.choose(self.backend, self.device, self.precision)
         object.__setattr__(self, "backend", chosen)
 
@@ -133,9 +147,11 @@ def _check_device(device: str) -> None:
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"InferOptions.device {device!r} is not a torch device: {exc}") from exc
+        raise InferOptionsError(
+            f"InferOptions.device {device!r} is not a torch device: {exc}"
+        ) from exc
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise InferOptionsError(
             f"device {device!r} asked for, but torch sees no CUDA GPU on this machine "
             f"(torch {torch.__version__}); use device='cpu'."
         )

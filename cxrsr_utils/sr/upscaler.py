@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cxrsr_utils.core.errors import CxrsrError
 from cxrsr_utils.core.layout import GENERATOR_FILE, StudyLayout
 from cxrsr_utils.core.project import PROJECT_ROOT
 from cxrsr_utils.images import radiographs
@@ -34,7 +35,7 @@ SCALE = 4
 BASELINES = ("bicubic", "lanczos")
 
 
-class ModelError(ValueError):
+class ModelError(CxrsrError, ValueError):
     """A model name or file that cannot be used; the message lists what can."""
 
 
