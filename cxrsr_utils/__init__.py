@@ -1,16 +1,23 @@
 """cxrsr: super-resolving chest X-rays with a fine-tuned Real-ESRGAN, and checking the diagnosis.
 
-The notebooks under ``notebooks/`` call into these modules; each holds one step of the study:
+The notebooks under ``notebooks/`` call into these subpackages, one per stage of the study and
+one per kind of shared work (lowest layer first; docs/architecture.md):
 
-- ``params``     profiles and their schema          - ``sources``  weights and data sets
-- ``radiographs`` reading/writing radiographs       - ``data``     data preparation (notebook 01)
-- ``models``     networks and pretrained weights    - ``ncnn``     ncnn -> PyTorch conversion
-- ``repro``      seeds and determinism              - ``provenance``  what a run used
-- ``notebook``   the notebooks' set-up call         - ``report``   tables and figures
-- ``runner``     runs the notebooks with papermill  - ``cli``      the ``cxrsr`` command
-- ``upscaler``   models by name, :func:`upscale`    - ``batch``    ``cxrsr upscale``'s batch
-- ``dicom``      DICOM in and out                   - ``audit``    what the model invented
-- ``atomic``     files written whole or not at all (temporary + rename)
+- ``core``        parameters, paths, seeds, device, CPU, names, errors, atomic writes
+- ``images``      the ``Radiograph`` type, reading PNG/JPEG/TIFF/DICOM, writing outputs
+- ``external``    every external file (weights, data sets) and how it is found
+- ``stats``       image-quality metrics and the statistics
+- ``sr``          the SR engine: networks, inference, backends, :func:`upscale`
+- ``reporting``   tables, figures, provenance, the committed reference results
+- ``degradation`` notebook 02 (and the LR inputs of 01): how LR images are made
+- ``data_prep``   notebook 01: the data sets, their splits and pairs
+- ``finetune``    notebook 03: fine-tuning Real-ESRGAN
+- ``evaluation``  notebook 04: SR evaluation
+- ``classification``  notebook 05: the pneumonia classifier on every form
+- ``upscaling``   the batch behind ``cxrsr upscale``
+
+and, at the top, the apps: ``cli`` (the ``cxrsr`` command), ``runner`` (the study), ``notebook``
+(the notebooks' set-up call) and ``colab``.
 
 One line to upscale a radiograph (a path, a Radiograph or an array)::
 

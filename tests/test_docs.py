@@ -60,3 +60,23 @@ def test_the_readme_is_a_front_page_that_links_every_docs_page():
     missing = [p.name for p in PAGES[1:] if p.name != "README.md" and p.name not in linked]
     assert not missing, f"README links no docs page {missing}"
     assert "make study" in readme and "make test" in readme
+
+
+def test_the_layout_page_lists_every_module_of_every_subpackage():
+    """docs/layout.md's package tables: a `### `sub/`` heading per subpackage, a row per module."""
+    text = (ROOT / "docs" / "layout.md").read_text().split("## The package", 1)[1]
+    sections = dict(re.findall(r"^### `?([\w ()']+?)/?`?\n(.*?)(?=^### |\Z)", text, re.M | re.S))
+    package = ROOT / "cxrsr_utils"
+    for sub in sorted(p.parent for p in package.glob("*/__init__.py")):
+        rows = set(re.findall(r"^\| `(\w+)` \|", sections.get(sub.name, ""), re.M))
+        modules = {p.stem for p in sub.glob("*.py")} - {"__init__"}
+        assert rows == modules, f"docs/layout.md, {sub.name}/: {sorted(rows ^ modules)}"
+    top = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    apps = sections.get("The apps (the package's top)", "")
+    assert set(re.findall(r"^\| `(\w+)` \|", apps, re.M)) == top
+
+
+def test_the_architecture_page_names_every_subpackage():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    for sub in (ROOT / "cxrsr_utils").glob("*/__init__.py"):
+        assert f"`{sub.parent.name}/`" in text, sub.parent.name

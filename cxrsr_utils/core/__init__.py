@@ -1,3 +1,3 @@
-"""The study's core, imported by every other layer: the run's folder layout, the parameters, seeds
-and devices, the CPU's abilities, atomic writes and done-stamps.
-"""
+"""The study's core, imported by every other layer: the parameters and their profiles, the
+project root and the run's folder layout, seeds, the torch device, the CPU's abilities, the
+study's fixed names, its error classes, atomic writes and done-stamps."""
