@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import StudyLayout
 from cxrsr_utils.finetune import steps as T
 from cxrsr_utils.finetune import validation as finetune_validation
@@ -120,7 +121,7 @@ def test_chosen_variant_is_the_best_on_validation(tmp_path: Path) -> None:
         card = card_json(variant, validation=validation)
         layout.model_card(variant).write_text(json.dumps(card))
 
-    with pytest.raises(ValueError, match="validation PSNR"):
+    with pytest.raises(MissingStepError, match="validation PSNR"):
         chosen_variant(layout)
     card("paper", 30.0)
     card("matched_l1", 31.5)

@@ -230,7 +230,7 @@ def chosen_variant(work: StudyLayout | str) -> str:
         if card.validation.psnr is not None
     }
     if not scored:
-        raise ValueError(
+        raise MissingStepError(
             f"No variant under {layout.finetune} has a validation PSNR in its model card; run "
             "notebook 03 with validation pairs (notebook 01 writes them)."
         )
