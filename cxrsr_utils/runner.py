@@ -29,7 +29,7 @@ import pandas as pd
 from cxrsr_utils.core.atomic import atomic_path
 from cxrsr_utils.core.errors import CxrsrError
 from cxrsr_utils.core.layout import Paths
-from cxrsr_utils.core.params import ParamsError, load_params, parse_set
+from cxrsr_utils.core.params import Params, ParamsError, load_params, parse_set
 from cxrsr_utils.core.project import PROJECT_ROOT
 from cxrsr_utils.reporting import provenance, reference
 from cxrsr_utils.study_options import (
@@ -168,7 +168,7 @@ def compare_with_reference(profile: str, paths: Paths) -> pd.DataFrame:
     return table
 
 
-def build_manifest(params: Any, paths: Paths, walls: dict[str, float], total: float) -> dict:
+def build_manifest(params: Params, paths: Paths, walls: dict[str, float], total: float) -> dict:
     """The run manifest (see module doc)."""
     from cxrsr_utils.data_prep.steps import manifest_digest
 

@@ -41,6 +41,7 @@ import pandas as pd
 
 from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import EVAL_CONDITIONS, StudyLayout, as_layout
+from cxrsr_utils.core.params import Params
 from cxrsr_utils.finetune.inference_settings import VALIDATION_INFER_KEYS, infer_settings
 from cxrsr_utils.finetune.logs import discriminator_verdict, loss_log
 from cxrsr_utils.finetune.loop import train
@@ -86,7 +87,7 @@ __all__ = [
 Layout = StudyLayout | str | os.PathLike[str]
 
 
-def profile_options(params: Any, work: Layout, variant: str) -> dict[str, Any]:
+def profile_options(params: Params, work: Layout, variant: str) -> dict[str, Any]:
     """basicsr options for ``variant`` from a :class:`cxrsr_utils.core.params.Params` profile.
 
     The fine-tune set is notebook 01's (``work/data/nih/finetune`` with its
@@ -114,7 +115,7 @@ def profile_options(params: Any, work: Layout, variant: str) -> dict[str, Any]:
     )
 
 
-def profile_validation(params: Any, work: Layout) -> dict[str, Any]:
+def profile_validation(params: Params, work: Layout) -> dict[str, Any]:
     """The validation settings of a profile's variants: the run's NIH validation pairs (HR and
     bicubic LR; the first ``finetune.val_images`` by name, or all), ``finetune.val_freq`` and
     ``finetune.checkpoint``, and notebook 04's inference settings (``params.evaluate``)."""
@@ -130,7 +131,7 @@ def profile_validation(params: Any, work: Layout) -> dict[str, Any]:
 
 
 def _run_files(
-    params: Any, layout: StudyLayout, variant: str, data_manifest_hash: str | None
+    params: Params, layout: StudyLayout, variant: str, data_manifest_hash: str | None
 ) -> dict[str, Any]:
     # Where a variant's run exports to, and the hashes its model card records.
     return {
@@ -142,7 +143,7 @@ def _run_files(
 
 
 def train_variant(
-    params: Any, work: Layout, variant: str, *, data_manifest_hash: str | None
+    params: Params, work: Layout, variant: str, *, data_manifest_hash: str | None
 ) -> TrainResult:
     """Train (or resume, or recognise as done) one variant of the profile; see :func:`train`.
 
@@ -156,7 +157,7 @@ def train_variant(
 
 
 def train_variants(
-    params: Any, work: Layout, *, data_manifest_hash: str | None
+    params: Params, work: Layout, *, data_manifest_hash: str | None
 ) -> dict[str, TrainResult]:
     """:func:`train_variant` for each of ``params.finetune.variants``, one after the other in
     the profile's order; returns {variant: its result} (:func:`runs_table` shows them)."""
@@ -243,7 +244,7 @@ def save_validation_curves(results: Mapping[str, TrainResult], work: Layout) -> 
     return curve
 
 
-def validation_references(params: Any, work: Layout) -> pd.DataFrame:
+def validation_references(params: Params, work: Layout) -> pd.DataFrame:
     """Validation PSNR (dB) of bicubic, Lanczos and the pretrained x4plus (every variant's
     start) on the same validation pairs, scored as the variants are; saved as
     ``03_validation_references``."""
@@ -256,7 +257,7 @@ def validation_references(params: Any, work: Layout) -> pd.DataFrame:
 
 
 def variant_torchrun_command(
-    params: Any, work: Layout, variant: str, *, data_manifest_hash: str | None
+    params: Params, work: Layout, variant: str, *, data_manifest_hash: str | None
 ) -> list[str]:
     """The command that trains ``variant`` as :func:`train_variant` does, on
     ``params.finetune.gpus`` processes with torchrun (:func:`torchrun_command`; its options
