@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from cxrsr_utils.core.errors import MissingStepError
 from cxrsr_utils.core.layout import StudyLayout, as_layout
@@ -35,8 +35,23 @@ def _fields(record: Mapping[str, Any], cls: type, optional: tuple[str, ...] = ()
         )
 
 
+class FlatRecord:
+    """A section of the card whose JSON is its fields as they are (one key per field)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the card's JSON holds it."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> Self:
+        """The record of a card's JSON (exactly the record's keys, else MissingStepError)."""
+        _fields(record, cls)
+        make: Callable[..., Self] = cls  # a dataclass: its fields are its arguments
+        return make(**record)
+
+
 @dataclass(frozen=True)
-class GeneratorRecord:
+class GeneratorRecord(FlatRecord):
     """``card["generator"]``: the exported file, its hash, and which weights it holds."""
 
     path: str
@@ -45,34 +60,14 @@ class GeneratorRecord:
     weights: str
     iteration: int
 
-    def to_json(self) -> dict[str, Any]:
-        """The record as the card's JSON holds it."""
-        return dict(vars(self))
-
-    @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> GeneratorRecord:
-        """The record of a card's JSON."""
-        _fields(record, cls)
-        return cls(**record)
-
 
 @dataclass(frozen=True)
-class DiscriminatorRecord:
+class DiscriminatorRecord(FlatRecord):
     """``card["discriminator"]``: did the discriminator learn, from its loss log."""
 
     verdict: str
     at_chance: bool | None
     balanced_accuracy: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The record as the card's JSON holds it."""
-        return dict(vars(self))
-
-    @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> DiscriminatorRecord:
-        """The record of a card's JSON."""
-        _fields(record, cls)
-        return cls(**record)
 
 
 @dataclass(frozen=True)
@@ -103,21 +98,11 @@ class ValidationRecord:
 
 
 @dataclass(frozen=True)
-class TrainingData:
+class TrainingData(FlatRecord):
     """``card["training_data"]``: how many images the run trained on, and their list's hash."""
 
     n_images: int
     meta_info_sha256: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The record as the card's JSON holds it."""
-        return dict(vars(self))
-
-    @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> TrainingData:
-        """The record of a card's JSON."""
-        _fields(record, cls)
-        return cls(**record)
 
 
 @dataclass(frozen=True)
