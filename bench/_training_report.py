@@ -186,15 +186,21 @@ def describe(result: dict[str, Any]) -> str:
     )
 
 
+# The CPU runs' default patch (bench/training.py); another size gets its own section.
+CPU_DEFAULT_GT = 64
+
+
 def section_key(result: dict[str, Any]) -> str:
     """The report's section for a result: ``gpu``, or ``cpu-<kind>`` (one per CPU kind,
-    cxrsr_utils.sr.backends.cpu_kind, so a run on one kind keeps the others' rows)."""
+    cxrsr_utils.core.cpu.cpu_kind, so a run on one kind keeps the others' rows), with
+    ``, gt <size>`` for a patch size other than the CPU default."""
     if result["settings"]["device"] == "cuda":
         return "gpu"
     machine = result["machine"]
     # Results from before the kind was recorded: native bf16 there meant AVX512_BF16.
     kind = machine.get("cpu_kind") or (machine["bf16_flags"] or ["avx2"])[-1]
-    return f"cpu-{kind}"
+    gt = result["settings"]["gt_size"]
+    return f"cpu-{kind}" + ("" if gt == CPU_DEFAULT_GT else f", gt {gt}")
 
 
 def legacy_sections(report: dict[str, Any]) -> dict[str, Any]:

@@ -27,15 +27,14 @@ SPEED_KEYS = ("channels_last", "compile", "compile_mode", "cudnn_benchmark")
 
 
 def cpu_info() -> dict[str, Any]:
-    """CPU model, its kind (cxrsr_utils.sr.backends.cpu_kind), core count and whether bf16 is
+    """CPU model, its kind (cxrsr_utils.core.cpu.cpu_kind), core count and whether bf16 is
     native (avx512_bf16 or amx_bf16)."""
     from cxrsr_utils.core import cpu
-    from cxrsr_utils.sr import backends
 
     flags = cpu.isa_flags()
     return {
         "cpu": cpu.cpu_model(),
-        "cpu_kind": backends.cpu_kind(),
+        "cpu_kind": cpu.cpu_kind(),
         "cpus": os.cpu_count(),
         "native_bf16": cpu.native_bf16(),
         "bf16_flags": [f for f in ("avx512_bf16", "amx_bf16") if flags.get(f)],

@@ -9,9 +9,11 @@ output against the other); PSNR against HR; GFLOP/s (2 x the multiply-adds of ev
 convolution, counted with forward hooks) and its share of the CPU's fp32 peak
 (:func:`fp32_peak_gflops`: cores x clock x FLOP per cycle, an estimate named in the report).
 The OpenVINO conversion's one-off time is reported too (cached by the weights' SHA-256
-afterwards). bf16 rows run only where the CPU has native bf16. With ``ONEDNN_MAX_CPU_ISA`` set
-the report says the rows are emulated. Output: ``reports/bench/backends.{md,json}``. Run:
-``.venv/bin/python bench/backends.py [--sizes 64 128]``.
+afterwards). bf16 rows run only where the CPU has native bf16. ``--emulate avx512_bf16 avx2``
+also runs those slower kinds, each in its own process with oneDNN limited to them
+(``cxrsr_utils.core.cpu.KIND_ENV``); their sections say they were emulated. Each CPU kind has
+its own section of ``reports/bench/backends.{md,json}``; a run replaces its own. Run:
+``.venv/bin/python bench/backends.py [--sizes 64 128] [--emulate avx512_bf16]``.
 """
 
 from __future__ import annotations
@@ -58,18 +60,39 @@ def fp32_peak_gflops(threads: int) -> tuple[float, str]:
     halves), 512 bits on Intel's AVX-512; at the clock /proc/cpuinfo reports."""
     from cxrsr_utils.core import cpu
 
-    flags = cpu.isa_flags()
-    mhz = 0.0
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("cpu MHz"):
-            mhz = float(line.split(":")[1])
-            break
-    intel_512 = flags.get("avx512f") and "Intel" in cpu.cpu_model()
+    ghz = _clock_ghz()
+    # An AVX2-limited run uses 256-bit FMAs whatever the CPU has.
+    intel_512 = cpu.cpu_kind() != "avx2" and "Intel" in cpu.cpu_model()
     lanes = 16 if intel_512 else 8  # fp32 lanes per FMA
     flop_per_cycle = 2 * 2 * lanes  # two pipes, an FMA is two FLOP
-    peak = threads * mhz / 1000 * flop_per_cycle
-    how = f"{threads} cores x {mhz / 1000:.2f} GHz x {flop_per_cycle} FLOP/cycle"
+    peak = threads * ghz * flop_per_cycle
+    how = f"{threads} cores x {ghz:.2f} GHz x {flop_per_cycle} FLOP/cycle"
     return peak, how
+
+
+def bf16_peak_gflops(threads: int) -> tuple[float | None, str]:
+    """An estimate of the bf16 peak of ``threads`` cores of this CPU kind: AMX's tile unit
+    does 1024 bf16 multiply-adds per cycle per core (Intel's figure); AVX512_BF16's
+    ``vdpbf16ps`` 32 per 512-bit instruction, two pipes on Intel, one 512-bit pass per two
+    cycles' worth on AMD's 256-bit halves."""
+    from cxrsr_utils.core import cpu
+
+    kind = cpu.cpu_kind()
+    ghz = _clock_ghz()
+    if kind == "amx":
+        per_cycle = 2 * 1024
+    elif kind == "avx512_bf16":
+        per_cycle = 2 * 32 * (2 if "Intel" in cpu.cpu_model() else 1)
+    else:
+        return None, "none (no native bf16)"
+    return threads * ghz * per_cycle, f"{threads} cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle"
+
+
+def _clock_ghz() -> float:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("cpu MHz"):
+            return float(line.split(":")[1]) / 1000
+    return 0.0
 
 
 def _configs(native_bf16: bool) -> list[tuple[str, dict[str, Any]]]:
@@ -213,6 +236,7 @@ def measure(sizes: tuple[int, ...]) -> dict[str, Any]:
     image = read_radiograph(nih_images()[0]).as_float()
     conversion_s = conversion_seconds(net)
     peak, peak_how = fp32_peak_gflops(torch.get_num_threads())
+    bf16_peak, bf16_how = bf16_peak_gflops(torch.get_num_threads())
     rows = [row for side in sizes for row in _size_rows(net, image, side, peak)]
     for row in rows:
         same = [r for r in rows if r["lr"] == row["lr"]]
@@ -223,11 +247,14 @@ def measure(sizes: tuple[int, ...]) -> dict[str, Any]:
     return {
         "cpu": cpu.describe(),
         "cpu_label": cpu.isa_label(),
-        "cpu_kind": backends.cpu_kind(),
-        "emulated": bool(cpu.isa_limits()),
+        "cpu_kind": cpu.cpu_kind(),
+        "emulated": cpu.limited_kind() is not None,
+        "isa_limits": cpu.isa_limits(),
         "threads": torch.get_num_threads(),
         "fp32_peak_gflops": round(peak, 1),
         "fp32_peak_how": peak_how,
+        "bf16_peak_gflops": round(bf16_peak, 1) if bf16_peak else None,
+        "bf16_peak_how": bf16_how,
         "weights": info.to_dict(),
         "openvino": backends.openvino_version(),
         "torch": torch.__version__,
@@ -237,26 +264,66 @@ def measure(sizes: tuple[int, ...]) -> dict[str, Any]:
     }
 
 
-def report(result: dict[str, Any]) -> str:
-    """Write reports/bench/backends.{json,md}; return the Markdown."""
-    emulated = "emulated with ONEDNN_MAX_CPU_ISA" if result["emulated"] else "not emulated"
+# Issue 20's targets per CPU kind: scoring (fp32, >= 100 dB agreement) against torch eager
+# fp32, viewing (>= 45 dB, cxrsr_utils.sr.backends.VIEW_AGREEMENT_DB) against RealESRGANer fp32.
+SCORE_TARGET = 1.4
+VIEW_TARGETS = {"amx": 6.0, "avx512_bf16": 2.5}
+
+
+def section_key(result: dict[str, Any]) -> str:
+    """A run's section: its CPU kind, and whether that kind was emulated."""
+    return result["cpu_kind"] + (" (emulated)" if result["emulated"] else "")
+
+
+def targets(result: dict[str, Any]) -> list[str]:
+    """The best scoring and viewing backend per LR size against issue 20's targets."""
+    from cxrsr_utils.sr.backends import SCORE_AGREEMENT_DB, VIEW_AGREEMENT_DB
+
+    lines = []
+    view_target = VIEW_TARGETS.get(result["cpu_kind"])
+    for lr in dict.fromkeys(r["lr"] for r in result["rows"]):
+        same = [r for r in result["rows"] if r["lr"] == lr and r["agreement_db"] is not None]
+        score = [r for r in same if r["agreement_db"] >= SCORE_AGREEMENT_DB]
+        view = [r for r in same if r["agreement_db"] >= VIEW_AGREEMENT_DB]
+        text = f"- {lr}:"
+        if score:
+            best = max(score, key=lambda r: r["speedup"])
+            ok = "meets" if best["speedup"] >= SCORE_TARGET else "misses"
+            text += (
+                f" scoring {best['speedup']}x eager fp32 ({best['label']}; {ok} {SCORE_TARGET}x)"
+            )
+        if view:
+            best = max(view, key=lambda r: r["vs_realesrganer"])
+            goal = (
+                f"; {'meets' if best['vs_realesrganer'] >= view_target else 'misses'} "
+                f"{view_target}x"
+                if view_target
+                else ""
+            )
+            text += f"; viewing {best['vs_realesrganer']}x RealESRGANer ({best['label']}{goal})"
+        lines.append(text)
+    return lines
+
+
+def section(result: dict[str, Any]) -> list[str]:
+    """One CPU kind's table, with what ran and how the peak was estimated."""
+    emulated = (
+        f"**emulated** on this CPU with {result['isa_limits']}"
+        if result["emulated"]
+        else "not emulated"
+    )
     lines = [
-        "# Inference backends side by side",
+        f"## CPU kind `{section_key(result)}`",
         "",
-        f"CPU: **{result['cpu_label']}** (kind `{result['cpu_kind']}`, {emulated}), "
-        f"{result['threads']} threads; torch {result['torch']}, OpenVINO {result['openvino']}; "
-        f"weights {result['weights']['source']} ({result['weights']['sha256'][:12]}); "
-        f"{result['date']}. Made by `bench/backends.py`.",
-        "",
-        "One untiled pass of the pretrained x4plus, best of 2 after a warm-up. Agreement is PSNR "
-        "against torch eager fp32's output. GFLOP/s counts 2 x every convolution's "
-        "multiply-adds; '% of peak' divides it by an fp32 FMA peak estimated as "
-        f"{result['fp32_peak_how']} = {result['fp32_peak_gflops']} GFLOP/s. {REFERENCE} is "
-        "realesrgan's own class (8-bit, luma gray), the baseline a Real-ESRGAN user has. "
-        f"OpenVINO's one-off conversion: {result['conversion_seconds']} s (cached by the "
-        "weights' SHA-256).",
+        f"CPU: **{result['cpu_label']}** ({emulated}), {result['threads']} threads; torch "
+        f"{result['torch']}, OpenVINO {result['openvino']}; weights "
+        f"{result['weights']['source']} ({result['weights']['sha256'][:12]}); {result['date']}. "
+        f"fp32 FMA peak estimated as {result['fp32_peak_how']} = {result['fp32_peak_gflops']} "
+        f"GFLOP/s; bf16 peak {result.get('bf16_peak_how', 'not estimated')}. OpenVINO's one-off "
+        f"conversion: {result['conversion_seconds']} s (cached by the weights' SHA-256).",
         "",
     ]
+    bf16_peak = result.get("bf16_peak_gflops")
     header = [
         "LR",
         "backend",
@@ -267,6 +334,7 @@ def report(result: dict[str, Any]) -> str:
         "PSNR vs HR dB",
         "GFLOP/s",
         "% of fp32 peak",
+        "% of bf16 peak",
     ]
     body = [
         [
@@ -279,26 +347,79 @@ def report(result: dict[str, Any]) -> str:
             r["psnr_hr_db"],
             r["gflop_s"],
             f"{100 * r['peak_share']:.0f}%",
+            f"{100 * r['gflop_s'] / bf16_peak:.0f}%" if bf16_peak and "bf16" in r["label"] else "",
         ]
         for r in result["rows"]
     ]
     lines += table(header, body)
     if not any("bf16" in r["backend"] for r in result["rows"]):
-        lines += ["", "No bf16 rows: this CPU has no native bf16 (torch would emulate it)."]
-    return write_report("backends", result, lines)
+        lines += ["", "No bf16 rows: this CPU kind has no native bf16 (torch would emulate it)."]
+    return [*lines, "", "Best per size against issue 20's targets:", *targets(result), ""]
+
+
+def load_runs() -> dict[str, dict[str, Any]]:
+    """The stored runs by section (a one-run file from before sections were kept, too)."""
+    path = REPORTS / "backends.json"
+    if not path.is_file():
+        return {}
+    stored = json.loads(path.read_text())
+    if "runs" in stored:
+        return dict(stored["runs"])
+    stored.setdefault("isa_limits", {})
+    return {section_key(stored): stored}
+
+
+def report(runs: dict[str, dict[str, Any]]) -> str:
+    """Write reports/bench/backends.{json,md} (one section per CPU kind); return the Markdown."""
+    lines = [
+        "# Inference backends side by side",
+        "",
+        "Made by `bench/backends.py`; one section per CPU kind, each from its own run (a run "
+        "replaces its kind's section and keeps the others). One untiled pass of the pretrained "
+        "x4plus, best of 2 after a warm-up. Agreement is PSNR against torch eager fp32's output. "
+        "GFLOP/s counts 2 x every convolution's multiply-adds; the peaks are estimates named in "
+        f"each section. {REFERENCE} is realesrgan's own class (8-bit, luma gray), the baseline "
+        "a Real-ESRGAN user has. An emulated section ran on a faster CPU with oneDNN limited to "
+        "the kind's instructions (cxrsr_utils.core.cpu.KIND_ENV): its convolutions run that "
+        "kind's kernels, its clock and memory are the faster machine's.",
+        "",
+    ]
+    order = sorted(runs, key=lambda k: (runs[k]["emulated"], k))
+    for key in order:
+        lines += section(runs[key])
+    return write_report("backends", {"runs": runs}, lines)
 
 
 def main() -> None:
+    import subprocess
+    import sys
+
+    from cxrsr_utils.core import cpu
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument(
+        "--emulate",
+        nargs="*",
+        choices=sorted(cpu.KIND_ENV),
+        default=[],
+        help="also run these slower CPU kinds, each in its own process under KIND_ENV",
+    )
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the stored JSON"
     )
     args = parser.parse_args()
     if args.report_only:
-        print(report(json.loads((REPORTS / "backends.json").read_text())))
+        print(report(load_runs()))
         return
-    print(report(measure(tuple(args.sizes))))
+    result = measure(tuple(args.sizes))
+    runs = load_runs()
+    runs[section_key(result)] = result
+    print(report(runs))
+    for kind in args.emulate:
+        env = {**os.environ, **cpu.KIND_ENV[kind]}
+        sizes = [str(s) for s in args.sizes]
+        subprocess.run([sys.executable, __file__, "--sizes", *sizes], env=env, check=True)
 
 
 if __name__ == "__main__":

@@ -88,10 +88,13 @@ def iteration_seconds(run: Path, first: int) -> dict[str, float]:
     return out
 
 
-def unit_times() -> dict[str, Any]:
+def unit_times(precision: str | None = None, cnn: bool = True) -> dict[str, Any]:
     """Seconds for notebook 04's and 05's units, in this process's kernel setting: one SR
     input of each LR size (mirror inference settings, inputs of one size batched as 04 runs
-    them) and one epoch of the CNN on 64 images."""
+    them; ``precision`` instead of the profile's where given) and, with ``cnn``, one epoch of
+    the CNN on 64 images."""
+    import dataclasses
+
     import numpy as np
 
     from cxrsr_utils.classification import network as classifier
@@ -103,15 +106,19 @@ def unit_times() -> dict[str, Any]:
     params = load_params(PROFILE)
     batch = params.evaluate.batch_size
     options = evaluate_infer_options(params)
+    if precision:
+        options = dataclasses.replace(options, precision=precision)
     net, _ = models.load_pretrained_generator()
     rng = np.random.default_rng(0)
-    out: dict[str, Any] = {"precision": options.precision}
+    out: dict[str, Any] = {"precision": options.precision, "backend": options.describe_backend()}
     for side, n in ((64, 8), (128, 4)):
         images = [rng.random((side, side), dtype=np.float32) for _ in range(n)]
         infer.upscale_arrays(images[:batch], net, options, scale=4)  # warm-up
         start = time.perf_counter()
         infer.upscale_arrays(images, net, options, scale=4)
         out[f"sr_{side}"] = (time.perf_counter() - start) / n
+    if not cnn:
+        return out
     model = classifier.build_classifier()
     x = rng.random((64, classifier.IMAGE_SIZE, classifier.IMAGE_SIZE, 3), dtype=np.float32)
     y = rng.integers(0, 2, 64).astype(np.float32)

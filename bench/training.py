@@ -41,6 +41,7 @@ from typing import Any
 
 from _common import REPORTS, nih_folder
 from _training_report import (
+    CPU_DEFAULT_GT,
     fmt,
     legacy_sections,
     markdown_rows,
@@ -57,6 +58,10 @@ CPU_CONFIGS = [
     ("ours, fp32", {"engine": "cxrsr"}),
     ("ours, fp32, channels_last", {"engine": "cxrsr", "channels_last": True}),
     ("ours, bf16 autocast", {"engine": "cxrsr", "amp": "bf16"}),
+    (
+        "ours, bf16 autocast, channels_last",
+        {"engine": "cxrsr", "amp": "bf16", "channels_last": True},
+    ),
 ]
 # basicsr's train.py sets cudnn.benchmark; our train() with finetune.cudnn_benchmark: both timed.
 _FAST = {"engine": "cxrsr", "amp": "bf16", "channels_last": True, "cudnn_benchmark": True}
@@ -87,7 +92,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     gpu = args.device == "cuda"
     return {
         "device": args.device,
-        "gt_size": args.gt_size or (PAPER_GT if gpu else 64),
+        "gt_size": args.gt_size or (PAPER_GT if gpu else CPU_DEFAULT_GT),
         "batch": args.batch or (PAPER_BATCH if gpu else 2),
         "warmup": args.warmup or (3 if gpu else 1),
         "reps": args.reps or (10 if gpu else 3),

@@ -85,3 +85,35 @@ def test_inference_options_resolve_auto_and_warn_for_emulated_bf16(monkeypatch):
         InferOptions(precision="bf16")
     _flags(monkeypatch, "avx2", "avx512f", "avx512_bf16")
     assert InferOptions(precision="auto").precision == "bf16"
+
+
+@pytest.mark.parametrize(
+    ("isa", "kind", "bf16"),
+    [
+        ("AVX512_CORE_AMX", "amx", True),
+        ("AVX512_CORE_BF16", "avx512_bf16", True),
+        ("AVX512_CORE", "avx512", False),
+        ("AVX2", "avx2", False),
+    ],
+)
+def test_onednn_limits_emulate_a_slower_cpu_kind_never_a_faster_one(monkeypatch, isa, kind, bf16):
+    for var in cpu.AVX2_ONLY_ENV:
+        monkeypatch.delenv(var, raising=False)
+    _flags(monkeypatch, "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    assert cpu.cpu_kind() == "amx" and "AMX" in cpu.isa_label()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert cpu.cpu_kind() == kind
+    assert cpu.native_bf16() is bf16
+    assert ("emulated" in cpu.isa_label()) is (kind != "amx")
+    _flags(monkeypatch, "avx2", "fma")  # a limit above the CPU's own kind changes nothing
+    assert cpu.cpu_kind() == "avx2" and not cpu.native_bf16()
+
+
+def test_each_emulated_kind_has_the_environment_that_makes_it(monkeypatch):
+    _flags(monkeypatch, "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    for kind, env in cpu.KIND_ENV.items():
+        for var in cpu.AVX2_ONLY_ENV:
+            monkeypatch.delenv(var, raising=False)
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+        assert cpu.cpu_kind() == kind

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from cxrsr_utils.core import cpu
 from cxrsr_utils.core.params_networks import FinetuneParams
 from cxrsr_utils.finetune import checkpoints  # noqa: F401  (basicsr shim, our model)
 from cxrsr_utils.finetune import steps as T
@@ -31,7 +32,12 @@ from tests.test_train import (  # noqa: F401  (train_data: fixture)
 SHORT = dict(total_iter=3, ema_decay=0.5, lr_g=1e-3, use_tb_logger=False)
 
 
-def test_switches_enter_the_options_only_when_on(train_data: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_switches_enter_the_options_only_when_on(
+    train_data: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cpu, "cpu_kind", lambda flags=None: "avx2")
     plain = tiny_options(train_data, tmp_path)
     assert SPEED_OPTION not in plain["cxrsr"]  # the options of every run so far
     auto = tiny_options(train_data, tmp_path, channels_last="auto", cudnn_benchmark="auto")
@@ -42,6 +48,10 @@ def test_switches_enter_the_options_only_when_on(train_data: Path, tmp_path: Pat
     recipe = FinetuneParams(total_iter=1, channels_last="auto", compile="auto")
     assert speed_options(recipe, "cuda") == {"channels_last": True, "compile": True}
     assert speed_options(recipe, "cpu") == {}
+    # channels_last's auto on the CPU: on where it was measured faster (AMX), off elsewhere.
+    monkeypatch.setattr(cpu, "cpu_kind", lambda flags=None: "amx")
+    assert speed_options(recipe, "cpu") == {"channels_last": True}
+    assert speed_options(FinetuneParams(total_iter=1, compile="auto"), "cpu") == {}
 
 
 def _model(opt: dict[str, Any], **speed: Any) -> Any:

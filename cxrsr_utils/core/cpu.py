@@ -29,6 +29,9 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
 # Measured on an AVX2-only AMD EPYC (issue 12): 60.6 s bf16 vs 0.38 s fp32, RRDBNet, 32² input.
 EMULATED_BF16_SLOWDOWN = 160
 
+# The kinds of CPU the study's machines come in, slowest first.
+KINDS = ("avx2", "avx512", "avx512_bf16", "amx")
+
 # Environment that limits every library the study uses to AVX2 kernels, set before start-up.
 AVX2_ONLY_ENV = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN inside torch and TensorFlow
@@ -71,15 +74,47 @@ def isa_flags() -> dict[str, bool]:
 
 
 def isa_limits() -> dict[str, str]:
-    """The variables of :data:`AVX2_ONLY_ENV` set in this process (an emulated AVX2 run)."""
+    """The variables of :data:`AVX2_ONLY_ENV` set in this process (an emulated run)."""
     return {k: os.environ[k] for k in AVX2_ONLY_ENV if k in os.environ}
+
+
+def _hardware_kind(flags: dict[str, bool]) -> str:
+    if flags.get("amx_bf16"):
+        return "amx"
+    if flags.get("avx512_bf16"):
+        return "avx512_bf16"
+    return "avx512" if flags.get("avx512f") else "avx2"
+
+
+def limited_kind() -> str | None:
+    """The CPU kind this process is limited to by :data:`KIND_ENV`'s variables, else None.
+
+    ``ONEDNN_MAX_CPU_ISA`` names oneDNN's ISA (its spelling); any other variable of
+    :data:`AVX2_ONLY_ENV` alone means the AVX2 emulation.
+    """
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if isa in ("", "ALL", "DEFAULT"):
+        return "avx2" if isa_limits() else None
+    if "AMX" in isa:
+        return "amx"
+    if isa in ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"):
+        return "avx512_bf16"
+    return "avx512" if isa.startswith("AVX512") else "avx2"
+
+
+def cpu_kind(flags: dict[str, bool] | None = None) -> str:
+    """``amx``, ``avx512_bf16``, ``avx512`` or ``avx2``: the kind this process runs as, the
+    CPU's own (``flags``: :func:`isa_flags` unless faked) or the slower one it is limited to."""
+    own = _hardware_kind(isa_flags() if flags is None else flags)
+    limit = limited_kind()
+    if limit is None:
+        return own
+    return min(own, limit, key=KINDS.index)
 
 
 def native_bf16() -> bool:
     """Whether bf16 arithmetic runs in hardware here (AVX512_BF16 or AMX), not emulated."""
-    flags = isa_flags()
-    limited = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper().startswith("AVX2")
-    return (flags["avx512_bf16"] or flags["amx_bf16"]) and not limited
+    return cpu_kind() in ("amx", "avx512_bf16")
 
 
 def kernel_isa() -> str:
@@ -100,16 +135,31 @@ def describe() -> dict[str, Any]:
     }
 
 
+# A kind emulated on a faster CPU, by the environment set before start-up: AVX512_BF16 on an
+# AMX CPU is oneDNN limited to AVX-512 with bf16 (torch's and OpenVINO's convolutions).
+KIND_ENV: dict[str, dict[str, str]] = {
+    "avx512_bf16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
+    "avx2": AVX2_ONLY_ENV,
+}
+
+_KIND_NAMES = {
+    "amx": "AVX-512 + AMX bf16",
+    "avx512_bf16": "AVX-512 + native bf16",
+    "avx512": "AVX-512, no native bf16",
+    "avx2": "AVX2 only",
+}
+
+
 def isa_label() -> str:
-    """A short name for timings: ``AMD EPYC, AVX-512 + native bf16`` or ``..., AVX2 only``."""
+    """A short name for timings: ``AMD EPYC, AVX-512 + native bf16`` or ``..., AVX2 only``;
+    an emulated kind says so (``AVX2 only (emulated on an AVX-512 + AMX bf16 CPU)``)."""
     flags = isa_flags()
-    if isa_limits():
-        kind = "AVX2 only (emulated on an AVX-512 CPU)"
-    elif flags["avx512f"]:
-        kind = "AVX-512 + native bf16" if native_bf16() else "AVX-512, no native bf16"
-    else:
-        kind = "AVX2 only" if flags["avx2"] else "no AVX2"
-    return f"{cpu_model()}, {kind}"
+    own, kind = _hardware_kind(flags), cpu_kind()
+    if kind != own:
+        return f"{cpu_model()}, {_KIND_NAMES[kind]} (emulated on an {_KIND_NAMES[own]} CPU)"
+    if not flags["avx512f"] and not flags["avx2"]:
+        return f"{cpu_model()}, no AVX2"
+    return f"{cpu_model()}, {_KIND_NAMES[own]}"
 
 
 def resolve_precision(requested: Precision, device: str = "cpu") -> Literal["fp32", "bf16", "fp16"]:

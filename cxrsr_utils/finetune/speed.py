@@ -1,11 +1,12 @@
 """Fine-tuning's speed switches: channels_last, ``torch.compile``, cudnn.benchmark.
 
 ``FinetuneParams.channels_last`` / ``compile`` / ``cudnn_benchmark`` are on, off or ``auto``
-(on a GPU only). :func:`speed_options` turns them into ``opt["cxrsr"]["speed"]``, holding only
-the switches that are on, so a run with all of them off has the options it always had; the
-training model applies them with :func:`speed_up` once its networks, losses and optimizers
-exist (channels_last already before DDP wraps a network: :func:`in_memory_format`), and puts
-its inputs in the networks' memory format with :func:`inputs_like_networks`.
+(on a GPU; channels_last also on the CPU kinds of :data:`CHANNELS_LAST_CPU_KINDS`).
+:func:`speed_options` turns them into ``opt["cxrsr"]["speed"]``, holding only the switches that
+are on, so a run with all of them off has the options it always had; the training model applies
+them with :func:`speed_up` once its networks, losses and optimizers exist (channels_last
+already before DDP wraps a network: :func:`in_memory_format`), and puts its inputs in the
+networks' memory format with :func:`inputs_like_networks`.
 
 They change how fast a step runs, not what it trains (the same losses on the same data; the
 numbers differ only by floating-point rounding), so the options digest leaves them out, as it
@@ -24,19 +25,30 @@ from typing import Any
 
 import torch
 
+from cxrsr_utils.core import cpu
 from cxrsr_utils.core.params_networks import SPEED_SWITCHES, FinetuneParams, SpeedSwitch
 
 SPEED_OPTION = "speed"  # the key under opt["cxrsr"]
+# CPU kinds where channels_last made the training step faster (bench/training.py,
+# reports/bench/training.md): on an Intel Xeon with AMX, 1.15x in fp32 and 1.45x under bf16
+# autocast at gt 128 (1.1x / 1.3x at gt 64). Not on an AVX2-only EPYC (0.96x in fp32) nor on
+# an AVX512_BF16 EPYC (1.05x in fp32, within that run's noise).
+CHANNELS_LAST_CPU_KINDS = ("amx",)
 _INPUTS = ("lq", "gt", "gt_usm")  # what feed_data hands the step
 
 
 def speed_options(finetune: FinetuneParams, device: str) -> dict[str, bool]:
-    """The switches of ``finetune`` that are on for ``device`` (``cpu``/``cuda``)."""
-    return {name: True for name in SPEED_SWITCHES if _on(getattr(finetune, name), device)}
+    """The switches of ``finetune`` that are on for ``device`` (``cpu``/``cuda``) and, on the
+    CPU, for this CPU's kind (:func:`cxrsr_utils.core.cpu.cpu_kind`)."""
+    return {name: True for name in SPEED_SWITCHES if _on(name, getattr(finetune, name), device)}
 
 
-def _on(value: SpeedSwitch, device: str) -> bool:
-    return value is True or (value == "auto" and device == "cuda")
+def _on(name: str, value: SpeedSwitch, device: str) -> bool:
+    if value != "auto":
+        return value is True
+    if device == "cuda":
+        return True
+    return name == "channels_last" and cpu.cpu_kind() in CHANNELS_LAST_CPU_KINDS
 
 
 def training_networks(model: Any) -> list[torch.nn.Module]:

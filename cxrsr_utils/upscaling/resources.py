@@ -26,16 +26,18 @@ BYTES_PER_WINDOW_PIXEL = 25_000
 # - avx2: bench/backends.py at 192x192 (the default window), AMD EPYC AVX2 only;
 # - avx512_bf16: the command itself on an AMD EPYC with AVX-512 (upscale_large.md: 8.8 s per
 #   192x192 window in fp32; the 3000x3000 run alone at 4.7-5.0 s per window in bf16);
-# - amx: issue 20's side-by-side run on an Intel Xeon with AMX (one 128x128 input).
+# - amx: bench/backends.py at 192x192 on an Intel Xeon with AMX (2026-12-04); there the
+#   3000x3000 command with its defaults (OpenVINO bf16) took 477 s (upscale_large.md): 0.83 s
+#   per window against 0.87 s for the benchmark's untiled 192x192 pass.
 SECONDS_PER_WINDOW_PIXEL: dict[tuple[str, str, str], float] = {
     ("avx2", "torch", "fp32"): 3.8e-4,
     ("avx2", "openvino", "fp32"): 3.0e-4,
     ("avx512_bf16", "torch", "fp32"): 2.39e-4,
     ("avx512_bf16", "torch", "bf16"): 1.33e-4,
-    ("amx", "torch", "fp32"): 1.39e-4,
-    ("amx", "openvino", "fp32"): 9.3e-5,
-    ("amx", "torch", "bf16"): 4.9e-5,
-    ("amx", "openvino", "bf16"): 1.65e-5,
+    ("amx", "torch", "fp32"): 2.10e-4,
+    ("amx", "openvino", "fp32"): 1.47e-4,
+    ("amx", "torch", "bf16"): 1.03e-4,
+    ("amx", "openvino", "bf16"): 2.35e-5,
 }
 
 
@@ -137,7 +139,7 @@ def estimate(
     sizes: list[tuple[int, int]], model: Model, kind: str | None = None
 ) -> tuple[int, float]:
     """(peak bytes, seconds) for inputs of ``sizes`` run one at a time through ``model`` on a
-    CPU of ``kind`` (:func:`cxrsr_utils.sr.backends.cpu_kind`: this one when None)."""
+    CPU of ``kind`` (:func:`cxrsr_utils.core.cpu.cpu_kind`: this one when None)."""
     if not sizes:
         return BASELINE_BYTES, 0.0
     opt, s = model.options, model.scale
@@ -156,10 +158,10 @@ def estimate(
 
 
 def _speed(model: Model, kind: str | None = None) -> tuple[float, str]:
-    from cxrsr_utils.sr import backends
+    from cxrsr_utils.core import cpu
 
     opt = model.options
-    return window_speed(kind or backends.cpu_kind(), opt.backend, opt.precision)
+    return window_speed(kind or cpu.cpu_kind(), opt.backend, opt.precision)
 
 
 def describe(sizes: list[tuple[int, int]], model: Model, inputs: int | None = None) -> str:
