@@ -27,8 +27,9 @@ BYTES_PER_WINDOW_PIXEL = 25_000
 # - avx512_bf16: the command itself on an AMD EPYC with AVX-512 (upscale_large.md: 8.8 s per
 #   192x192 window in fp32; the 3000x3000 run alone at 4.7-5.0 s per window in bf16);
 # - amx: bench/backends.py at 192x192 on an Intel Xeon with AMX (2026-12-04); there the
-#   3000x3000 command with its defaults (OpenVINO bf16) took 477 s (upscale_large.md): 0.83 s
-#   per window against 0.87 s for the benchmark's untiled 192x192 pass.
+#   3000x3000 command with its defaults (OpenVINO bf16) took 477 and 484 s (upscale_large.md),
+#   0.83 s per window against 0.87 s for the benchmark's untiled 192x192 pass; its estimate
+#   from these speeds was 499 s.
 SECONDS_PER_WINDOW_PIXEL: dict[tuple[str, str, str], float] = {
     ("avx2", "torch", "fp32"): 3.8e-4,
     ("avx2", "openvino", "fp32"): 3.0e-4,
