@@ -22,8 +22,10 @@ ifneq ($(wildcard $(MIRROR)/data),)
 export CXRSR_MIRROR ?= $(MIRROR)
 endif
 
-# OpenMP threads that spin while waiting slow torch down badly on a shared 2-core machine.
-export OMP_WAIT_POLICY ?= PASSIVE
+# OMP_WAIT_POLICY is left to OpenMP's default (spin briefly, then sleep): PASSIVE (sleep at
+# once) doubled a mirror fine-tuning step on 2 AMX cores (1.08 s against 0.55 s) and slowed
+# torch inference by 14-27%. The tests set PASSIVE themselves (conftest.py), where pytest and
+# an nbval kernel share the two cores and spinning threads would starve each other.
 
 .PHONY: setup study test test-compat lock test-fast lint typecheck browser expected publish bench \
 	bench-cpu bench-mirror-avx2 paper-smoke clean

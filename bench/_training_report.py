@@ -176,7 +176,8 @@ def describe(result: dict[str, Any]) -> str:
         if "gpu" in m
         else f"{m['cpu']}, {m['cpus']} cores, native bf16: "
         f"{'yes (' + ', '.join(m['bf16_flags']) + ')' if m['native_bf16'] else 'no'}, "
-        f"load average {m['load_average_at_start']:.2f} at the start"
+        f"load average {m['load_average_at_start']:.2f} at the start, OMP_WAIT_POLICY "
+        f"{m.get('omp_wait_policy', 'PASSIVE (then the Makefile default)')}"
     )
     return (
         f"{where}; torch {result['torch']}, basicsr {result['basicsr']}, realesrgan "

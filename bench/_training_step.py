@@ -39,6 +39,7 @@ def cpu_info() -> dict[str, Any]:
         "native_bf16": cpu.native_bf16(),
         "bf16_flags": [f for f in ("avx512_bf16", "amx_bf16") if flags.get(f)],
         "load_average_at_start": os.getloadavg()[0],
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
     }
 
 

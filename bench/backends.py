@@ -251,6 +251,7 @@ def measure(sizes: tuple[int, ...]) -> dict[str, Any]:
         "emulated": cpu.limited_kind() is not None,
         "isa_limits": cpu.isa_limits(),
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
         "fp32_peak_gflops": round(peak, 1),
         "fp32_peak_how": peak_how,
         "bf16_peak_gflops": round(bf16_peak, 1) if bf16_peak else None,
@@ -315,7 +316,8 @@ def section(result: dict[str, Any]) -> list[str]:
     lines = [
         f"## CPU kind `{section_key(result)}`",
         "",
-        f"CPU: **{result['cpu_label']}** ({emulated}), {result['threads']} threads; torch "
+        f"CPU: **{result['cpu_label']}** ({emulated}), {result['threads']} threads, "
+        f"OMP_WAIT_POLICY {result.get('omp_wait_policy', 'PASSIVE')}; torch "
         f"{result['torch']}, OpenVINO {result['openvino']}; weights "
         f"{result['weights']['source']} ({result['weights']['sha256'][:12]}); {result['date']}. "
         f"fp32 FMA peak estimated as {result['fp32_peak_how']} = {result['fp32_peak_gflops']} "

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from _common import REPORTS, nih_images, table, write_report
@@ -41,6 +42,7 @@ def measure() -> dict[str, Any]:
     """Eager, compiled and OpenVINO rows for one LR input of SIDE x SIDE."""
     import numpy as np
     import torch
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
 
     from cxrsr_utils.core import cpu
     from cxrsr_utils.images.radiographs import read_radiograph, resize
@@ -48,6 +50,7 @@ def measure() -> dict[str, Any]:
     from cxrsr_utils.sr import networks as models
     from cxrsr_utils.stats import image_metrics as metrics
 
+    warm_cache = Path(cache_dir()).is_dir()  # a warm cache makes the first call short
     torch.set_num_threads(os.cpu_count() or 1)
     net, _ = models.load_pretrained_generator(download=False)
     net.eval()
@@ -105,11 +108,18 @@ def measure() -> dict[str, Any]:
     return {
         "cpu_label": cpu.isa_label(),
         "cpu_kind": cpu.cpu_kind(),
+        "inductor_cache_warm": warm_cache,
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
         "side": SIDE,
         "rows": rows,
     }
+
+
+def _cache_text(warm: bool | None) -> str:
+    if warm is None:
+        return "not recorded (warm: an earlier run, with an empty cache, took 48-54 s)"
+    return "warm (an earlier run's kernels)" if warm else "empty (the first call compiles)"
 
 
 def report(runs: dict[str, dict[str, Any]]) -> str:
@@ -121,6 +131,8 @@ def report(runs: dict[str, dict[str, Any]]) -> str:
         eager = run["rows"][0]["seconds"]
         lines += [
             f"## {run['cpu_label']} (kind `{key}`), torch {run['torch']}, {run['date']}",
+            "",
+            f"Inductor's cache at the start: {_cache_text(run.get('inductor_cache_warm'))}.",
             "",
             *table(
                 [

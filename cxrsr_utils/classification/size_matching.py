@@ -50,7 +50,7 @@ def match_by_size(
     order = np.argsort(pair_dist, kind="stable")
     used_pos: set[int] = set()
     used_neg: set[int] = set()
-    rows = []
+    rows: list[dict[str, object]] = []
     for flat in order:
         if pair_dist[flat] > caliper:
             break

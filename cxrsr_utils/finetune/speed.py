@@ -30,8 +30,8 @@ from cxrsr_utils.core.params_networks import SPEED_SWITCHES, FinetuneParams, Spe
 
 SPEED_OPTION = "speed"  # the key under opt["cxrsr"]
 # CPU kinds where channels_last made the training step faster (bench/training.py,
-# reports/bench/training.md): on an Intel Xeon with AMX, 1.15x in fp32 and 1.45x under bf16
-# autocast at gt 128 (1.1x / 1.3x at gt 64). Not on an AVX2-only EPYC (0.96x in fp32) nor on
+# reports/bench/training.md): on an Intel Xeon with AMX, 1.11x in fp32 and 1.39x under bf16
+# autocast at gt 128 (1.13x / 1.12x at gt 64). Not on an AVX2-only EPYC (0.96x in fp32) nor on
 # an AVX512_BF16 EPYC (1.05x in fp32, within that run's noise).
 CHANNELS_LAST_CPU_KINDS = ("amx",)
 _INPUTS = ("lq", "gt", "gt_usm")  # what feed_data hands the step

@@ -26,19 +26,18 @@ BYTES_PER_WINDOW_PIXEL = 25_000
 # - avx2: bench/backends.py at 192x192 (the default window), AMD EPYC AVX2 only;
 # - avx512_bf16: the command itself on an AMD EPYC with AVX-512 (upscale_large.md: 8.8 s per
 #   192x192 window in fp32; the 3000x3000 run alone at 4.7-5.0 s per window in bf16);
-# - amx: bench/backends.py at 192x192 on an Intel Xeon with AMX (2026-12-04); there the
-#   3000x3000 command with its defaults (OpenVINO bf16) took 477 and 484 s (upscale_large.md),
-#   0.83 s per window against 0.87 s for the benchmark's untiled 192x192 pass; its estimate
-#   from these speeds was 499 s.
+# - amx: bench/backends.py at 192x192 on an Intel Xeon with AMX (2026-12-04, OpenMP's default
+#   wait policy); the 3000x3000 command with its defaults (OpenVINO bf16) is in
+#   upscale_large.md with the estimate it printed from these speeds.
 SECONDS_PER_WINDOW_PIXEL: dict[tuple[str, str, str], float] = {
     ("avx2", "torch", "fp32"): 3.8e-4,
     ("avx2", "openvino", "fp32"): 3.0e-4,
     ("avx512_bf16", "torch", "fp32"): 2.39e-4,
     ("avx512_bf16", "torch", "bf16"): 1.33e-4,
-    ("amx", "torch", "fp32"): 2.10e-4,
-    ("amx", "openvino", "fp32"): 1.47e-4,
-    ("amx", "torch", "bf16"): 1.03e-4,
-    ("amx", "openvino", "bf16"): 2.35e-5,
+    ("amx", "torch", "fp32"): 1.75e-4,
+    ("amx", "openvino", "fp32"): 1.17e-4,
+    ("amx", "torch", "bf16"): 6.93e-5,
+    ("amx", "openvino", "bf16"): 1.88e-5,
 }
 
 
