@@ -20,8 +20,8 @@ def test_duplicated_patients_give_the_interval_of_the_patients_not_of_the_copies
     k = 4
     copies = np.repeat(patient_values, k)
     groups = np.repeat(np.arange(30), k)
-    on_copies = clustered.clustered_mean_ci(copies, groups, n_resamples=4000)
-    on_patients = clustered.clustered_mean_ci(patient_values, np.arange(30), n_resamples=4000)
+    on_copies = bootstrap.clustered_mean_ci(copies, groups, n_resamples=4000)
+    on_patients = bootstrap.clustered_mean_ci(patient_values, np.arange(30), n_resamples=4000)
     assert on_copies["ci_low"] == pytest.approx(on_patients["ci_low"], abs=1e-12)
     assert on_copies["ci_high"] == pytest.approx(on_patients["ci_high"], abs=1e-12)
     assert on_copies["patients"] == 30 and on_copies["n"] == 120
@@ -55,9 +55,9 @@ def test_clustered_auc_difference_of_identical_forms_is_zero_width():
     y = np.repeat([0, 1] * 10, 2)
     s = rng.random(y.size) + 0.3 * y  # overlapping classes: AUC below 1
     groups = np.repeat(np.arange(20), 2)
-    result = clustered.clustered_auc_difference(y, s, s, groups, n_resamples=300)
+    result = bootstrap.bootstrap_auc_difference(y, s, s, n_resamples=300, groups=groups)
     assert result["difference"] == 0 and result["ci_low"] == 0 == result["ci_high"]
-    better = clustered.clustered_auc_difference(y, s + 2 * y, s, groups, n_resamples=300)
+    better = bootstrap.bootstrap_auc_difference(y, s + 2 * y, s, n_resamples=300, groups=groups)
     assert better["difference"] > 0 and better["ci_low"] >= 0
 
 

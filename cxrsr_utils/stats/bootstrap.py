@@ -2,7 +2,8 @@
 of the paired difference of two forms' AUCs.
 
 Over per-image values (notebook 04, via :mod:`cxrsr_utils.stats.image_metrics`' tables):
-:func:`bootstrap_mean_ci` (mean with a percentile-bootstrap CI, ``scipy.stats.bootstrap``).
+:func:`bootstrap_mean_ci` (mean with a percentile-bootstrap CI, ``scipy.stats.bootstrap``),
+and :func:`clustered_mean_ci` (resampling patients, :mod:`cxrsr_utils.stats.clustered`).
 
 Over labelled predictions (notebook 05, via :mod:`cxrsr_utils.classification.forms`):
 :func:`bootstrap_classification_ci` (accuracy or AUC, with the same resampled images for every
@@ -25,6 +26,7 @@ from scipy import stats
 
 from cxrsr_utils.core import repro
 from cxrsr_utils.stats.classifier_scores import roc_auc
+from cxrsr_utils.stats.clustered import cluster_indices
 
 
 def finite_values(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
@@ -72,6 +74,30 @@ def bootstrap_mean_ci(
     return {"n": int(array.size), "mean": mean, "ci_low": float(ci.low), "ci_high": float(ci.high)}
 
 
+def clustered_mean_ci(
+    values: Sequence[float] | np.ndarray,
+    groups: Any,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean over images with a patient-clustered percentile-bootstrap interval
+    (:func:`cxrsr_utils.stats.clustered.cluster_indices`). Returns ``{"n", "patients", "mean",
+    "ci_low", "ci_high"}``; NaN bounds with a single patient."""
+    array = finite_values(values, "clustered_mean_ci")
+    labels = np.asarray(groups)
+    if labels.shape != array.shape:
+        raise ValueError(f"{array.size} values but {labels.size} group labels.")
+    patients = len(np.unique(labels))
+    out: dict[str, float] = {"n": array.size, "patients": patients, "mean": float(array.mean())}
+    if patients < 2:
+        return {**out, "ci_low": float("nan"), "ci_high": float("nan")}
+    replicates = [array[i].mean() for i in cluster_indices(labels, n_resamples, seed)]
+    low, high = percentile_interval(replicates, confidence)
+    return {**out, "ci_low": low, "ci_high": high}
+
+
 def _bootstrap_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
     # The same resamples for every form (same seed and n), so intervals are paired.
     return repro.rng(seed, "classifier-bootstrap").integers(0, n, size=(n_resamples, n))
@@ -116,14 +142,22 @@ def bootstrap_classification_ci(
 
 
 def auc_difference_replicates(
-    labels: Any, scores: Any, reference_scores: Any, *, n_resamples: int = 2000, seed: int = 0
+    labels: Any,
+    scores: Any,
+    reference_scores: Any,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    groups: Any = None,
 ) -> np.ndarray:
     """Bootstrap replicates of AUC(``scores``) - AUC(``reference_scores``) on the same images.
 
     Paired: each replicate resamples the images once (the index matrix of
     :func:`bootstrap_classification_ci`, so the same resamples as the forms' own AUC intervals)
-    and scores both forms on that one resample. Replicates whose resample holds a single class
-    have no AUC and are NaN.
+    and scores both forms on that one resample. With ``groups`` (each image's patient) the
+    replicates resample patients instead, every image of a drawn patient with it
+    (:func:`cxrsr_utils.stats.clustered.cluster_indices`). Replicates whose resample holds a
+    single class have no AUC and are NaN.
     """
     y = np.asarray(labels).astype(np.int64)
     a = np.asarray(scores, dtype=np.float64)
@@ -135,7 +169,14 @@ def auc_difference_replicates(
         )
     if n_resamples < 1 or len(y) == 0:
         return np.empty(0)
-    idx = _bootstrap_indices(len(y), n_resamples, seed)
+    if groups is None:
+        idx: Any = _bootstrap_indices(len(y), n_resamples, seed)
+    elif np.asarray(groups).shape != y.shape:
+        raise ValueError(
+            f"groups need one patient per image: {np.asarray(groups).shape}, {y.shape}."
+        )
+    else:
+        idx = cluster_indices(groups, n_resamples, seed)
     return np.array([roc_auc(y[i], a[i]) - roc_auc(y[i], b[i]) for i in idx])
 
 
@@ -147,17 +188,19 @@ def bootstrap_auc_difference(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    groups: Any = None,
 ) -> dict[str, float]:
     """AUC(``scores``) - AUC(``reference_scores``) with a paired percentile-bootstrap CI.
 
-    Both forms are scored on the same resampled images (:func:`auc_difference_replicates`);
-    identical forms give a zero-width interval at 0. Returns ``{"auc", "reference_auc",
-    "difference", "ci_low", "ci_high"}`` (NaN bounds when no resample holds both classes).
+    Both forms are scored on the same resampled images (:func:`auc_difference_replicates`;
+    resampled by patient with ``groups``); identical forms give a zero-width interval at 0.
+    Returns ``{"auc", "reference_auc", "difference", "ci_low", "ci_high"}`` (NaN bounds when no
+    resample holds both classes).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
     replicates = auc_difference_replicates(
-        labels, scores, reference_scores, n_resamples=n_resamples, seed=seed
+        labels, scores, reference_scores, n_resamples=n_resamples, seed=seed, groups=groups
     )
     auc, reference = roc_auc(labels, scores), roc_auc(labels, reference_scores)
     low, high = percentile_interval(replicates, confidence)
