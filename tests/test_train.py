@@ -28,6 +28,7 @@ from cxrsr_utils.finetune.model_card import GeneratorRecord
 from cxrsr_utils.finetune.option_files import read_options
 from cxrsr_utils.finetune.options import build_options, iterations_for_epochs
 from cxrsr_utils.finetune.records import TrainResult
+from cxrsr_utils.finetune.speed import SPEED_OPTION, speed_options
 from cxrsr_utils.finetune.start_weights import TrainingSources
 from cxrsr_utils.finetune.torchrun import distributed_options
 from cxrsr_utils.images.radiographs import read_radiograph, resize
@@ -533,6 +534,10 @@ def test_profiles_give_the_options_they_gave_before_the_split(
         _meta_info(work, n_images)
         opt = T.profile_options(params, work, variant)
         validation = opt["cxrsr"].pop("validation")
+        # The speed switches are the machine's (channels_last "auto" is on for AMX CPUs since
+        # issue 20): checked against the rule, apart from the recorded options and digest.
+        speed = opt["cxrsr"].pop(SPEED_OPTION, {})
+        assert speed == speed_options(params.finetune, "cpu"), variant
         assert validation["freq"] == params.finetune.val_freq
         assert validation["checkpoint"] == "best_val" and validation["images"] == [
             "val0.png",
