@@ -101,6 +101,15 @@ def write_report(name: str, body: dict[str, Any], lines: list[str]) -> str:
     return text
 
 
+def stored_runs(name: str) -> dict[str, Any]:
+    """The runs kept in ``reports/bench/<name>.json`` by section (CPU kind), else none: the
+    reports that keep one section per CPU kind add a run to these and write them all."""
+    import json
+
+    path = REPORTS / f"{name}.json"
+    return dict(json.loads(path.read_text())["runs"]) if path.is_file() else {}
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A Markdown table's lines."""
     return [

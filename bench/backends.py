@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from _common import REPORTS, nih_images, table, write_report
+from _common import REPORTS, nih_images, stored_runs, table, write_report
 
 SIZES = (64, 128, 192, 256)
 REFERENCE = "RealESRGANer fp32"
@@ -362,11 +362,9 @@ def section(result: dict[str, Any]) -> list[str]:
 def load_runs() -> dict[str, dict[str, Any]]:
     """The stored runs by section (a one-run file from before sections were kept, too)."""
     path = REPORTS / "backends.json"
-    if not path.is_file():
-        return {}
-    stored = json.loads(path.read_text())
+    stored = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
     if "runs" in stored:
-        return dict(stored["runs"])
+        return stored_runs("backends")
     stored.setdefault("isa_limits", {})
     return {section_key(stored): stored}
 

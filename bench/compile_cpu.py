@@ -12,7 +12,6 @@ Run: ``.venv/bin/python bench/compile_cpu.py`` (several minutes on 2 cores: comp
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import REPORTS, nih_images, table, write_report
+from _common import nih_images, stored_runs, table, write_report
 
 SIDE = 128
 
@@ -161,8 +160,7 @@ def report(runs: dict[str, dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    path = REPORTS / "compile_cpu.json"
-    runs = json.loads(path.read_text())["runs"] if path.is_file() else {}
+    runs = stored_runs("compile_cpu")
     if "--report-only" not in sys.argv:
         result = measure()
         runs[result["cpu_kind"]] = result

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from _common import REPORTS, ROOT, table, write_report
+from _common import REPORTS, ROOT, stored_runs, table, write_report
 from mirror_cpu import unit_times
 
 from cxrsr_utils.core import cpu  # noqa: E402
@@ -71,6 +71,11 @@ def measure() -> dict[str, Any]:
     }
 
 
+def _sides(inputs: dict[Any, int]) -> dict[int, int]:
+    """Inputs per LR side with int sides (JSON stores the keys as strings)."""
+    return {int(side): int(n) for side, n in inputs.items()}
+
+
 def section(result: dict[str, Any]) -> list[str]:
     """One CPU kind's table."""
     pub = result["published"]
@@ -94,7 +99,8 @@ def section(result: dict[str, Any]) -> list[str]:
         f"Published run: commit {pub['commit'][:7]} on {pub['cpu']}, notebook 04 "
         f"{pub['nb04_s'] / 60:.1f} min, torch {pub['units']['precision']}: "
         f"{pub['units']['sr_64']:.3f} s per 64² input, {pub['units']['sr_128']:.3f} s per 128²; "
-        f"one network's SR work {result['published_work_s']:.0f} s over {pub['inputs']} inputs.",
+        f"one network's SR work {result['published_work_s']:.0f} s over "
+        f"{_sides(pub['inputs'])} inputs.",
         "",
         *table(
             [
@@ -121,8 +127,7 @@ def section(result: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    path = REPORTS / "mirror_scoring.json"
-    runs = json.loads(path.read_text())["runs"] if path.is_file() else {}
+    runs = stored_runs("mirror_scoring")
     if "--report-only" in sys.argv:
         print(report(runs))
         return

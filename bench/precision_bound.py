@@ -15,13 +15,12 @@ bf16. Output: ``reports/bench/precision_bound.{md,json}`` (one section per CPU k
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from typing import Any
 
 import numpy as np
-from _common import REPORTS, nih_images, table, write_report
+from _common import nih_images, stored_runs, table, write_report
 
 BOUND_DB = 0.01
 PROFILE = "mirror"
@@ -74,6 +73,7 @@ def measure() -> dict[str, Any]:
         paths["bf16 (auto backend)"] = {"precision": "bf16"}
         paths["bf16 (torch, as the published run)"] = {"precision": "bf16", "backend": "torch"}
     lanczos = load_model("lanczos", base).upscale_floats([lr for _, lr, _ in pairs])
+    lanczos_scores = {b: _scores(lanczos, pairs, b) for b in (0, 4)}
     rows = []
     scored: dict[str, dict[int, np.ndarray]] = {}
     for name, change in paths.items():
@@ -85,7 +85,7 @@ def measure() -> dict[str, Any]:
         for border in (0, 4):
             psnr = scored[name][border]
             shift = psnr - scored["fp32"][border]
-            gap = psnr - _scores(lanczos, pairs, border)
+            gap = psnr - lanczos_scores[border]
             rows.append(
                 {
                     "path": name,
@@ -156,8 +156,7 @@ def section(result: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    path = REPORTS / "precision_bound.json"
-    runs = json.loads(path.read_text())["runs"] if path.is_file() else {}
+    runs = stored_runs("precision_bound")
     if "--report-only" not in sys.argv:
         result = measure()
         runs[result["cpu_kind"]] = result

@@ -58,11 +58,11 @@ VIEW_AGREEMENT_DB = 45.0
 # Measured fastest backend per (CPU kind, precision), reports/bench/backends.md:
 #   avx2 fp32: OpenVINO 4.16 s, torch eager 4.94 s, torch channels_last 5.09 s, ONNX Runtime
 #     5.07 s (AMD EPYC, 2 cores, 128x128 LR, x4plus); bf16 is emulated there (cpu.py).
-#   amx fp32: OpenVINO 2.04 s, torch channels_last 3.09 s, torch eager 3.89 s; amx bf16:
-#     OpenVINO 0.37 s, torch channels_last 1.14 s, torch autocast 1.74 s (Intel Xeon, 2 cores,
-#     128x128 LR; OpenVINO first at every size from 64 to 256).
-#   avx512_bf16, emulated on that Xeon: OpenVINO first at each precision (fp32 1.99 s, bf16
-#     2.98 s); not yet measured on an AMD EPYC with AVX512_BF16.
+#   amx fp32: OpenVINO 1.93 s, torch channels_last 2.53 s, torch eager 3.11 s; amx bf16:
+#     OpenVINO 0.34 s, torch channels_last 0.63 s, torch autocast 0.99 s (Intel Xeon, 2 cores,
+#     128x128 LR, OpenMP's default wait policy; OpenVINO first at every size from 64 to 256).
+#   avx512_bf16, emulated on that Xeon: OpenVINO first at each precision (fp32 1.94 s, bf16
+#     2.95 s); not yet measured on an AMD EPYC with AVX512_BF16.
 FASTEST: dict[tuple[str, str], str] = {
     ("avx2", "fp32"): "openvino",
     ("amx", "fp32"): "openvino",
